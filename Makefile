@@ -1,0 +1,43 @@
+# The two commands of the README:
+#   make reports   installs what is missing, then reruns every notebook (default profile, CPU, no download)
+#   make test      installs what is missing (with test oracles), then runs unit tests + nbval on notebooks
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PROFILE ?= default
+JOBS   ?= 2
+
+.PHONY: install install-test reports test test-fast bench clean-cache
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# the stamp is remade whenever pyproject.toml changes, so a new dependency is installed
+$(VENV)/.stamp-base: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.stamp-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@ $(VENV)/.stamp-base
+
+install: $(VENV)/.stamp-base
+install-test: $(VENV)/.stamp-test
+
+reports: install
+	$(BIN)/python -m xaikit.run --profile $(PROFILE)
+
+test: install-test
+	XAIKIT_QUIET=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope \
+	  --nbval-lax --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg -p no:cacheprovider
+
+test-fast: install-test
+	XAIKIT_QUIET=1 $(BIN)/python -m pytest -x -q tests -m "not slow"
+
+bench: install-test
+	$(BIN)/python benchmarks/attributors.py
+	$(BIN)/python benchmarks/metrics.py
+
+clean-cache:
+	rm -rf .cache

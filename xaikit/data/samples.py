@@ -1,0 +1,95 @@
+"""Real photographs shipped inside installed packages, as a dataset (no download).
+
+scikit-image (astronaut, chelsea, coffee, rocket, motorcycle, ...), scikit-learn (china, flower) and
+matplotlib (grace_hopper). Each photo carries the ImageNet class it obviously shows where there is
+one (``label=-1`` otherwise), checked against the bundled EfficientNet-Lite0.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .base import resize_item
+
+#: photo -> (loader, ImageNet class index or -1, note)
+PHOTOS = {
+    "chelsea": ("skimage:chelsea", 285, "Egyptian cat"),
+    "coffee": ("skimage:coffee", 967, "espresso"),
+    "astronaut": ("skimage:astronaut", -1, "portrait of an astronaut (no single ImageNet class)"),
+    "rocket": ("skimage:rocket", -1, "rocket on its launch pad"),
+    "motorcycle": ("skimage:motorcycle", 665, "moped (left view of skimage's stereo pair)"),
+    "china": ("sklearn:china.jpg", -1, "Chinese temple"),
+    "flower": ("sklearn:flower.jpg", -1, "flower"),
+    "grace_hopper": ("matplotlib:grace_hopper.jpg", 652, "military uniform"),
+    "retina": ("skimage:retina", -1, "retina fundus (out of ImageNet's domain)"),
+    "immunohistochemistry": ("skimage:immunohistochemistry", -1, "microscopy (out of domain)"),
+    "hubble": ("skimage:hubble_deep_field", -1, "deep-field astronomy (out of domain)"),
+}
+
+
+def load_photo(name: str) -> np.ndarray:
+    """The photograph ``name`` as an HxWx3 uint8 array."""
+    if name not in PHOTOS:
+        from ..errors import DataError
+
+        raise DataError(f"unknown bundled photo {name!r}; available: {sorted(PHOTOS)}")
+    src = PHOTOS[name][0]
+    pkg, key = src.split(":", 1)
+    if pkg == "skimage":
+        import skimage.data as d
+
+        if key == "motorcycle":
+            img = d.stereo_motorcycle()[0]
+        else:
+            img = getattr(d, key)()
+    elif pkg == "sklearn":
+        from sklearn.datasets import load_sample_image
+
+        img = load_sample_image(key)
+    else:
+        import matplotlib.cbook as cbook
+        from PIL import Image
+
+        with cbook.get_sample_data(key) as f:
+            img = np.asarray(Image.open(f).convert("RGB"))
+    img = np.asarray(img)
+    if img.ndim == 2:
+        img = np.stack([img] * 3, -1)
+    return np.ascontiguousarray(img[..., :3]).astype(np.uint8)
+
+
+class Samples(Dataset):
+    """The bundled photos at ``size`` px (whole photo resized to ``size``x``size`` by default, as in the
+    thesis protocol; ``crop_pct<1`` resizes the shorter side to ``size/crop_pct`` and center-crops).
+
+    ``labeled_only=True`` keeps only the photos with an ImageNet label.  Items follow
+    :mod:`xaikit.data.base` (image in [0, 1], no boxes).
+    """
+
+    def __init__(self, names=None, size: int = 224, crop_pct: float = 1.0, labeled_only: bool = False):
+        names = list(PHOTOS) if names is None else list(names)
+        if labeled_only:
+            names = [n for n in names if PHOTOS[n][1] >= 0]
+        for n in names:
+            if n not in PHOTOS:
+                from ..errors import DataError
+
+                raise DataError(f"unknown bundled photo {n!r}; available: {sorted(PHOTOS)}")
+        self.names, self.size, self.crop_pct = names, int(size), float(crop_pct)
+
+    def __len__(self):
+        return len(self.names)
+
+    def __getitem__(self, i):
+        from ..models.zoo import Preprocess
+
+        name = self.names[i]
+        pre = Preprocess(self.size, self.crop_pct, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+        img = pre(load_photo(name))
+        return {"image": img, "label": PHOTOS[name][1], "boxes": torch.zeros(0, 4),
+                "box_labels": torch.zeros(0, dtype=torch.long), "name": name}
+
+
+def samples(names=None, size: int = 224, **kw) -> Samples:
+    return Samples(names, size=size, **kw)

