@@ -1,0 +1,135 @@
+"""Provenance: where a result came from (profile, parameters, commit, device, versions, timings).
+
+Every table and figure is stamped with :func:`stamp`, and every notebook folder holds a
+``provenance.json`` written by :class:`~xaikit.reports.Reporter` and completed by the runner with
+papermill's per-cell timings, so a ``ci`` result is never mistaken for a ``default`` or ``full`` one.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..config import repo_root, reports_dir
+
+#: profiles whose reports are the committed / published ones; every other profile writes under
+#: ``reports/_<profile>/`` (``reports/_ci/`` is git-ignored, so tests never dirty committed reports)
+PUBLISHED_PROFILES = ("default", "full")
+
+
+def profile_root(profile: str, root: str | os.PathLike | None = None) -> Path:
+    """Folder holding every notebook's reports for ``profile``: ``reports/`` or ``reports/_<profile>/``."""
+    base = Path(root) if root is not None else reports_dir()
+    return base if profile in PUBLISHED_PROFILES else base / f"_{profile}"
+
+
+def notebook_dir(notebook: str, profile: str, root: str | os.PathLike | None = None) -> Path:
+    """``reports/<notebook>/`` for published profiles, ``reports/_<profile>/<notebook>/`` otherwise."""
+    return profile_root(profile, root) / notebook
+
+
+@functools.lru_cache(maxsize=None)
+def _git(cwd: str) -> dict:
+    def run(*args):
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=20)
+
+    try:
+        head = run("rev-parse", "HEAD")
+        if head.returncode != 0:
+            raise OSError(head.stderr)
+        commit = head.stdout.strip()
+        status = run("status", "--porcelain", "--untracked-files=no")
+        dirty = bool(status.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": "unknown", "short": "unknown", "dirty": None}
+    return {"commit": commit, "short": commit[:7], "dirty": dirty}
+
+
+def git_info(refresh: bool = False) -> dict:
+    """``{"commit", "short", "dirty"}`` of the checkout (``"unknown"`` outside git); cached per process."""
+    if refresh:
+        _git.cache_clear()
+    return dict(_git(str(repo_root())))
+
+
+def versions() -> dict:
+    """Versions of python and of the libraries a result depends on (read from metadata, no imports)."""
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for pkg in ("xaikit", "torch", "torchvision", "timm", "numpy", "pandas", "matplotlib", "papermill"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def device_info(device: Any = None) -> dict:
+    """The compute device (``cfg.device`` when given), GPU name when CUDA, CPU and thread count."""
+    info = {"device": str(device) if device is not None else "cpu",
+            "platform": platform.platform(terse=True), "machine": platform.machine()}
+    try:
+        info["cpus"] = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        info["cpus"] = os.cpu_count()
+    torch = sys.modules.get("torch")  # only describe torch if the notebook already uses it
+    if torch is not None:
+        info["threads"] = torch.get_num_threads()
+        if str(info["device"]).startswith("cuda") and torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(torch.device(info["device"]))
+    return info
+
+
+def today() -> str:
+    return _dt.date.today().isoformat()
+
+
+def now() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def stamp(profile: str, sep: str = " | ") -> str:
+    """One line naming xaikit version, profile, commit (+dirty) and date, e.g.
+    ``xaikit 0.1.0 | profile ci | commit 495fc96+dirty | 2026-11-24``."""
+    from .. import __version__
+
+    g = git_info()
+    commit = g["short"] + ("+dirty" if g["dirty"] else "")
+    return sep.join([f"xaikit {__version__}", f"profile {profile}", f"commit {commit}", today()])
+
+
+def jsonable(value: Any) -> Any:
+    """Turn config values (torch.device, Path, numpy scalars, tuples) into plain JSON values."""
+    if isinstance(value, (str, bool, int, float)) or value is None:
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy / torch scalar
+        return value.item()
+    return str(value)
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def write_json(path: str | os.PathLike, data: Mapping) -> Path:
+    """Write ``data`` atomically (temp file + rename), sorted keys, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(jsonable(data), indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
