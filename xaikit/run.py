@@ -1,0 +1,360 @@
+"""Batch runner: rerun the notebooks of a profile with papermill and rebuild ``reports/``.
+
+    python -m xaikit.run --profile default                 # every notebook, CPU, minutes
+    python -m xaikit.run --profile ci --notebooks 02 03    # selected notebooks (stem prefixes)
+    python -m xaikit.run --profile full --dry-run          # check profile keys, run nothing
+    python -m xaikit.run --list
+
+``profiles/<profile>.yaml`` maps notebook stems to papermill parameters; a ``_defaults`` section
+is merged into every notebook that declares those parameters. Each notebook runs in its own
+``python3`` kernel, sequentially, with ``profile`` injected, threads capped to the available cores,
+``XAIKIT_REPORTS``/``XAIKIT_ROOT`` set so the kernel resolves paths through xaikit. The executed copy
+goes to ``reports/<nb>/<nb>.ipynb`` (``reports/_<profile>/...`` for ``ci``). A failing notebook is
+reported with its cell number and error line and the run goes on; the exit code is 0 only if every
+notebook passed. ``index.md``/``index.html`` are rewritten after every notebook, so an interrupted
+run leaves what finished intact and listed.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from .config import repo_root, reports_dir
+from .errors import ConfigError
+
+DEFAULTS_KEY = "_defaults"
+RESERVED = ("profile",)  # injected by the runner into every notebook
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+               "VECLIB_MAXIMUM_THREADS")
+
+
+# ----------------------------------------------------------------------------------- profiles
+def profiles_dir() -> Path:
+    return repo_root() / "profiles"
+
+
+def notebooks_dir() -> Path:
+    return repo_root() / "notebooks"
+
+
+def available_profiles(folder: str | os.PathLike | None = None) -> list[str]:
+    folder = Path(folder) if folder else profiles_dir()
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def load_profile(profile: str | os.PathLike, folder: str | os.PathLike | None = None) -> tuple[str, dict]:
+    """``(name, {stem: {param: value}})`` from ``profiles/<profile>.yaml`` or from a YAML path
+    (the profile's name is then the file's stem). Sections may be empty (``null``)."""
+    import yaml
+
+    p = Path(profile)
+    if p.suffix not in (".yaml", ".yml"):
+        p = (Path(folder) if folder else profiles_dir()) / f"{profile}.yaml"
+    if not p.exists():
+        raise ConfigError(f"profile file {p} not found; available profiles: "
+                          f"{available_profiles(p.parent) or 'none'} (or pass a path to a .yaml file)")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"profile {p} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"profile {p} must map notebook stems to parameter dicts, got {type(data).__name__}")
+    out = {}
+    for key, section in data.items():
+        section = section or {}
+        if not isinstance(section, dict):
+            raise ConfigError(f"profile {p}: section {key!r} must be a mapping of parameters, "
+                              f"got {section!r}")
+        bad = [k for k in section if k in RESERVED]
+        if bad:
+            raise ConfigError(f"profile {p}: section {key!r} sets {bad}, which the runner injects itself; "
+                              "remove it (the profile's name is the file name)")
+        out[str(key)] = dict(section)
+    return p.stem, out
+
+
+def list_notebooks(folder: str | os.PathLike | None = None) -> list[Path]:
+    folder = Path(folder) if folder else notebooks_dir()
+    return sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith((".", "_")))
+
+
+def select(notebooks: Sequence[Path], patterns: Iterable[str] | None) -> list[Path]:
+    """Notebooks whose stem equals or starts with one of ``patterns`` (``"02"`` -> ``02_opti_cam``)."""
+    if not patterns:
+        return list(notebooks)
+    chosen, unknown = [], []
+    for pat in patterns:
+        pat = Path(pat).stem if pat.endswith(".ipynb") else pat
+        hits = [nb for nb in notebooks if nb.stem == pat or nb.stem.startswith(pat)]
+        if not hits:
+            unknown.append(pat)
+        chosen += [h for h in hits if h not in chosen]
+    if unknown:
+        raise ConfigError(f"no notebook matches {unknown}; available: {[nb.stem for nb in notebooks]}")
+    return sorted(chosen)
+
+
+def declared_parameters(notebook: str | os.PathLike) -> dict:
+    """``{name: default}`` of the notebook's ``parameters`` cell (papermill's ``inspect_notebook``)."""
+    import papermill as pm
+
+    info = pm.inspect_notebook(str(notebook))
+    out = {}
+    for name, p in info.items():
+        try:
+            import ast
+
+            out[name] = ast.literal_eval(p["default"])
+        except (ValueError, SyntaxError):
+            out[name] = p["default"]
+    return out
+
+
+def parameters_for(stem: str, profile_name: str, profile: dict, declared: Iterable[str] | None = None) -> dict:
+    """The parameters papermill injects: ``_defaults`` keys the notebook declares, then the
+    notebook's own section, then ``profile``."""
+    declared = set(declared) if declared is not None else None
+    params = {k: v for k, v in profile.get(DEFAULTS_KEY, {}).items() if declared is None or k in declared}
+    params.update(profile.get(stem, {}))
+    params["profile"] = profile_name
+    return params
+
+
+def check_profile(profile_name: str, profile: dict, notebooks: Sequence[Path]) -> list[str]:
+    """Problems that would make an override silently reach nothing: a section naming no notebook,
+    a key the notebook does not declare, a ``_defaults`` key no notebook declares, a notebook that
+    does not declare ``profile``. Returns human-readable lines (empty when all is well)."""
+    problems = []
+    by_stem = {nb.stem: nb for nb in notebooks}
+    declared_all = {}
+    for nb in notebooks:
+        try:
+            declared_all[nb.stem] = declared_parameters(nb)
+        except Exception as exc:  # noqa: BLE001 - report, do not crash the check
+            problems.append(f"{nb.name}: cannot read its parameters cell ({type(exc).__name__}: {exc})")
+            continue
+        if not declared_all[nb.stem]:
+            problems.append(f"{nb.name}: no cell tagged 'parameters'; tag the first code cell 'parameters'")
+        elif "profile" not in declared_all[nb.stem]:
+            problems.append(f"{nb.name}: its parameters cell does not declare `profile` (add profile = \"ci\")")
+    for stem, section in profile.items():
+        if stem == DEFAULTS_KEY:
+            continue
+        if stem not in by_stem:
+            if section:
+                problems.append(f"profile {profile_name}: section {stem!r} names no notebook in "
+                                f"{notebooks[0].parent if notebooks else 'notebooks/'}")
+            continue
+        if stem not in declared_all:
+            continue
+        for key in section:
+            if key not in declared_all[stem]:
+                problems.append(f"profile {profile_name}: {stem}.{key} is not a parameter of {stem}.ipynb "
+                                f"(it declares {sorted(declared_all[stem])})")
+    for key in profile.get(DEFAULTS_KEY, {}):
+        if declared_all and not any(key in d for d in declared_all.values()):
+            problems.append(f"profile {profile_name}: _defaults.{key} is a parameter of no notebook")
+    return problems
+
+
+# ------------------------------------------------------------------------------------ running
+@dataclass
+class Result:
+    notebook: str
+    status: str  # passed | failed | interrupted
+    wall_s: float
+    output: Path
+    cell: int | None = None  # 1-based cell number in the committed notebook
+    error: str | None = None
+    cell_timings: list = field(default_factory=list)
+
+    def line(self) -> str:
+        if self.status == "passed":
+            return f"PASSED  {self.notebook}  ({self.wall_s:.1f} s)"
+        where = f" in cell {self.cell}" if self.cell else ""
+        return f"{self.status.upper():7} {self.notebook}{where}: {self.error}  ({self.wall_s:.1f} s)"
+
+
+def available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def kernel_env(reports_root: Path):
+    """Environment inherited by the kernels: thread caps, xaikit paths, quiet under CI."""
+    cores = available_cores()
+    new = {}
+    for var in THREAD_VARS:
+        try:
+            n = int(os.environ.get(var, cores))
+        except ValueError:
+            n = cores
+        new[var] = str(max(1, min(n, cores)))
+    new["XAIKIT_REPORTS"] = str(Path(reports_root).resolve())
+    new["XAIKIT_ROOT"] = str(repo_root())
+    if os.environ.get("CI"):
+        new["XAIKIT_QUIET"] = "1"
+    old = {k: os.environ.get(k) for k in new}
+    os.environ.update(new)
+    try:
+        yield new
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _source_cells(nb) -> list:
+    """Cells of the committed notebook, in order, skipping those papermill adds."""
+    skip = {"injected-parameters", "papermill-error-cell-tag"}
+    return [c for c in nb.cells if not skip & set(c.get("metadata", {}).get("tags", []))]
+
+
+def harvest(nb) -> tuple[list, int | None]:
+    """Per-cell timings from papermill metadata, and the 1-based number of the failed cell."""
+    timings, failed = [], None
+    for i, cell in enumerate(_source_cells(nb), start=1):
+        meta = cell.get("metadata", {}).get("papermill", {})
+        if cell.get("cell_type") == "code":
+            timings.append({"cell": i, "duration_s": meta.get("duration"), "status": meta.get("status")})
+        if meta.get("exception") or meta.get("status") == "failed":
+            failed = failed or i
+    return timings, failed
+
+
+def run_notebook(path: Path, params: dict, out_dir: Path, reports_root: Path,
+                 timeout: float | None = None) -> Result:
+    """Execute one notebook with papermill into ``out_dir/<stem>.ipynb`` and record the outcome in
+    ``out_dir/provenance.json`` (section ``run``)."""
+    import nbformat
+    import papermill as pm
+
+    from .reports import provenance as prov
+
+    if out_dir.exists():  # a notebook's folder is regenerated whole: no stale artefacts survive
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    output = out_dir / f"{path.stem}.ipynb"
+    started, t0 = prov.now(), time.perf_counter()
+    status, error, exc_cell = "passed", None, None
+    try:
+        with kernel_env(reports_root):
+            pm.execute_notebook(str(path), str(output), parameters=params, kernel_name="python3",
+                                cwd=str(path.parent), progress_bar=False, log_output=False,
+                                execution_timeout=timeout)
+    except KeyboardInterrupt:
+        status, error = "interrupted", "KeyboardInterrupt"
+    except pm.PapermillExecutionError as exc:
+        status, error = "failed", f"{exc.ename}: {str(exc.evalue).strip().splitlines()[0] if str(exc.evalue).strip() else ''}"
+    except Exception as exc:  # noqa: BLE001 - kernel death, timeout, bad notebook: report and go on
+        status, error = "failed", f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    wall = time.perf_counter() - t0
+    timings = []
+    if output.exists():
+        try:
+            timings, exc_cell = harvest(nbformat.read(str(output), as_version=4))
+        except Exception:  # noqa: BLE001 - a half-written notebook must not hide the real error
+            pass
+    res = Result(path.stem, status, wall, output, exc_cell if status != "passed" else None,
+                 error[:300] if error else None, timings)
+    rec = prov.read_json(out_dir / "provenance.json")
+    if not rec:  # the notebook failed before creating its Reporter
+        rec = {"notebook": path.stem, "profile": params.get("profile"), "parameters": params,
+               "git": prov.git_info(), "versions": prov.versions(), "device": prov.device_info()}
+    rec["run"] = {"status": status, "error": res.error, "cell": res.cell, "started": started,
+                  "finished": prov.now(), "wall_s": round(wall, 3), "injected": params,
+                  "cell_timings": timings, "source": str(path)}
+    prov.write_json(out_dir / "provenance.json", rec)
+    return res
+
+
+def run(profile: str = "default", patterns: Sequence[str] | None = None, dry_run: bool = False,
+        notebooks: str | os.PathLike | None = None, reports: str | os.PathLike | None = None,
+        timeout: float | None = None, log=print) -> int:
+    """Run (or, with ``dry_run``, only check) the selected notebooks of a profile; returns the exit
+    code: 0 only if every notebook passed (or, dry, if the profile checks out)."""
+    from .reports import provenance as prov
+    from .reports.index import write_index
+
+    name, prof = load_profile(profile)
+    all_nbs = list_notebooks(notebooks)
+    chosen = select(all_nbs, patterns)
+    if dry_run:
+        problems = check_profile(name, prof, all_nbs)
+        missing = [s for s, sec in prof.items() if s != DEFAULTS_KEY and not sec and s not in {n.stem for n in all_nbs}]
+        for nb in chosen:
+            declared = declared_parameters(nb)
+            log(f"would run {nb.name} with {parameters_for(nb.stem, name, prof, declared)}")
+        if not chosen:
+            log(f"no notebook to run in {Path(notebooks) if notebooks else notebooks_dir()}")
+        for s in missing:
+            log(f"note: profile {name} has an empty section {s!r} and no such notebook yet")
+        for p in problems:
+            log(f"PROBLEM {p}")
+        log("dry run: profile OK" if not problems else f"dry run: {len(problems)} problem(s)")
+        return 1 if problems else 0
+    root = prov.profile_root(name, reports if reports is not None else reports_dir())
+    results = []
+    log(f"profile {name}: {len(chosen)} notebook(s) -> {root}")
+    try:
+        for nb in chosen:
+            params = parameters_for(nb.stem, name, prof, declared_parameters(nb))
+            log(f"running {nb.name} {params}")
+            res = run_notebook(nb, params, root / nb.stem, reports if reports is not None else reports_dir(),
+                               timeout=timeout)
+            results.append(res)
+            log(res.line())
+            write_index(root, title=f"xaikit reports, profile {name}")
+            if res.status == "interrupted":
+                raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        log("interrupted: finished notebooks are kept and listed in the index")
+        write_index(root, title=f"xaikit reports, profile {name}")
+        return 130
+    if not chosen:
+        write_index(root, title=f"xaikit reports, profile {name}")
+    failed = [r for r in results if r.status != "passed"]
+    log(f"{len(results) - len(failed)}/{len(results)} notebook(s) passed; index: {root / 'index.html'}")
+    for r in failed:
+        log(r.line())
+    return 1 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m xaikit.run", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", default="default", help="ci | default | full, or a path to a profile .yaml")
+    ap.add_argument("--notebooks", nargs="*", metavar="NB", help="notebook stems or prefixes (e.g. 02 03)")
+    ap.add_argument("--list", action="store_true", help="list notebooks and their parameters, then exit")
+    ap.add_argument("--dry-run", action="store_true", help="check the profile against the notebooks; run nothing")
+    ap.add_argument("--notebooks-dir", default=None, help="folder of notebooks (default: <repo>/notebooks)")
+    ap.add_argument("--reports-dir", default=None, help="reports root (default: $XAIKIT_REPORTS or <repo>/reports)")
+    ap.add_argument("--timeout", type=float, default=None, help="per-cell timeout in seconds")
+    args = ap.parse_args(argv)
+    try:
+        if args.list:
+            name, prof = load_profile(args.profile)
+            for nb in select(list_notebooks(args.notebooks_dir), args.notebooks):
+                declared = declared_parameters(nb)
+                print(f"{nb.stem}: declares {declared}; profile {name} injects "
+                      f"{parameters_for(nb.stem, name, prof, declared)}")
+            return 0
+        return run(args.profile, args.notebooks, args.dry_run, args.notebooks_dir, args.reports_dir, args.timeout)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
