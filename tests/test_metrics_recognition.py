@@ -8,7 +8,7 @@ import torch
 import xaikit as xk
 from xaikit.errors import ConfigError, InputError
 
-from _metrics_stubs import MeanLinear
+from test_metrics_stubs import MeanLinear
 
 
 def sig(z):

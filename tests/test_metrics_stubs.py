@@ -1,4 +1,4 @@
-"""Stub classifiers with closed-form outputs for the metric tests (not collected: no test_ prefix)."""
+"""Stub classifiers with closed-form outputs for the metric tests (helpers only, no tests here)."""
 import torch
 import torch.nn as nn
 
