@@ -1,0 +1,197 @@
+"""The grid runner: methods x (one model, one dataset) x metrics -> tidy per-image results.
+
+``evaluate`` explains every image with every method (timed, batch by batch), scores the maps with
+every metric, and appends one row per (image, method, metric) to a :class:`ResultStore` after each
+batch. A rerun skips what is stored; an interrupted run resumes; ranks of a torchrun job take
+disjoint shards of the images and their results merge without duplicates.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable, Mapping, Sequence
+
+import pandas as pd
+import torch
+
+from ..config import progress
+from ..data.base import Batch, collate
+from ..errors import ConfigError
+from .store import ResultStore, config_hash
+
+#: metric name -> columns it produces (percent unless noted)
+METRIC_COLUMNS = {
+    "recognition": ["AD", "AG", "AI"],
+    "insertion": ["I"],
+    "deletion": ["D"],
+    "overall": ["overall"],
+    "aopc": ["AOPC"],
+    "max_sensitivity": ["MS"],
+    "adcc": ["ADCC", "coherency", "complexity", "drop"],
+    "localization": ["OM", "LE", "F1", "BA", "SP", "EP", "SM"],
+    "box_study": [],
+    "time": ["T"],
+}
+
+
+def dist_info() -> tuple[int, int]:
+    """``(rank, world_size)`` of a torchrun / torch.distributed job, ``(0, 1)`` otherwise."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def shard(n: int, rank: int, world_size: int) -> list[int]:
+    """Disjoint, balanced, deterministic shard of ``range(n)`` for ``rank`` (strided)."""
+    if not 0 <= rank < world_size:
+        raise ConfigError(f"rank {rank} is outside world size {world_size}")
+    return list(range(rank, n, world_size))
+
+
+def _as_list(spec) -> list[tuple[str, dict]]:
+    if isinstance(spec, Mapping):
+        return [(k, dict(v or {})) for k, v in spec.items()]
+    out = []
+    for s in spec:
+        out.append((s, {}) if isinstance(s, str) else (s[0], dict(s[1])))
+    return out
+
+
+def _targets(model, x, labels, how: str) -> torch.Tensor:
+    with torch.no_grad():
+        pred = model(x).argmax(-1)
+    if how == "pred":
+        return pred
+    if how != "label":
+        raise ConfigError(f"target={how!r}: use 'label' (ground truth, the thesis' protocol) or 'pred'")
+    if labels.dim() > 1:  # multi-label: explain the predicted class when it is a positive label,
+        pos = labels.gather(1, pred[:, None])[:, 0] > 0  # else the highest-scoring positive label
+        with torch.no_grad():
+            logits = model(x).masked_fill(labels <= 0, float("-inf"))
+        return torch.where(pos, pred, logits.argmax(-1))
+    return torch.where(labels >= 0, labels.to(pred.device), pred)
+
+
+def _score(metric: str, opts: dict, model, x, sal, t, cam, boxes, box_labels) -> dict:
+    from .. import metrics as M
+
+    if metric == "recognition":
+        r = M.recognition(model, x, sal, t, reduce=False, **opts)
+        return {k: r[k] for k in ("AD", "AG", "AI")}
+    if metric == "insertion":
+        return {"I": M.insertion(model, x, sal, t, **opts) * 100}
+    if metric == "deletion":
+        return {"D": M.deletion(model, x, sal, t, **opts) * 100}
+    if metric == "overall":
+        return {"overall": M.overall(model, x, sal, t, **opts) * 100}
+    if metric == "aopc":
+        return {"AOPC": M.aopc(model, x, sal, t, reduce=False, **opts)}
+    if metric == "max_sensitivity":
+        return {"MS": M.max_sensitivity(cam, x, t, reduce=False, **opts)}
+    if metric == "adcc":
+        r = M.adcc(model, cam, x, t, sal=sal, reduce=False, **opts)
+        return {k: r[k] for k in ("ADCC", "coherency", "complexity", "drop")}
+    if metric == "localization":
+        with torch.no_grad():
+            probs = model(x).softmax(-1)
+        r = M.localization(sal, boxes, t, probs=probs, box_labels=box_labels, reduce=False, **opts)
+        return {k: r[k] for k in METRIC_COLUMNS["localization"] if k in r}
+    if metric == "box_study":
+        r = M.box_study(model, x, sal, boxes, t, box_labels=box_labels, reduce=False, **opts)
+        return {f"{k}/{m}": v[m] for k, d in r.items() if isinstance(d, dict) for m, v in d.items()
+                if m in ("AD", "AG", "AI")}
+    raise ConfigError(f"unknown metric {metric!r}; known: {sorted(METRIC_COLUMNS)}")
+
+
+def _get_items(data, idx: Sequence[int]) -> Batch:
+    if isinstance(data, Batch):
+        return data[list(idx)]
+    return collate([data[i] for i in idx])
+
+
+def evaluate(model, data, methods, metrics=("recognition",), *, target: str = "label", batch_size: int = 8,
+             store: ResultStore | None = None, model_name: str | None = None, dataset_name: str = "data",
+             layer=None, rank: int | None = None, world_size: int | None = None, device=None,
+             metric_options: Mapping | None = None, keep_maps: bool = False,
+             on_batch: Callable | None = None) -> pd.DataFrame:
+    """Explain and score ``data`` (a :class:`Batch` or a dataset of items) with ``methods``.
+
+    ``methods``: names, ``(name, options)`` pairs, or a dict name -> options.
+    ``metrics``: names of :data:`METRIC_COLUMNS` (``time`` is always recorded as ``T``: seconds per
+    batch of 8 images, the thesis' T column). Returns the tidy per-image frame
+    ``image, method, model, dataset, metric, value`` of this rank's shard (all shards when the store is
+    shared and read back with ``store.frame()``). With ``keep_maps=True`` the maps are returned too,
+    as ``(frame, {method: (N,H,W) tensor})`` (only for the images computed in this call).
+    """
+    from .. import attributors
+
+    methods = _as_list(methods)
+    metric_options = {k: dict(v) for k, v in (metric_options or {}).items()}
+    r0, w0 = dist_info()
+    rank = r0 if rank is None else rank
+    world_size = w0 if world_size is None else world_size
+    n = len(data)
+    mine = shard(n, rank, world_size)
+    model_name = model_name or getattr(getattr(model, "xaikit", None), "name", type(model).__name__)
+    device = device or next(model.parameters()).device
+    names = data.names if isinstance(data, Batch) else None
+    done = store.done() if store is not None else set()
+    rows: list[dict] = []
+    maps: dict[str, list] = {m: [] for m, _ in methods}
+    cams = {m: attributors.create(m, model, layer=opts.pop("layer", layer), **opts) for m, opts in methods}
+    batches = [mine[i:i + batch_size] for i in range(0, len(mine), batch_size)]
+    for bidx in progress(batches, desc=f"{model_name}/{dataset_name}"):
+        items = _get_items(data, bidx)
+        ids = [f"{i:06d}:{nm}" for i, nm in zip(bidx, items.names)]
+        x = model.xaikit.normalize(items.images.to(device)) if hasattr(model, "xaikit") else items.images.to(device)
+        t = _targets(model, x, items.labels.to(device), target)
+        for mname, cam in cams.items():
+            if all((i, mname) in done for i in ids) and not keep_maps:
+                continue
+            t0 = time.perf_counter()
+            sal = cam(x, t)
+            dt = time.perf_counter() - t0
+            if keep_maps:
+                maps[mname].append(sal.detach().cpu())
+            new = [dict(image=i, method=mname, model=model_name, dataset=dataset_name, metric="T",
+                        value=dt * 8.0 / len(ids)) for i in ids]
+            for metric in metrics:
+                if metric == "time":
+                    continue
+                vals = _score(metric, metric_options.get(metric, {}), model, x, sal.detach(), t, cam,
+                              [b.to(device) for b in items.boxes], [b.to(device) for b in items.box_labels])
+                for col, v in vals.items():
+                    v = v.detach().float().cpu().reshape(-1).tolist() if torch.is_tensor(v) else list(v)
+                    new.extend(dict(image=i, method=mname, model=model_name, dataset=dataset_name,
+                                    metric=col, value=float(val)) for i, val in zip(ids, v))
+            if store is not None and not all((i, mname) in done for i in ids):
+                store.append(new)
+            rows.extend(new)
+        if on_batch is not None:
+            on_batch(bidx)
+    frame = pd.DataFrame(rows, columns=["image", "method", "model", "dataset", "metric", "value"])
+    if store is not None:  # what is stored (earlier runs and other ranks included) is the truth
+        frame = store.frame()
+    if keep_maps:
+        return frame, {m: torch.cat(v) if v else None for m, v in maps.items()}
+    return frame
+
+
+def summarize(frame: pd.DataFrame, by: Sequence[str] = ("method",), metrics: Sequence[str] | None = None,
+              order: Sequence[str] | None = None) -> pd.DataFrame:
+    """Mean per ``by`` group, one column per metric (the papers' tables), rows in ``order``."""
+    df = frame if metrics is None else frame[frame.metric.isin(metrics)]
+    wide = df.pivot_table(index=list(by), columns="metric", values="value", aggfunc="mean")
+    if metrics is not None:
+        wide = wide[[m for m in metrics if m in wide.columns]]
+    if order is not None and len(by) == 1:
+        wide = wide.reindex([o for o in order if o in wide.index])
+    wide.columns.name = None
+    return wide
+
+
+def experiment_key(**parts) -> str:
+    """The results-store key of an experiment: a hash of everything that determines its numbers."""
+    return config_hash(parts)
