@@ -1,0 +1,322 @@
+"""Interpretable-gradient training (thesis ch.4, Algorithm 3, eq. 4.1-4.8).
+
+The classification loss L_C (mean softmax cross-entropy, eq. 4.1-4.2) is regularized by the error
+between the standard input gradient dL_C/dx (kept in the graph, double backprop) and the
+guided-backprop input gradient d_G L_C/dx (a detached "teacher"):
+
+    L = L_C + lambda * L_R,      L_R = 1/n sum_i E(dL_C/dx_i, d_G L_C/dx_i)        (4.3, 4.4)
+
+Error functions E over the p = C*H*W elements of a gradient image (:data:`ERRORS`):
+
+- ``"mae"``:    1/p ||d - d'||_1                                               (4.5)
+- ``"mse"``:    1/p ||d - d'||_2^2                                             (4.6)
+- ``"cosine"``: -<d, d'> / (||d||_2 ||d'||_2)          in [-1, 1], -1 when aligned       (4.7)
+- ``"hi"``:     -sum_i min(|d_i|/||d||_1, |d'_i|/||d'||_1)   in [-1, 0], -1 when |d| ∝ |d'|   (4.8)
+- ``"hi_thesis"``: eq. 4.8 as printed, -sum_i min(|d_i|, |d'_i|) / (||d||_1 ||d'||_1).  Not
+  scale-invariant (its value for d = d' is -1/||d||_1), so the default ``"hi"`` reads the
+  denominator as normalising each histogram, the usual histogram intersection.
+
+Gradients are taken w.r.t. the model's input (after ``model.xaikit.normalize``).  One regularized
+step costs five passes through the network (guided forward+backward, forward, backward with
+``create_graph``, backward of L) instead of two; :func:`step_cost` measures it.  Training follows
+thesis §4.3.1 / weiaicunzai's pytorch-cifar100: SGD (momentum 0.9, weight decay 5e-4), lr 0.1
+divided by 5 at epochs 60, 120, 160, 200 epochs, batch 128, one warm-up epoch, random crop
+(padding 4) + horizontal flip.  ``lam=0`` is standard training.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import progress
+from ..errors import ConfigError, InputError
+from .guided import guided_gradient, preserve_batchnorm_stats, unguided_activations
+
+__all__ = ["ERRORS", "gradient_error", "regularized_loss", "train_interpretable", "evaluate",
+           "step_cost", "augment_crop_flip"]
+
+_EPS = 1e-12
+
+
+# ---------------------------------------------------------------------------- error functions
+def _mae(d, t):
+    return (d - t).abs().mean(1)
+
+
+def _mse(d, t):
+    return (d - t).pow(2).mean(1)
+
+
+def _l2(v):
+    return (v * v).sum(1).add(_EPS * _EPS).sqrt()  # smooth at 0 (no NaN gradient for a dead net)
+
+
+def _cosine(d, t):
+    return -(d * t).sum(1) / (_l2(d) * _l2(t))
+
+
+def _hi(d, t):
+    a, b = d.abs(), t.abs()
+    a = a / (a.sum(1, keepdim=True) + _EPS)
+    b = b / (b.sum(1, keepdim=True) + _EPS)
+    return -torch.minimum(a, b).sum(1)
+
+
+def _hi_thesis(d, t):
+    a, b = d.abs(), t.abs()
+    return -torch.minimum(a, b).sum(1) / (a.sum(1) * b.sum(1) + _EPS)
+
+
+#: name -> E(d, d') on flattened (B, p) gradients, returning (B,) errors (eq. 4.5-4.8)
+ERRORS = {"mae": _mae, "mse": _mse, "cosine": _cosine, "hi": _hi, "hi_thesis": _hi_thesis}
+
+
+def gradient_error(delta: torch.Tensor, teacher: torch.Tensor, error: str = "cosine") -> torch.Tensor:
+    """Per-image error E(delta_i, teacher_i) -> (B,) for (B, ...) gradient images (eq. 4.5-4.8)."""
+    if error not in ERRORS:
+        raise ConfigError(f"error={error!r} is not known; use one of {sorted(ERRORS)}.")
+    if delta.shape != teacher.shape or delta.dim() < 2:
+        raise InputError(f"gradient shapes {tuple(delta.shape)} and {tuple(teacher.shape)} must be "
+                         "equal and batched (B, ...).")
+    return ERRORS[error](delta.flatten(1), teacher.flatten(1))
+
+
+# ---------------------------------------------------------------------------- the loss
+def regularized_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lam: float,
+                     error: str = "cosine", warn: bool = True):
+    """Algorithm 3: ``(L, parts)`` with L = L_C + lam * L_R (eq. 4.4), differentiable w.r.t. the
+    parameters (double backprop through dL_C/dx); the guided teacher is detached.  ``x`` is the
+    model input (B,C,H,W), ``y`` (B,) class indices.  ``parts``: ``L_C``, ``L_R``, ``L`` (floats),
+    ``grad`` (dL_C/dx, detached) and ``guided`` (the teacher; both None when ``lam == 0``, which is
+    plain training: no input gradient is computed).  Running BatchNorm statistics move once, as in
+    a plain step.  Activations the guided rule does not cover are warned about (GuidedWarning)."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4:
+        raise InputError("x must be a (B,C,H,W) image batch (the model's normalized input).")
+    y = torch.as_tensor(y, device=x.device).long().reshape(-1)
+    if y.numel() != x.shape[0]:
+        raise InputError(f"{y.numel()} labels for {x.shape[0]} images; pass one class index per image.")
+    if error not in ERRORS:
+        raise ConfigError(f"error={error!r} is not known; use one of {sorted(ERRORS)}.")
+    lam = float(lam)
+    teacher = None
+    if lam != 0:
+        # teacher first: its own forward/backward, BN statistics restored, no parameter grads
+        teacher = guided_gradient(model, x, target=y, score="loss", warn=warn)
+    xi = x.detach().requires_grad_(lam != 0)
+    logits = model(xi)
+    if logits.dim() != 2:
+        raise InputError(f"the model returned {tuple(logits.shape)}; expected (B, C) logits.")
+    l_c = F.cross_entropy(logits, y)                                   # eq. 4.1-4.2
+    if lam == 0:
+        return l_c, {"L_C": l_c.item(), "L_R": 0.0, "L": l_c.item(), "grad": None, "guided": None,
+                     "logits": logits.detach()}
+    (delta,) = torch.autograd.grad(l_c, xi, create_graph=True)         # standard grad, in graph
+    l_r = gradient_error(delta, teacher, error).mean()                 # eq. 4.3
+    loss = l_c + lam * l_r                                             # eq. 4.4
+    return loss, {"L_C": l_c.item(), "L_R": l_r.item(), "L": loss.item(), "grad": delta.detach(),
+                  "guided": teacher, "logits": logits.detach()}
+
+
+# ---------------------------------------------------------------------------- augmentation
+def augment_crop_flip(x: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
+    """Batched random crop (zero padding ``padding``) and horizontal flip, one draw per image."""
+    B, C, H, W = x.shape
+    dev = x.device
+    xp = F.pad(x, (padding,) * 4)
+    oy = torch.randint(0, 2 * padding + 1, (B,), generator=generator).to(dev)
+    ox = torch.randint(0, 2 * padding + 1, (B,), generator=generator).to(dev)
+    flip = (torch.rand(B, generator=generator) < 0.5).to(dev)
+    rows = oy[:, None] + torch.arange(H, device=dev)[None]                       # (B,H)
+    cols = ox[:, None] + torch.arange(W, device=dev)[None]                       # (B,W)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    b = torch.arange(B, device=dev)[:, None, None]
+    out = xp.permute(0, 2, 3, 1)[b, rows[:, :, None], cols[:, None, :]]          # (B,H,W,C)
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+# ---------------------------------------------------------------------------- loop
+def _normalizer(model, normalize):
+    if normalize is not None:
+        return normalize
+    info = getattr(model, "xaikit", None)
+    return info.normalize if info is not None else (lambda z: z)
+
+
+def _loader(dataset, batch_size, shuffle, seed):
+    from ..data.base import collate
+
+    g = torch.Generator().manual_seed(seed)
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=g,
+                                       collate_fn=collate, num_workers=0, drop_last=False)
+
+
+def _labels(batch):
+    if batch.labels.dim() != 1:
+        raise InputError("interpretable-gradient training needs single-label datasets (int labels); "
+                         "this dataset gives multi-hot labels.")
+    return batch.labels
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, dataset, batch_size: int = 256, normalize=None, device=None) -> dict:
+    """Top-1 accuracy (percent) and mean cross-entropy of ``model`` on an xaikit dataset."""
+    dev = device or next(model.parameters()).device
+    norm = _normalizer(model, normalize)
+    was = model.training
+    model.eval()
+    n = correct = 0
+    loss = 0.0
+    try:
+        for batch in _loader(dataset, batch_size, False, 0):
+            x, y = norm(batch.images.to(dev)), _labels(batch).to(dev)
+            out = model(x)
+            loss += F.cross_entropy(out, y, reduction="sum").item()
+            correct += (out.argmax(1) == y).sum().item()
+            n += len(y)
+    finally:
+        model.train(was)
+    return {"acc": 100.0 * correct / max(n, 1), "loss": loss / max(n, 1), "n": n}
+
+
+def train_interpretable(model: nn.Module, train_dataset, test_dataset=None, lam: float = 0.0,
+                        error: str = "cosine", epochs: int = 200, lr: float = 0.1,
+                        milestones=(60, 120, 160), gamma: float = 0.2, batch_size: int = 128,
+                        momentum: float = 0.9, weight_decay: float = 5e-4, warmup_epochs: int = 1,
+                        augment: bool = True, seed: int = 0, normalize=None, device=None,
+                        checkpoint=None, eval_batch_size: int = 256, max_steps: int | None = None) -> dict:
+    """Train ``model`` with L = L_C + lam * L_R (Algorithm 3) on an xaikit dataset; ``lam=0`` is
+    standard training.  Defaults are thesis §4.3.1 (see module docstring); ``gamma=0.2`` is "÷5".
+    Images (in [0,1]) are normalized with ``normalize`` or ``model.xaikit.normalize`` when present.
+    Deterministic given ``seed`` (shuffling and augmentation draw from generators seeded by
+    ``seed`` and the epoch).  ``checkpoint``: a path written after every epoch; when it exists
+    with the same configuration, training resumes from it.  ``max_steps`` caps steps per epoch
+    (quick runs).  Returns the history: ``{"config", "unguided", "epochs": [per-epoch dict]}``
+    with lr, train L/L_C/L_R/accuracy, test accuracy/loss and wall time per epoch."""
+    if error not in ERRORS:
+        raise ConfigError(f"error={error!r} is not known; use one of {sorted(ERRORS)}.")
+    if epochs < 1 or batch_size < 1:
+        raise ConfigError("epochs and batch_size must be positive integers.")
+    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(dev)
+    norm = _normalizer(model, normalize)
+    config = dict(lam=float(lam), error=error, epochs=int(epochs), lr=float(lr),
+                  milestones=[int(m) for m in milestones], gamma=float(gamma), batch_size=int(batch_size),
+                  momentum=float(momentum), weight_decay=float(weight_decay),
+                  warmup_epochs=int(warmup_epochs), augment=bool(augment), seed=int(seed),
+                  max_steps=max_steps, n_train=len(train_dataset))
+    torch.manual_seed(seed)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(milestones), gamma=gamma)
+    steps_per_epoch = -(-len(train_dataset) // batch_size)
+    if max_steps is not None:
+        steps_per_epoch = min(steps_per_epoch, int(max_steps))
+    warm_steps = warmup_epochs * steps_per_epoch
+    history = {"config": config, "unguided": unguided_activations(model) if lam else [], "epochs": []}
+    start, step = 0, 0
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    resumable = {k: v for k, v in config.items() if k != "epochs"}  # a run may be extended
+    cfg_hash = hashlib.sha1(json.dumps(resumable, sort_keys=True).encode()).hexdigest()[:12]
+    if ckpt is not None and ckpt.exists():
+        state = torch.load(ckpt, map_location=dev, weights_only=False)
+        if state.get("config_hash") != cfg_hash:
+            raise ConfigError(f"checkpoint {ckpt} was written by a different configuration; "
+                              "delete it or pass another checkpoint path.")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        history, start, step = state["history"], state["epoch"], state["step"]
+        history["config"] = config
+        torch.set_rng_state(state["rng"])
+
+    for epoch in range(start, epochs):
+        model.train()
+        t0 = time.perf_counter()
+        gen = torch.Generator().manual_seed(seed * 100003 + epoch)
+        loader = _loader(train_dataset, batch_size, True, seed * 100003 + epoch)
+        tot = {"L": 0.0, "L_C": 0.0, "L_R": 0.0, "correct": 0, "n": 0}
+        bar = progress(loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs} λ={lam:g}")
+        for i, batch in enumerate(bar):
+            if i >= steps_per_epoch:
+                break
+            if step < warm_steps:  # linear warm-up (pytorch-cifar100's WarmUpLR)
+                for gparam in opt.param_groups:
+                    gparam["lr"] = lr * (step + 1) / warm_steps
+            x01 = batch.images.to(dev)
+            if augment:
+                x01 = augment_crop_flip(x01, gen)
+            x, y = norm(x01), _labels(batch).to(dev)
+            opt.zero_grad(set_to_none=True)
+            loss, parts = regularized_loss(model, x, y, lam, error)
+            loss.backward()
+            opt.step()
+            step += 1
+            n = len(y)
+            for k in ("L", "L_C", "L_R"):
+                tot[k] += parts[k] * n
+            tot["correct"] += (parts["logits"].argmax(1) == y).sum().item()
+            tot["n"] += n
+        lr_now = opt.param_groups[0]["lr"]
+        sched.step()  # milestones are absolute epochs (warm-up overrides lr step by step)
+        row = {"epoch": epoch + 1, "lr": lr_now, "train_loss": tot["L"] / tot["n"],
+               "train_ce": tot["L_C"] / tot["n"], "train_reg": tot["L_R"] / tot["n"],
+               "train_acc": 100.0 * tot["correct"] / tot["n"]}
+        if test_dataset is not None:
+            ev = evaluate(model, test_dataset, eval_batch_size, norm, dev)
+            row.update(test_acc=ev["acc"], test_loss=ev["loss"])
+        row["time_s"] = time.perf_counter() - t0
+        history["epochs"].append(row)
+        if ckpt is not None:
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            tmp = ckpt.with_suffix(ckpt.suffix + ".tmp")
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(), "history": history, "epoch": epoch + 1,
+                        "step": step, "rng": torch.get_rng_state(), "config_hash": cfg_hash}, tmp)
+            tmp.replace(ckpt)
+    model.eval()
+    return history
+
+
+# ---------------------------------------------------------------------------- cost
+def step_cost(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lam: float = 1.0,
+              error: str = "cosine", repeats: int = 3) -> dict:
+    """Wall time of one plain training step (forward + backward of L_C) vs one regularized step
+    (Algorithm 3 + backward of L), median of ``repeats`` after one warm-up each.  No parameter is
+    updated; gradients and BatchNorm statistics are restored.  The thesis counts 2 vs 5 passes."""
+    if lam == 0:
+        raise ConfigError("step_cost compares against a regularized step: pass lam != 0.")
+    was = model.training
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    saved = [None if p.grad is None else p.grad.clone() for p in params]
+
+    def run(lmb):
+        for p in params:
+            p.grad = None
+        if x.is_cuda:
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        loss, _ = regularized_loss(model, x, y, lmb, error, warn=False)
+        loss.backward()
+        if x.is_cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter() - t
+
+    try:
+        with preserve_batchnorm_stats(model):
+            out = {}
+            for key, lmb in (("plain_s", 0.0), ("regularized_s", lam)):
+                run(lmb)
+                out[key] = sorted(run(lmb) for _ in range(max(1, repeats)))[max(1, repeats) // 2]
+    finally:
+        for p, g in zip(params, saved):
+            p.grad = g
+        model.train(was)
+    out.update(ratio=out["regularized_s"] / out["plain_s"], passes_plain=2, passes_regularized=5,
+               batch_size=int(x.shape[0]))
+    return out
