@@ -7,7 +7,6 @@ papermill's per-cell timings, so a ``ci`` result is never mistaken for a ``defau
 from __future__ import annotations
 
 import datetime as _dt
-import functools
 import json
 import os
 import platform
@@ -34,7 +33,6 @@ def notebook_dir(notebook: str, profile: str, root: str | os.PathLike | None = N
     return profile_root(profile, root) / notebook
 
 
-@functools.lru_cache(maxsize=None)
 def _git(cwd: str) -> dict:
     def run(*args):
         return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=20)
@@ -51,11 +49,9 @@ def _git(cwd: str) -> dict:
     return {"commit": commit, "short": commit[:7], "dirty": dirty}
 
 
-def git_info(refresh: bool = False) -> dict:
-    """``{"commit", "short", "dirty"}`` of the checkout (``"unknown"`` outside git); cached per process."""
-    if refresh:
-        _git.cache_clear()
-    return dict(_git(str(repo_root())))
+def git_info() -> dict:
+    """``{"commit", "short", "dirty"}`` of the checkout now (``"unknown"`` outside git)."""
+    return _git(str(repo_root()))
 
 
 def versions() -> dict:

@@ -53,8 +53,12 @@ def side_by_side(published: pd.DataFrame, reproduced: pd.DataFrame, on: Sequence
                              "add the distinguishing column(s) to on=[...]")
     left = pub[on + metrics].rename(columns={m: f"{m} {PUBLISHED}" for m in metrics})
     right = rep[on + metrics].rename(columns={m: f"{m} {REPRODUCED}" for m in metrics})
-    if on:
+    if on:  # outer join, rows in published order then reproduced-only rows in their order
+        left = left.assign(_order_p=range(len(left)))
+        right = right.assign(_order_r=range(len(right)))
         out = left.merge(right, on=on, how="outer", sort=False)
+        out = out.sort_values(["_order_p", "_order_r"], na_position="last", kind="stable")
+        out = out.drop(columns=["_order_p", "_order_r"]).reset_index(drop=True)
     else:  # no keys: rows match by position
         out = pd.concat([left.reset_index(drop=True), right.reset_index(drop=True)], axis=1)
     cols = list(on)

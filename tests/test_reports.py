@@ -1,0 +1,198 @@
+"""Reporter, tables, figures, claims and provenance: files land where xaikit says (not the cwd),
+carry their profile stamp, read back to the same numbers, and the claims output is byte-stable."""
+import json
+import subprocess
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from xaikit.errors import InputError  # noqa: E402
+from xaikit.reports import Reporter, curves, overlay, saliency_grid, side_by_side  # noqa: E402
+from xaikit.reports import provenance as prov  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def reports(tmp_path, monkeypatch):
+    root = tmp_path / "reports"
+    monkeypatch.setenv("XAIKIT_REPORTS", str(root))
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # nothing may be written relative to the working directory
+    yield root
+    assert not any(elsewhere.iterdir()), "something was written into the working directory"
+
+
+# ------------------------------------------------------------------------------ side_by_side
+def test_side_by_side_hand_case():
+    pub = pd.DataFrame({"method": ["opticam", "gradcam", "scorecam"], "AD": [1.0, 9.0, 3.0], "AG": [33.0, 4.0, 7.0]})
+    rep = pd.DataFrame({"method": ["gradcam", "opticam", "fakecam"], "AD": [10.5, 2.0, 0.0], "AG": [5.0, 30.0, 0.0]})
+    out = side_by_side(pub, rep, diff=True)
+    assert list(out.columns) == ["method", "AD published", "AD reproduced", "AD diff",
+                                 "AG published", "AG reproduced", "AG diff"]
+    assert list(out["method"]) == ["opticam", "gradcam", "scorecam", "fakecam"]  # published order first
+    row = out.set_index("method")
+    assert row.loc["gradcam", "AD reproduced"] == 10.5 and row.loc["gradcam", "AD diff"] == 1.5
+    assert row.loc["opticam", "AG diff"] == -3.0
+    assert np.isnan(row.loc["scorecam", "AD reproduced"]) and np.isnan(row.loc["fakecam", "AG published"])
+
+
+def test_side_by_side_tidy_and_indexed_shapes():
+    pub = pd.DataFrame({"method": ["a", "a", "b"], "metric": ["AD", "AG", "AD"], "value": [1.0, 2.0, 3.0]})
+    rep = pub.assign(value=[1.5, 2.0, 2.0])
+    out = side_by_side(pub, rep)  # keys inferred: the non-numeric columns
+    assert list(out.columns) == ["method", "metric", "value published", "value reproduced"]
+    assert out["value reproduced"].tolist() == [1.5, 2.0, 2.0]
+    wide_p = pd.DataFrame({"AD": [1.0, 2.0]}, index=pd.Index(["x", "y"], name="method"))
+    wide_r = pd.DataFrame({"AD": [5.0]}, index=pd.Index(["y"], name="method"))
+    out = side_by_side(wide_p, wide_r)
+    assert out.set_index("method")["AD reproduced"].loc["y"] == 5.0
+
+
+def test_side_by_side_errors_name_the_fix():
+    pub = pd.DataFrame({"method": ["a"], "AD": [1.0]})
+    with pytest.raises(InputError, match="metrics=\\[...\\]"):
+        side_by_side(pub, pd.DataFrame({"method": ["a"], "AG": [1.0]}), metrics=["AD"])
+    with pytest.raises(InputError, match="several rows"):
+        side_by_side(pd.concat([pub, pub]), pub)
+    with pytest.raises(InputError, match="DataFrame"):
+        side_by_side([1, 2], pub)
+
+
+# -------------------------------------------------------------------------------------- tables
+@pytest.mark.parametrize("profile,sub", [("ci", "_ci/02_nb"), ("default", "02_nb"), ("full", "02_nb")])
+def test_reporter_folder_follows_profile_and_env(reports, profile, sub):
+    rep = Reporter("02_nb", {"profile": profile, "seed": 3})
+    assert rep.dir == reports / sub and (rep.dir / "provenance.json").exists()
+
+
+def test_table_files_are_stamped_and_read_back(reports):
+    rep = Reporter("02_nb", {"profile": "ci", "seed": 0})
+    df = pd.DataFrame({"method": ["grad_cam", "opti%cam"], "AD": [10.123456789, 2.5], "AG": [5.0, 30.25]})
+    shown = rep.table(df, "2.1", caption="Average Drop & Gain")
+    assert shown is df
+    folder = reports / "_ci" / "02_nb" / "tables"
+    files = {p.suffix: p.read_text() for p in folder.glob("table_2_1.*")}
+    assert set(files) == {".csv", ".md", ".tex"}
+    commit = subprocess.run(["git", "rev-parse", "--short=7", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    for text in files.values():
+        assert "profile ci" in text and f"commit {commit}" in text and prov.today() in text
+    back = pd.read_csv(folder / "table_2_1.csv", comment="#")
+    pd.testing.assert_frame_equal(back, df, check_dtype=False)
+    assert "| grad_cam" in files[".md"] and "10.12" in files[".md"] and "Average Drop & Gain" in files[".md"]
+    tex = files[".tex"]
+    assert r"grad\_cam" in tex and r"opti\%cam" in tex and r"Average Drop \& Gain" in tex
+    assert r"\begin{tabular}" in tex and "10.12" in tex
+    rec = json.loads((reports / "_ci" / "02_nb" / "provenance.json").read_text())
+    assert rec["artefacts"]["tables"]["2.1"]["files"]["csv"] == "tables/table_2_1.csv"
+
+
+def test_table_with_published_writes_the_comparison(reports):
+    rep = Reporter("02_nb", {"profile": "default"})
+    pub = pd.DataFrame({"method": ["a", "b"], "AG": [1.0, 2.0]})
+    out = rep.table(pd.DataFrame({"method": ["b", "a"], "AG": [2.5, 0.5]}), "2.3", published=pub)
+    assert out["AG reproduced"].tolist() == [0.5, 2.5]
+    back = pd.read_csv(reports / "02_nb" / "tables" / "table_2_3.csv", comment="#")
+    assert list(back.columns) == ["method", "AG published", "AG reproduced"]
+    with pytest.raises(InputError):
+        rep.table([[1, 2]], "x")
+
+
+# ------------------------------------------------------------------------------------- figures
+@pytest.mark.parametrize("profile,pdf", [("ci", False), ("default", False), ("full", True)])
+def test_figure_saved_stamped_closed_and_displayable(reports, profile, pdf):
+    rep = Reporter("03_nb", {"profile": profile})
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.plot([0, 1], [0, 1])
+    out = rep.figure(fig, "3.3", caption="GAP vs CA")
+    assert not plt.fignum_exists(fig.number), "rep.figure must close the figure"
+    assert out.path.read_bytes().startswith(PNG_MAGIC) and out._repr_png_() == out.path.read_bytes()
+    assert out.path == rep.dir / "figures" / "figure_3_3.png"
+    assert (rep.dir / "figures" / "figure_3_3.pdf").exists() == pdf
+    stamps = [t.get_text() for t in fig.texts]
+    assert any(f"profile {profile}" in s for s in stamps)
+    assert any("CI PROFILE" in s for s in stamps) == (profile == "ci")
+    with pytest.raises(InputError, match="matplotlib Figure"):
+        rep.figure(np.zeros(3), "x")
+
+
+def test_overlay_keeps_low_res_map_aligned():
+    fig, ax = plt.subplots()
+    img = np.random.default_rng(0).random((3, 32, 48))
+    handle = overlay(ax, img, np.ones((4, 6)))
+    photo = ax.images[0]
+    assert photo.get_array().shape == (32, 48, 3)
+    assert tuple(handle.get_extent()) == tuple(photo.get_extent()) == (-0.5, 47.5, 31.5, -0.5)
+    with pytest.raises(InputError, match="sal\\[i\\]"):
+        overlay(ax, img, np.ones((2, 4, 6)))
+    plt.close(fig)
+
+
+def test_saliency_grid_layout_titles_and_colorbar():
+    rng = np.random.default_rng(0)
+    imgs = rng.random((2, 3, 16, 16))
+    maps = {"gradcam": rng.random((2, 16, 16)), "opticam": rng.random((2, 4, 4))}
+    fig = saliency_grid(imgs, maps, row_titles=["GT: cat", "GT: dog"])
+    axes = fig.axes
+    assert len(axes) == 2 * 3 + 1  # photo + 2 methods per row, one colorbar
+    assert [axes[0].get_title(), axes[1].get_title(), axes[2].get_title()] == ["image", "gradcam", "opticam"]
+    assert axes[0].get_ylabel() == "GT: cat" and axes[3].get_ylabel() == "GT: dog"
+    plt.close(fig)
+    with pytest.raises(InputError, match="one \\(H,W\\) map per image"):
+        saliency_grid(imgs, {"a": rng.random((3, 16, 16))})
+    with pytest.raises(InputError, match="row_titles"):
+        saliency_grid(imgs, maps, row_titles=["only one"])
+
+
+def test_curves_auc_and_labels():
+    fig, ax = plt.subplots()
+    aucs = curves(ax, {"ramp": np.linspace(0, 1, 11), "flat": np.ones(5),
+                       "batch": np.stack([np.zeros(3), np.ones(3)])})
+    assert aucs["ramp"] == pytest.approx(0.5) and aucs["flat"] == pytest.approx(1.0)
+    assert aucs["batch"] == pytest.approx(0.5)  # (B, steps) is averaged over images first
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[0] == "ramp (AUC 0.500)" and ax.get_xlabel() == "fraction of pixels"
+    plt.close(fig)
+
+
+# -------------------------------------------------------------------------------------- claims
+def test_claims_print_stable_lines_and_json(reports, capsys):
+    rep = Reporter("02_nb", {"profile": "ci"})
+    claims = {"Opti-CAM has the best AG": np.bool_(True), "Fake-CAM AD is about 0": False}
+    out = rep.claims(claims)
+    first = capsys.readouterr().out
+    assert first == "Opti-CAM has the best AG: True\nFake-CAM AD is about 0: False\n"
+    assert out == {"Opti-CAM has the best AG": True, "Fake-CAM AD is about 0": False}
+    assert all(type(v) is bool for v in out.values())
+    rep.claims(claims)
+    assert capsys.readouterr().out == first
+    saved = json.loads((rep.dir / "claims.json").read_text())
+    assert saved["claims"] == out and saved["profile"] == "ci"
+    with pytest.raises(InputError, match="True or False"):
+        rep.claims({"AG value": 12.5})
+
+
+# ---------------------------------------------------------------------------------- provenance
+def test_provenance_record(reports):
+    import torch
+
+    rep = Reporter("04_nb", {"profile": "default", "seed": 7, "device": torch.device("cpu"), "n": (1, 2)})
+    rep.claims({"ok": True})
+    rec = json.loads((reports / "04_nb" / "provenance.json").read_text())
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    assert rec["git"]["commit"] == head and isinstance(rec["git"]["dirty"], bool)
+    assert rec["profile"] == "default" and rec["seed"] == 7
+    assert rec["parameters"] == {"profile": "default", "seed": 7, "n": [1, 2]}
+    assert rec["device"]["device"] == "cpu" and rec["versions"]["torch"] == torch.__version__.split("+")[0]
+    assert rec["claims"] == {"ok": True} and rec["wall_s"] >= 0
+    with pytest.raises(InputError):
+        Reporter("../escape", {})
