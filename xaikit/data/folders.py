@@ -1,0 +1,442 @@
+"""Real datasets at user-given paths, returned as items of :mod:`xaikit.data.base`.
+
+Each loader takes ``root`` (+ ``split``) and ``size``; images are squashed to ``size`` x ``size``
+(whole image, thesis protocol) and boxes scaled alike.  A missing or malformed folder raises one
+:class:`~xaikit.errors.DataError` naming what is missing, the expected layout and ``data/README.md``.
+
+=================  =====================  ===========================================
+loader             dataset                boxes
+=================  =====================  ===========================================
+``imagenet_val``   ILSVRC2012 validation  ILSVRC bbox XML (optional)
+``cub``            CUB-200-2011           ``bounding_boxes.txt``
+``voc``            Pascal VOC 2012        ``Annotations/*.xml`` (multi-hot labels)
+``cifar100``       CIFAR-100 (python)     none
+``chest_xray``     Kermany et al. 2018    none
+``kvasir``         Kvasir v2              none
+``mit67``          MIT Indoor-67          none
+=================  =====================  ===========================================
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import xml.etree.ElementTree as ET
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import ConfigError, DataError
+from .base import resize_item
+
+IMG_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+README = "data/README.md"
+
+LAYOUTS = {
+    "imagenet_val": """<root>/
+  val/n01440764/ILSVRC2012_val_00000293.JPEG ...   (one folder per WordNet id; or all files flat in val/)
+  bbox/val/ILSVRC2012_val_00000293.xml ...          (optional: ILSVRC2012_bbox_val_v3.tgz; needed for flat val/)""",
+    "cub": """<root>/   (CUB_200_2011)
+  images.txt  image_class_labels.txt  train_test_split.txt  bounding_boxes.txt  classes.txt
+  images/001.Black_footed_Albatross/Black_Footed_Albatross_0001_796111.jpg ...""",
+    "voc": """<root>/   (VOCdevkit/VOC2012, or VOCdevkit holding VOC2012/)
+  JPEGImages/2007_000027.jpg ...
+  Annotations/2007_000027.xml ...
+  ImageSets/Main/train.txt  val.txt  trainval.txt""",
+    "cifar100": """<root>/   (cifar-100-python)
+  train  test  meta        (python pickles from cifar-100-python.tar.gz)""",
+    "chest_xray": """<root>/   (chest_xray)
+  train/NORMAL/*.jpeg  train/PNEUMONIA/*.jpeg
+  test/NORMAL/*.jpeg   test/PNEUMONIA/*.jpeg
+  val/NORMAL/*.jpeg    val/PNEUMONIA/*.jpeg""",
+    "kvasir": """<root>/   (kvasir-dataset-v2)
+  dyed-lifted-polyps/*.jpg  dyed-resection-margins/*.jpg  esophagitis/*.jpg  normal-cecum/*.jpg
+  normal-pylorus/*.jpg  normal-z-line/*.jpg  polyps/*.jpg  ulcerative-colitis/*.jpg""",
+    "mit67": """<root>/   (indoorCVPR_09 + the split files)
+  Images/airport_inside/*.jpg ... (67 category folders)
+  TrainImages.txt  TestImages.txt   (lines like 'airport_inside/airport_inside_0001.jpg')""",
+}
+
+VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+               "train", "tvmonitor")
+CHEST_CLASSES = ("NORMAL", "PNEUMONIA")
+KVASIR_CLASSES = ("dyed-lifted-polyps", "dyed-resection-margins", "esophagitis", "normal-cecum",
+                  "normal-pylorus", "normal-z-line", "polyps", "ulcerative-colitis")
+
+
+def _error(dataset: str, root, problem: str) -> DataError:
+    return DataError(f"{dataset}: {problem} (root={str(root)!r}). Expected layout:\n{LAYOUTS[dataset]}\n"
+                     f"See {README} for where to download it and how to arrange it.")
+
+
+def _root(dataset: str, root) -> Path:
+    if root is None:
+        env = os.environ.get("XAIKIT_DATA")
+        if not env:
+            raise _error(dataset, root, "no root given (pass root=..., or set XAIKIT_DATA to the folder holding it)")
+        root = Path(env) / dataset
+    p = Path(root).expanduser()
+    if not p.is_dir():
+        raise _error(dataset, root, "folder does not exist")
+    return p
+
+
+def _need(dataset, root, *paths: Path):
+    for p in paths:
+        if not p.exists():
+            raise _error(dataset, root, f"missing {p.relative_to(root) if p.is_relative_to(root) else p}")
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMG_EXT and p.is_file())
+
+
+def _split_arg(dataset, split, allowed):
+    if split not in allowed:
+        raise ConfigError(f"{dataset}: split={split!r}; use one of {list(allowed)}")
+
+
+# ------------------------------------------------------------------------------------- dataset
+class FolderDataset(Dataset):
+    """Images on disk with labels and boxes (boxes in original pixel xyxy, scaled at load time)."""
+
+    def __init__(self, dataset: str, root: Path, records: list, class_names: list, size: int = 224,
+                 multilabel: bool = False):
+        if not records:
+            raise _error(dataset, root, "no images found")
+        self.dataset, self.root, self.records = dataset, root, records
+        self.class_names, self.size, self.multilabel = list(class_names), int(size), multilabel
+        self.num_classes = len(self.class_names)
+
+    def __len__(self):
+        return len(self.records)
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.dataset}, n={len(self)}, classes={self.num_classes}, size={self.size})"
+
+    def _image(self, rec) -> np.ndarray:
+        from PIL import Image
+
+        try:
+            with Image.open(rec["path"]) as im:
+                return np.asarray(im.convert("RGB"))
+        except Exception as e:
+            raise DataError(f"{self.dataset}: cannot read image {rec['path']} ({type(e).__name__}: {e}). "
+                            f"Is the file complete? See {README}.") from e
+
+    def __getitem__(self, i):
+        rec = self.records[i]
+        arr = self._image(rec)
+        img = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float() / 255.0
+        label = rec["label"]
+        if self.multilabel:
+            lab = torch.zeros(self.num_classes)
+            lab[list(label)] = 1.0
+            label = lab
+        item = {"image": img, "label": label,
+                "boxes": torch.tensor(rec.get("boxes", []), dtype=torch.float32).reshape(-1, 4),
+                "box_labels": torch.tensor(rec.get("box_labels", []), dtype=torch.long),
+                "name": rec["name"]}
+        if rec.get("boxes"):  # clip to the image before scaling
+            h, w = img.shape[-2:]
+            b = item["boxes"]
+            b[:, [0, 2]] = b[:, [0, 2]].clamp(0, w)
+            b[:, [1, 3]] = b[:, [1, 3]].clamp(0, h)
+        return resize_item(item, self.size)
+
+
+class ArrayDataset(FolderDataset):
+    """Images held in memory as a uint8 (N, H, W, 3) array (CIFAR)."""
+
+    def __init__(self, dataset, root, images: np.ndarray, labels, names, class_names, size=32):
+        recs = [{"idx": i, "label": int(l), "name": n} for i, (l, n) in enumerate(zip(labels, names))]
+        super().__init__(dataset, root, recs, class_names, size)
+        self.images = images
+
+    def _image(self, rec):
+        return self.images[rec["idx"]]
+
+
+# --------------------------------------------------------------------------------------- XML
+def _parse_xml(dataset, root, path: Path, one_based: bool = True):
+    """PASCAL-VOC-format annotation -> (names, boxes xyxy with x1/y1 exclusive, difficult flags)."""
+    try:
+        tree = ET.parse(path).getroot()
+    except ET.ParseError as e:
+        raise _error(dataset, root, f"malformed XML {path.name}: {e}") from e
+    names, boxes, diff = [], [], []
+    for obj in tree.iter("object"):
+        bb = obj.find("bndbox")
+        nm = obj.findtext("name")
+        if bb is None or nm is None:
+            raise _error(dataset, root, f"malformed XML {path.name}: <object> without <name> or <bndbox>")
+        try:
+            x0, y0, x1, y1 = (float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
+        except (TypeError, ValueError) as e:
+            raise _error(dataset, root, f"malformed XML {path.name}: bad <bndbox> coordinates") from e
+        off = 1.0 if one_based else 0.0  # VOC pixels are 1-based inclusive -> 0-based, x1 exclusive
+        boxes.append([x0 - off, y0 - off, x1 - off + 1.0, y1 - off + 1.0])
+        names.append(nm.strip())
+        diff.append(obj.findtext("difficult", "0").strip() == "1")
+    return names, boxes, diff
+
+
+# -------------------------------------------------------------------------------- ImageNet val
+def _imagenet_wnids() -> list[str]:
+    from timm.data import ImageNetInfo
+
+    return list(ImageNetInfo().label_names())
+
+
+def imagenet_val(root=None, size: int = 224, boxes: bool = True, limit: int | None = None) -> FolderDataset:
+    """ILSVRC2012 validation images, labels in the standard 0..999 order (sorted WordNet ids).
+
+    Class sub-folders give the labels; a flat ``val/`` takes them from the bbox XMLs.  With
+    ``boxes=True`` the ILSVRC XML boxes (``bbox/val`` or ``val`` XMLs next to the images) are attached.
+    """
+    ds = "imagenet_val"
+    root = _root(ds, root)
+    val = root / "val" if (root / "val").is_dir() else root
+    wnids = _imagenet_wnids()
+    widx = {w: i for i, w in enumerate(wnids)}
+    xml_dirs = [d for d in (root / "bbox" / "val", root / "bbox", val) if d.is_dir()]
+
+    def find_xml(stem):
+        for d in xml_dirs:
+            p = d / f"{stem}.xml"
+            if p.exists():
+                return p
+        return None
+
+    subdirs = sorted(d for d in val.iterdir() if d.is_dir() and d.name in widx)
+    recs = []
+    if subdirs:
+        for d in subdirs:
+            for p in _images_in(d):
+                recs.append({"path": p, "label": widx[d.name], "name": p.name})
+    else:
+        files = _images_in(val)
+        if not files:
+            raise _error(ds, root, f"no images in {val} (neither WordNet-id folders nor flat JPEGs)")
+        for p in files:
+            x = find_xml(p.stem)
+            if x is None:
+                raise _error(ds, root, f"flat val/ needs the ILSVRC bbox XML of each image for its label; "
+                                       f"missing {p.stem}.xml in bbox/val/")
+            names, _, _ = _parse_xml(ds, root, x, one_based=False)
+            if not names or names[0] not in widx:
+                raise _error(ds, root, f"malformed XML {x.name}: no ImageNet WordNet id in <name>")
+            recs.append({"path": p, "label": widx[names[0]], "name": p.name})
+    if limit is not None:
+        recs = recs[: int(limit)]
+    if boxes:
+        for r in recs:
+            x = find_xml(Path(r["name"]).stem)
+            if x is not None:
+                names, bxs, _ = _parse_xml(ds, root, x, one_based=False)
+                r["boxes"] = bxs
+                r["box_labels"] = [widx.get(n, -1) for n in names]
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo()
+    cls = [info.index_to_description(i) for i in range(len(wnids))]
+    return FolderDataset(ds, root, recs, cls, size)
+
+
+# ---------------------------------------------------------------------------------------- CUB
+def _read_table(ds, root, path: Path, ncols: int, conv=str):
+    rows = {}
+    for ln, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) < ncols:
+            raise _error(ds, root, f"malformed {path.name} line {ln}: expected {ncols} fields, got {line!r}")
+        try:
+            rows[int(parts[0])] = [conv(v) for v in parts[1:ncols]] if ncols > 2 else conv(parts[1])
+        except ValueError as e:
+            raise _error(ds, root, f"malformed {path.name} line {ln}: {line!r}") from e
+    return rows
+
+
+def cub(root=None, split: str = "test", size: int = 224) -> FolderDataset:
+    """CUB-200-2011 (200 bird species, one box per image from ``bounding_boxes.txt``: x, y, w, h)."""
+    ds = "cub"
+    _split_arg(ds, split, ("train", "test", "all"))
+    root = _root(ds, root)
+    if not (root / "images.txt").exists() and (root / "CUB_200_2011" / "images.txt").exists():
+        root = root / "CUB_200_2011"
+    files = {k: root / f for k, f in (("images", "images.txt"), ("labels", "image_class_labels.txt"),
+                                       ("split", "train_test_split.txt"), ("boxes", "bounding_boxes.txt"),
+                                       ("classes", "classes.txt"))}
+    _need(ds, root, *files.values(), root / "images")
+    images = _read_table(ds, root, files["images"], 2)
+    labels = _read_table(ds, root, files["labels"], 2, int)
+    is_train = _read_table(ds, root, files["split"], 2, int)
+    bxs = _read_table(ds, root, files["boxes"], 5, float)
+    classes = _read_table(ds, root, files["classes"], 2)
+    names = [classes[k].split(".", 1)[-1].replace("_", " ") for k in sorted(classes)]
+    recs = []
+    for iid in sorted(images):
+        if split != "all" and (is_train.get(iid) == 1) != (split == "train"):
+            continue
+        if iid not in labels or iid not in bxs:
+            raise _error(ds, root, f"image id {iid} has no line in image_class_labels.txt or bounding_boxes.txt")
+        x, y, w, h = bxs[iid]
+        recs.append({"path": root / "images" / images[iid], "label": labels[iid] - 1, "name": images[iid],
+                     "boxes": [[x, y, x + w, y + h]], "box_labels": [labels[iid] - 1]})
+    return FolderDataset(ds, root, recs, names, size)
+
+
+# ---------------------------------------------------------------------------------------- VOC
+def voc(root=None, split: str = "val", size: int = 224, difficult: bool = True) -> FolderDataset:
+    """Pascal VOC 2012 classification/detection: multi-hot labels over 20 classes, one box per object.
+
+    ``difficult=False`` drops objects flagged difficult (and images left with none)."""
+    ds = "voc"
+    _split_arg(ds, split, ("train", "val", "trainval"))
+    root = _root(ds, root)
+    for cand in (root, root / "VOC2012", root / "VOCdevkit" / "VOC2012"):
+        if (cand / "JPEGImages").is_dir():
+            root = cand
+            break
+    lst = root / "ImageSets" / "Main" / f"{split}.txt"
+    _need(ds, root, root / "JPEGImages", root / "Annotations", lst)
+    cidx = {c: i for i, c in enumerate(VOC_CLASSES)}
+    recs = []
+    for stem in (s.split()[0] for s in lst.read_text().splitlines() if s.strip()):
+        x = root / "Annotations" / f"{stem}.xml"
+        img = root / "JPEGImages" / f"{stem}.jpg"
+        _need(ds, root, x, img)
+        names, bxs, diff = _parse_xml(ds, root, x, one_based=True)
+        keep = [j for j in range(len(names)) if difficult or not diff[j]]
+        bad = [names[j] for j in keep if names[j] not in cidx]
+        if bad:
+            raise _error(ds, root, f"malformed XML {x.name}: unknown class {bad[0]!r}")
+        if not keep:
+            continue
+        bl = [cidx[names[j]] for j in keep]
+        recs.append({"path": img, "label": sorted(set(bl)), "name": img.name,
+                     "boxes": [bxs[j] for j in keep], "box_labels": bl})
+    return FolderDataset(ds, root, recs, list(VOC_CLASSES), size, multilabel=True)
+
+
+# ----------------------------------------------------------------------------------- CIFAR-100
+def _unpickle(ds, root, path):
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f, encoding="bytes")
+    except Exception as e:
+        raise _error(ds, root, f"cannot unpickle {path.name} ({type(e).__name__}: {e})") from e
+
+
+def cifar100(root=None, split: str = "test", size: int = 32, coarse: bool = False) -> ArrayDataset:
+    """CIFAR-100, python pickle version (fine labels by default, ``coarse=True`` for the 20 superclasses)."""
+    ds = "cifar100"
+    _split_arg(ds, split, ("train", "test"))
+    root = _root(ds, root)
+    if not (root / "meta").exists() and (root / "cifar-100-python" / "meta").exists():
+        root = root / "cifar-100-python"
+    _need(ds, root, root / split, root / "meta")
+    d = _unpickle(ds, root, root / split)
+    meta = _unpickle(ds, root, root / "meta")
+    lk, nk = (b"coarse_labels", b"coarse_label_names") if coarse else (b"fine_labels", b"fine_label_names")
+    for key, obj, fname in ((b"data", d, split), (lk, d, split), (nk, meta, "meta")):
+        if not isinstance(obj, dict) or key not in obj:
+            raise _error(ds, root, f"malformed {fname}: no key {key.decode()!r}")
+    data = np.asarray(d[b"data"], dtype=np.uint8)
+    if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(d[lk]):
+        raise _error(ds, root, f"malformed {split}: data of shape {data.shape}, expected (N, 3072) with N labels")
+    imgs = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    fnames = d.get(b"filenames") or [f"{split}_{i:05d}".encode() for i in range(len(imgs))]
+    names = [f.decode() if isinstance(f, bytes) else str(f) for f in fnames]
+    cls = [c.decode() if isinstance(c, bytes) else str(c) for c in meta[nk]]
+    return ArrayDataset(ds, root, imgs, d[lk], names, cls, size)
+
+
+# ----------------------------------------------------------------------- class-folder datasets
+def _class_folders(ds, root, folder: Path, classes) -> list:
+    recs = []
+    for i, c in enumerate(classes):
+        d = folder / c
+        if not d.is_dir():
+            raise _error(ds, root, f"missing class folder {d.relative_to(root) if d.is_relative_to(root) else d}")
+        for p in _images_in(d):
+            recs.append({"path": p, "label": i, "name": f"{c}/{p.name}"})
+    return recs
+
+
+def chest_xray(root=None, split: str = "test", size: int = 224) -> FolderDataset:
+    """Chest X-ray pneumonia (Kermany et al. 2018): NORMAL=0, PNEUMONIA=1; grey images as RGB."""
+    ds = "chest_xray"
+    _split_arg(ds, split, ("train", "test", "val"))
+    root = _root(ds, root)
+    if not (root / split).is_dir() and (root / "chest_xray" / split).is_dir():
+        root = root / "chest_xray"
+    _need(ds, root, root / split)
+    return FolderDataset(ds, root, _class_folders(ds, root, root / split, CHEST_CLASSES), list(CHEST_CLASSES), size)
+
+
+def _hash_split(recs, split, test_fraction, seed):
+    """Deterministic split by a hash of the file name (stable when files are added)."""
+    if split == "all":
+        return recs
+    out = []
+    for r in recs:
+        u = zlib.crc32(f"{seed}/{r['name']}".encode()) / 2**32
+        if (u < test_fraction) == (split == "test"):
+            out.append(r)
+    return out
+
+
+def kvasir(root=None, split: str = "all", size: int = 224, test_fraction: float = 0.2, seed: int = 0) -> FolderDataset:
+    """Kvasir v2 (8 classes of GI endoscopy).  It has no official split: ``split="train"|"test"`` is a
+    deterministic split by a hash of the file name (``test_fraction`` of each class on average)."""
+    ds = "kvasir"
+    _split_arg(ds, split, ("train", "test", "all"))
+    root = _root(ds, root)
+    if not (root / KVASIR_CLASSES[0]).is_dir() and (root / "kvasir-dataset-v2" / KVASIR_CLASSES[0]).is_dir():
+        root = root / "kvasir-dataset-v2"
+    recs = _hash_split(_class_folders(ds, root, root, KVASIR_CLASSES), split, test_fraction, seed)
+    return FolderDataset(ds, root, recs, list(KVASIR_CLASSES), size)
+
+
+def mit67(root=None, split: str = "test", size: int = 224) -> FolderDataset:
+    """MIT Indoor-67 with the official ``TrainImages.txt`` / ``TestImages.txt`` split (80/20 per class)."""
+    ds = "mit67"
+    _split_arg(ds, split, ("train", "test"))
+    root = _root(ds, root)
+    lst = root / ("TrainImages.txt" if split == "train" else "TestImages.txt")
+    _need(ds, root, root / "Images", lst)
+    classes = sorted(d.name for d in (root / "Images").iterdir() if d.is_dir())
+    if not classes:
+        raise _error(ds, root, "no category folders in Images/")
+    cidx = {c: i for i, c in enumerate(classes)}
+    recs = []
+    for ln, line in enumerate(lst.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line:
+            continue
+        cat = line.split("/", 1)[0]
+        if "/" not in line or cat not in cidx:
+            raise _error(ds, root, f"malformed {lst.name} line {ln}: {line!r} is not '<category>/<file>' "
+                                   "with a category folder in Images/")
+        p = root / "Images" / line
+        _need(ds, root, p)
+        recs.append({"path": p, "label": cidx[cat], "name": line})
+    return FolderDataset(ds, root, recs, [c.replace("_", " ") for c in classes], size)
+
+
+LOADERS = {"imagenet_val": imagenet_val, "cub": cub, "voc": voc, "cifar100": cifar100,
+           "chest_xray": chest_xray, "kvasir": kvasir, "mit67": mit67}
+
+
+def dataset(name: str, root=None, **kw) -> Dataset:
+    """Any real dataset by name (``imagenet_val``, ``cub``, ``voc``, ``cifar100``, ``chest_xray``,
+    ``kvasir``, ``mit67``); ``root=None`` reads ``$XAIKIT_DATA/<name>``."""
+    if name not in LOADERS:
+        raise ConfigError(f"unknown dataset {name!r}; available: {sorted(LOADERS)} (and xk.data.synthetic)")
+    return LOADERS[name](root, **kw)
