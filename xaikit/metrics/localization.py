@@ -61,7 +61,7 @@ def _largest_cc_box(mask: np.ndarray):
     if n == 0:
         return None
     sizes = np.bincount(lab.ravel())[1:]
-    sl = ndimage.find_objects(lab == (int(np.argmax(sizes)) + 1))[0]
+    sl = ndimage.find_objects((lab == (int(np.argmax(sizes)) + 1)).astype(np.int32))[0]
     return (sl[1].start, sl[0].start, sl[1].stop, sl[0].stop)
 
 
