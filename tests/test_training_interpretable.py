@@ -266,3 +266,18 @@ def test_step_cost_restores_state():
     for k, v in m.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert all(p.grad is None for p in m.parameters()) and m.training
+
+
+def test_defaults_are_thesis_schedule_and_reachable_from_xk():
+    """§4.3.1: 200 epochs, lr 0.1, ÷5 at 60/120/160, batch 128; SGD momentum 0.9 and weight decay
+    5e-4 as in weiaicunzai/pytorch-cifar100, which the thesis follows."""
+    import inspect
+
+    import xaikit as xk
+
+    sig = inspect.signature(xk.training.interpretable.train_interpretable).parameters
+    got = {k: sig[k].default for k in ("epochs", "lr", "milestones", "gamma", "batch_size",
+                                        "momentum", "weight_decay", "lam")}
+    assert got == {"epochs": 200, "lr": 0.1, "milestones": (60, 120, 160), "gamma": 0.2,
+                   "batch_size": 128, "momentum": 0.9, "weight_decay": 5e-4, "lam": 0.0}
+    assert xk.training.guided.guided_gradient is guided_gradient
