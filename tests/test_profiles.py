@@ -65,10 +65,11 @@ def test_notebook_structure(nb_path):
     claims = _claims_cells(nb)
     assert len(claims) == 1, "exactly one claims cell marked '# NBVAL_CHECK_OUTPUT'"
     assert claims[0] is [c for c in nb.cells if c.cell_type == "code"][-1], "the claims cell is the last code cell"
-    assert claims[0].outputs, "the claims cell must be committed with its output (nbval compares it)"
+    assert claims[0].outputs, ("the claims cell must be committed with its output (nbval compares it): run "
+                                "`python -m xaikit.run --profile ci --notebooks <nb> --bless`")
     with_outputs = [i for i, c in enumerate(nb.cells, 1)
                     if c.cell_type == "code" and c.outputs and c is not claims[0]]
-    assert with_outputs == [], f"{nb_path.name}: strip the outputs of cells {with_outputs}"
+    assert with_outputs == [], f"{nb_path.name}: strip the outputs of cells {with_outputs} (`--bless` does it)"
 
 
 def test_check_profile_catches_a_key_that_reaches_nothing(tmp_path):

@@ -4,6 +4,7 @@
     python -m xaikit.run --profile ci --notebooks 02 03    # selected notebooks (stem prefixes)
     python -m xaikit.run --profile full --dry-run          # check profile keys, run nothing
     python -m xaikit.run --list
+    python -m xaikit.run --profile ci --notebooks 02 --bless  # store the claims output nbval compares
 
 ``profiles/<profile>.yaml`` maps notebook stems to papermill parameters; a ``_defaults`` section
 is merged into every notebook that declares those parameters. Each notebook runs in its own
@@ -280,11 +281,38 @@ def run_notebook(path: Path, params: dict, out_dir: Path, reports_root: Path,
     return res
 
 
+def bless(source: Path, executed: Path) -> Path:
+    """Rewrite the committed notebook ``source`` stripped of every output except its claims cell
+    (``# NBVAL_CHECK_OUTPUT``), whose stdout/result is copied from the ``ci``-profile ``executed``
+    copy: what nbval will compare against. Execution counts are cleared."""
+    import nbformat
+
+    src = nbformat.read(str(source), as_version=4)
+    done = _source_cells(nbformat.read(str(executed), as_version=4))
+    if len(done) != len(src.cells):
+        raise ConfigError(f"{executed} does not match {source} cell for cell; rerun the notebook first")
+    for cell, ran in zip(src.cells, done):
+        if cell.cell_type != "code":
+            continue
+        cell.execution_count = None
+        cell.outputs = []
+        if "# NBVAL_CHECK_OUTPUT" in cell.source:
+            for out in ran.get("outputs", []):
+                if out.get("output_type") == "stream" and out.get("name") != "stdout":
+                    continue  # warnings on stderr are not part of the claims
+                if out.get("output_type") == "execute_result":
+                    out["execution_count"] = None
+                cell.outputs.append(out)
+    nbformat.write(src, str(source))
+    return source
+
+
 def run(profile: str = "default", patterns: Sequence[str] | None = None, dry_run: bool = False,
         notebooks: str | os.PathLike | None = None, reports: str | os.PathLike | None = None,
-        timeout: float | None = None, log=print) -> int:
+        timeout: float | None = None, log=print, bless_claims: bool = False) -> int:
     """Run (or, with ``dry_run``, only check) the selected notebooks of a profile; returns the exit
-    code: 0 only if every notebook passed (or, dry, if the profile checks out)."""
+    code: 0 only if every notebook passed (or, dry, if the profile checks out). With
+    ``bless_claims`` (``ci`` profile only) each passing notebook is rewritten by :func:`bless`."""
     from .reports import provenance as prov
     from .reports.index import write_index
 
@@ -305,6 +333,9 @@ def run(profile: str = "default", patterns: Sequence[str] | None = None, dry_run
             log(f"PROBLEM {p}")
         log("dry run: profile OK" if not problems else f"dry run: {len(problems)} problem(s)")
         return 1 if problems else 0
+    if bless_claims and name != "ci":
+        raise ConfigError("--bless stores the claims output nbval compares, which is the ci profile's; "
+                          "use --profile ci")
     root = prov.profile_root(name, reports if reports is not None else reports_dir())
     results = []
     log(f"profile {name}: {len(chosen)} notebook(s) -> {root}")
@@ -316,6 +347,9 @@ def run(profile: str = "default", patterns: Sequence[str] | None = None, dry_run
                                timeout=timeout)
             results.append(res)
             log(res.line())
+            if bless_claims and res.status == "passed":
+                bless(nb, res.output)
+                log(f"blessed {nb.name}: outputs stripped, claims output stored")
             write_index(root, title=f"xaikit reports, profile {name}")
             if res.status == "interrupted":
                 raise KeyboardInterrupt
@@ -340,6 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="check the profile against the notebooks; run nothing")
     ap.add_argument("--notebooks-dir", default=None, help="folder of notebooks (default: <repo>/notebooks)")
     ap.add_argument("--reports-dir", default=None, help="reports root (default: $XAIKIT_REPORTS or <repo>/reports)")
+    ap.add_argument("--bless", action="store_true",
+                    help="(ci only) rewrite each passing notebook stripped, keeping its claims output for nbval")
     ap.add_argument("--timeout", type=float, default=None, help="per-cell timeout in seconds")
     args = ap.parse_args(argv)
     try:
@@ -350,7 +386,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{nb.stem}: declares {declared}; profile {name} injects "
                       f"{parameters_for(nb.stem, name, prof, declared)}")
             return 0
-        return run(args.profile, args.notebooks, args.dry_run, args.notebooks_dir, args.reports_dir, args.timeout)
+        if args.bless:
+            os.environ["XAIKIT_QUIET"] = "1"  # no progress bars in the stored claims output
+        return run(args.profile, args.notebooks, args.dry_run, args.notebooks_dir, args.reports_dir, args.timeout,
+                   bless_claims=args.bless)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -75,6 +75,7 @@ def device_info(device: Any = None) -> dict:
         info["cpus"] = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - non-Linux
         info["cpus"] = os.cpu_count()
+    info["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")
     torch = sys.modules.get("torch")  # only describe torch if the notebook already uses it
     if torch is not None:
         info["threads"] = torch.get_num_threads()
