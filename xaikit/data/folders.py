@@ -130,7 +130,7 @@ class FolderDataset(Dataset):
     def __getitem__(self, i):
         rec = self.records[i]
         arr = self._image(rec)
-        img = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float() / 255.0
+        img = torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1).float() / 255.0
         label = rec["label"]
         if self.multilabel:
             lab = torch.zeros(self.num_classes)
