@@ -1,0 +1,181 @@
+"""Train a CA-Stream on a frozen model (thesis §3.3-3.4).
+
+Only the stream's parameters are optimized: SGD, momentum 0.9, weight decay 1e-4, learning rate
+0.1 divided by 10 every 30 of 90 epochs (the torchvision ResNet recipe used in the thesis), all
+configurable. Works on any dataset returning xaikit items (``image`` in [0, 1], normalized here
+with ``model.xaikit.normalize``); integer labels train with cross-entropy, multi-hot labels
+(Pascal-VOC-like) with binary cross-entropy. A checkpoint of the stream, optimizer, scheduler and
+history is written after every epoch; ``resume=True`` continues from the last one and gives the
+same result as an uninterrupted run (the data order of each epoch depends only on ``seed, epoch``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from ..config import progress
+from ..data.base import collate
+from ..errors import ConfigError, DataError
+
+CHECKPOINT = "last.pt"
+
+
+@dataclass
+class StreamTrainConfig:
+    """Hyper-parameters of :func:`train` (defaults: thesis §3.4)."""
+
+    epochs: int = 90
+    batch_size: int = 256
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    lr_step: int = 30          # epochs between decays
+    lr_gamma: float = 0.1
+    seed: int = 0
+    max_batches: int | None = None   # per epoch (quick runs); None = the whole dataset
+
+    def key(self) -> str:
+        d = asdict(self)
+        d.pop("epochs")  # more epochs may be asked when resuming
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _loader(dataset: Dataset, order, batch_size: int, num_workers: int) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, sampler=list(order), collate_fn=collate,
+                      num_workers=num_workers, drop_last=False)
+
+
+def _loss_and_correct(logits: torch.Tensor, labels: torch.Tensor):
+    """Cross-entropy (int labels) or BCE (multi-hot); 'correct' = top-1 is a (the) true class."""
+    if labels.dim() == 2:
+        loss = F.binary_cross_entropy_with_logits(logits, labels.float())
+        top = logits.argmax(1)
+        correct = labels.gather(1, top[:, None]).squeeze(1) > 0
+    else:
+        loss = F.cross_entropy(logits, labels)
+        correct = logits.argmax(1) == labels
+    return loss, correct.sum().item()
+
+
+def _forward(model, x, labels):
+    if getattr(model, "class_specific", False):
+        return model(x, target=labels if labels.dim() == 1 else None)
+    return model(x)
+
+
+def train(stream, dataset: Dataset, epochs: int | None = None, *, batch_size: int = 256, lr: float = 0.1,
+          momentum: float = 0.9, weight_decay: float = 1e-4, lr_step: int = 30, lr_gamma: float = 0.1,
+          seed: int = 0, max_batches: int | None = None, checkpoint_dir: str | os.PathLike | None = None,
+          resume: bool = True, val_dataset: Dataset | None = None, device=None, num_workers: int = 0,
+          config: StreamTrainConfig | None = None) -> list[dict]:
+    """Train ``stream`` (a :class:`~xaikit.streams.CAStream`) on ``dataset``; returns the history.
+
+    History: one dict per epoch ``{"epoch", "lr", "loss", "acc"}`` (+ ``val_loss``, ``val_acc``
+    with ``val_dataset``), accuracy in percent. ``epochs`` defaults to 90 (thesis).
+    ``checkpoint_dir``: where ``last.pt`` is written after each epoch; with ``resume=True`` an
+    existing one (same hyper-parameters) is continued. The backbone is never updated.
+    """
+    from ..config import device as resolve_device
+
+    cfg = config or StreamTrainConfig(epochs=90 if epochs is None else int(epochs), batch_size=batch_size,
+                                      lr=lr, momentum=momentum, weight_decay=weight_decay, lr_step=lr_step,
+                                      lr_gamma=lr_gamma, seed=seed, max_batches=max_batches)
+    if config is not None and epochs is not None:
+        cfg.epochs = int(epochs)
+    if not hasattr(stream, "stream_parameters"):
+        raise ConfigError("train() expects a CA-Stream: build it with xk.streams.CAStream.wrap(model)")
+    if len(dataset) == 0:
+        raise DataError("the training dataset is empty")
+    dev = resolve_device(device) if device is not None else next(iter(stream.parameters())).device
+    stream.to(dev)
+    params = stream.stream_parameters()
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+    history: list[dict] = []
+    start = 0
+    ckpt_path = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
+    if ckpt_path is not None and resume and ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
+        if ck.get("config_key") != cfg.key() or ck.get("placement") != stream.placement:
+            raise ConfigError(f"checkpoint {ckpt_path} was written with other hyper-parameters or another "
+                              "stream; use another checkpoint_dir or resume=False to start over")
+        stream.load_stream_state_dict(ck["stream"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        history, start = list(ck["history"]), int(ck["epoch"])
+    normalize = stream.xaikit.normalize
+    n = len(dataset)
+    for epoch in range(start, cfg.epochs):
+        g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+        order = torch.randperm(n, generator=g).tolist()
+        if cfg.max_batches is not None:
+            order = order[: cfg.max_batches * cfg.batch_size]
+        stream.train()
+        tot_loss, tot_correct, seen = 0.0, 0, 0
+        lr_now = opt.param_groups[0]["lr"]
+        for batch in progress(_loader(dataset, order, cfg.batch_size, num_workers),
+                              total=-(-len(order) // cfg.batch_size), desc=f"CA-Stream epoch {epoch + 1}"):
+            x = normalize(batch.images.to(dev))
+            y = batch.labels.to(dev)
+            logits = _forward(stream, x, y)
+            loss, correct = _loss_and_correct(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            tot_loss += loss.item() * len(y)
+            tot_correct += correct
+            seen += len(y)
+        sched.step()
+        rec = {"epoch": epoch + 1, "lr": lr_now, "loss": tot_loss / seen, "acc": 100.0 * tot_correct / seen}
+        if val_dataset is not None:
+            ev = evaluate(stream, val_dataset, batch_size=cfg.batch_size, num_workers=num_workers)
+            rec.update(val_loss=ev["loss"], val_acc=ev["acc"])
+        history.append(rec)
+        if ckpt_path is not None:
+            ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = ckpt_path.with_suffix(".tmp")
+            torch.save({"epoch": epoch + 1, "stream": stream.stream_state_dict(), "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(), "history": history, "config": asdict(cfg),
+                        "config_key": cfg.key(), "placement": stream.placement}, tmp)
+            os.replace(tmp, ckpt_path)
+    stream.eval()
+    return history
+
+
+@torch.no_grad()
+def evaluate(model, dataset: Dataset, batch_size: int = 256, num_workers: int = 0) -> dict:
+    """Loss and top-1 accuracy (percent) of any xaikit model (GAP or CA-Stream) on a dataset."""
+    dev = next(iter(model.parameters())).device
+    was = model.training
+    model.eval()
+    tot_loss, tot_correct, seen = 0.0, 0, 0
+    try:
+        for batch in progress(_loader(dataset, range(len(dataset)), batch_size, num_workers),
+                              total=-(-len(dataset) // batch_size), desc="evaluate"):
+            x = model.xaikit.normalize(batch.images.to(dev))
+            y = batch.labels.to(dev)
+            logits = model(x)
+            loss, correct = _loss_and_correct(logits, y)
+            tot_loss += loss.item() * len(y)
+            tot_correct += correct
+            seen += len(y)
+    finally:
+        model.train(was)
+    return {"loss": tot_loss / max(seen, 1), "acc": 100.0 * tot_correct / max(seen, 1), "n": seen}
+
+
+def load_checkpoint(stream, checkpoint_dir: str | os.PathLike) -> list[dict]:
+    """Load the stream weights of ``checkpoint_dir/last.pt`` into ``stream``; returns its history."""
+    path = Path(checkpoint_dir) / CHECKPOINT
+    if not path.exists():
+        raise DataError(f"no CA-Stream checkpoint at {path}; train one with xaikit.training.stream.train(...)")
+    ck = torch.load(path, map_location=next(iter(stream.parameters())).device, weights_only=False)
+    stream.load_stream_state_dict(ck["stream"])
+    return list(ck["history"])
