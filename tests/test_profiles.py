@@ -67,6 +67,8 @@ def test_notebook_structure(nb_path):
     assert claims[0] is [c for c in nb.cells if c.cell_type == "code"][-1], "the claims cell is the last code cell"
     assert claims[0].outputs, ("the claims cell must be committed with its output (nbval compares it): run "
                                 "`python -m xaikit.run --profile ci --notebooks <nb> --bless`")
+    assert claims[0].execution_count is not None, \
+        "nbval rejects a claims cell with outputs but no execution count (`--bless` sets it)"
     with_outputs = [i for i, c in enumerate(nb.cells, 1)
                     if c.cell_type == "code" and c.outputs and c is not claims[0]]
     assert with_outputs == [], f"{nb_path.name}: strip the outputs of cells {with_outputs} (`--bless` does it)"
@@ -81,3 +83,23 @@ def test_check_profile_catches_a_key_that_reaches_nothing(tmp_path):
     assert any("'09_missing'" in p for p in problems)
     assert not any("n_rows " in p for p in problems)
     assert xr.check_profile("tmp", {"01_pass": {"n_rows": 2}, "09_later": {}}, [nb]) == []
+
+
+def test_nbval_sanitize_rules_mask_run_dependent_text_only():
+    import configparser
+    import re
+
+    cfg = configparser.ConfigParser()
+    assert cfg.read(ROOT / "nbval_sanitize.cfg")
+    rules = [(cfg[s]["regex"], cfg[s]["replace"]) for s in cfg.sections()]
+
+    def sanitize(text):  # what nbval does with --nbval-sanitize-with
+        for rx, rep in rules:
+            text = re.sub(rx, rep, text)
+        return text
+
+    a = "took 1.23 s, 12.5it/s on cuda:0 at 0x7f3a2b <Figure size 640x480 with 2 Axes> 2026-11-24T10:00:01"
+    b = "took 0.40s, 3.0 it/s on cpu at 0x55aa10 <Figure size 300x200 with 1 Axes> 2025-01-02T23:59:59"
+    assert sanitize(a) == sanitize(b)
+    claim = "Opti-CAM has the best AG: True"
+    assert sanitize(claim) == claim and sanitize("AG 12.5 vs 3 samples") == "AG 12.5 vs 3 samples"

@@ -284,7 +284,7 @@ def run_notebook(path: Path, params: dict, out_dir: Path, reports_root: Path,
 def bless(source: Path, executed: Path) -> Path:
     """Rewrite the committed notebook ``source`` stripped of every output except its claims cell
     (``# NBVAL_CHECK_OUTPUT``), whose stdout/result is copied from the ``ci``-profile ``executed``
-    copy: what nbval will compare against. Execution counts are cleared."""
+    copy: what nbval will compare against. Other execution counts are cleared."""
     import nbformat
 
     src = nbformat.read(str(source), as_version=4)
@@ -297,11 +297,12 @@ def bless(source: Path, executed: Path) -> Path:
         cell.execution_count = None
         cell.outputs = []
         if "# NBVAL_CHECK_OUTPUT" in cell.source:
+            cell.execution_count = 1  # nbval refuses a reference cell with outputs but no count
             for out in ran.get("outputs", []):
                 if out.get("output_type") == "stream" and out.get("name") != "stdout":
                     continue  # warnings on stderr are not part of the claims
                 if out.get("output_type") == "execute_result":
-                    out["execution_count"] = None
+                    out["execution_count"] = 1
                 cell.outputs.append(out)
     nbformat.write(src, str(source))
     return source
