@@ -285,3 +285,19 @@ def test_clear_errors(resnet18):
     vit = xk.models.load("vit_tiny_patch16_224", weights="random")
     with pytest.raises(ConfigError, match="ViT"):
         CAStream.wrap(vit)
+
+
+@pytest.mark.parametrize("name", ["resnet18_cifar", "mobilenetv2_cifar"])
+def test_small_cifar_models(name):
+    """xaikit's own small models (stage metadata from xaikit.models.small) wrap the same way."""
+    from xaikit.models.zoo import _CUSTOM
+
+    if name not in _CUSTOM:
+        pytest.skip(f"{name} not registered")
+    torch.manual_seed(0)
+    m = xk.models.load(name, weights="random", num_classes=5)
+    x = _x(s=32)
+    with torch.no_grad():
+        assert torch.allclose(CAStream.wrap(m, start_stage=-1, init="gap")(x), m(x), atol=1e-5)
+        s = CAStream.wrap(m, start_stage=0)
+        assert s(x).shape == (2, 5) and len(s.attentions) == len(s.points)
