@@ -118,8 +118,9 @@ class MobileNetV2Cifar(nn.Module):
     """MobileNet-V2 for 32 px inputs: stride-1 stem and first stages (as in CIFAR ports), width
     multiplier ``width_mult``; ``conv_head`` (1x1 conv, BN, ReLU) then GAP and linear ``classifier``."""
 
-    # t (expansion), c (channels), n (blocks), s (stride) -- CIFAR variant: strides 1,1,2,2,1,2,1
-    CFG = ((1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+    # t (expansion), c (channels), n (blocks), s (stride).  Stride-1 stem; row strides 1,2,2,1,1,2,1 so a
+    # 32 px input ends at 4x4 (like the ImageNet model's 7x7 at 224 px) with most work at 16 and 8 px
+    CFG = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 1), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
 
     def __init__(self, num_classes=10, width_mult=0.5, head=640, act="relu"):
         super().__init__()
@@ -157,8 +158,8 @@ def mobilenetv2_cifar(num_classes: int = 10, width_mult: float = 0.5, act: str =
     m = MobileNetV2Cifar(num_classes, width_mult, act=act)
     ends = [sum(c[2] for c in m.CFG[: j + 1]) - 1 for j in range(len(m.CFG))]  # last block of each CFG row
     # one stage per resolution (32, 32, 16, 8, 4 px at 32 px input): the stem, the last block before
-    # each stride-2 row (rows 2, 3, 5) and the head
-    stages = ["stem", f"features.{ends[1]}", f"features.{ends[2]}", f"features.{ends[4]}", "conv_head"]
+    # each stride-2 row (rows 1, 2, 5), and the head
+    stages = ["stem", f"features.{ends[0]}", f"features.{ends[1]}", f"features.{ends[4]}", "conv_head"]
     return m, _info(input_size, class_names, num_classes=num_classes, default_layer="conv_head",
                     feature_layer="conv_head", classifier="classifier", stages=stages)
 

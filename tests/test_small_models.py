@@ -1,0 +1,147 @@
+"""Small models (shapes, metadata, exact CAM head, ReLU modules) and their cached, deterministic trainer."""
+import json
+
+import pytest
+import torch
+import torch.nn as nn
+
+import xaikit as xk
+from xaikit.errors import ConfigError, WeightsError
+from xaikit.models import get_layer
+from xaikit.training import small as T
+
+ARCHS = {"resnet18_cifar": dict(width=8), "mobilenetv2_cifar": dict(width_mult=0.25),
+         "deit_tiny_synth": dict(embed_dim=32, depth=2, num_heads=2)}
+
+
+def _stage_shapes(model, x):
+    out = {}
+    hooks = [get_layer(model, s).register_forward_hook(lambda m, i, o, s=s: out.__setitem__(s, o.shape))
+             for s in model.xaikit.stages]
+    try:
+        y = model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return y, out
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_forward_shapes_and_metadata_layers(arch):
+    torch.manual_seed(0)
+    m = xk.models.load(arch, weights="random", num_classes=5, **ARCHS[arch])
+    inf = m.xaikit
+    assert not m.training and inf.num_classes == 5 and inf.mean == (0.5, 0.5, 0.5) and inf.input_size == 32
+    x = torch.rand(2, 3, 32, 32)
+    y, stages = _stage_shapes(m, x)
+    assert y.shape == (2, 5)
+    for name in (inf.default_layer, inf.feature_layer, inf.classifier):
+        assert isinstance(get_layer(m, name), nn.Module)
+    assert isinstance(get_layer(m, inf.classifier), nn.Linear)
+    assert len(inf.stages) >= (2 if inf.is_vit else 4) and set(stages) == set(inf.stages)
+    if inf.is_vit:
+        assert inf.grid_size == (8, 8) and all(s[1] == 65 for s in stages.values())
+        assert inf.reshape(torch.zeros(2, 65, 32)).shape == (2, 32, 8, 8)
+        assert not any(b.attn.fused_attn for b in m.blocks)  # attention maps reachable by hooks
+    else:
+        res = [stages[s][-1] for s in inf.stages]
+        assert res == sorted(res, reverse=True) and res[0] == 32 and res[-1] == 4
+        assert len({r for r in res}) >= 4  # the stages span the resolutions
+
+
+@pytest.mark.parametrize("arch", ["resnet18_cifar", "mobilenetv2_cifar"])
+def test_cnn_relu_modules_and_exact_cam_decomposition(arch):
+    torch.manual_seed(0)
+    m = xk.models.load(arch, weights="random", num_classes=4, **ARCHS[arch])
+    relus = [mod for mod in m.modules() if isinstance(mod, nn.ReLU)]
+    assert relus and not any(isinstance(mod, nn.ReLU6) for mod in m.modules())
+    # each ReLU module is called exactly once per forward (activation swapping / hooks stay unambiguous)
+    calls = {}
+    for r in relus:
+        r.register_forward_hook(lambda mod, i, o: calls.__setitem__(id(mod), calls.get(id(mod), 0) + 1))
+    feats = {}
+    get_layer(m, m.xaikit.feature_layer).register_forward_hook(lambda mod, i, o: feats.__setitem__("A", o))
+    x = torch.rand(3, 3, 32, 32)
+    logits = m(x)
+    assert set(calls.values()) == {1} and len(calls) == len(relus)
+    # GAP + linear head: logit_c = mean_hw(sum_k w_k^c A^k) + b_c  (CAM, thesis eq. 1.3)
+    fc = get_layer(m, m.xaikit.classifier)
+    cam = torch.einsum("ck,bkhw->bchw", fc.weight, feats["A"])
+    assert torch.allclose(cam.mean((2, 3)) + fc.bias, logits, atol=1e-5)
+
+
+def test_small_models_refuse_pretrained_weights_and_bad_vit_size():
+    with pytest.raises(WeightsError, match="train it"):
+        xk.models.load("resnet18_cifar", weights="imagenet")
+    with pytest.raises(ConfigError, match="patch_size"):
+        xk.models.load("deit_tiny_synth", weights="random", img_size=30)
+
+
+# -------------------------------------------------------------------------------------- trainer
+TINY = dict(num_classes=4, size=32, n_train=256, n_test=200, epochs=3, lr=0.05, batch_size=32,
+            arch_kwargs={"width": 8}, seed=0)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XAIKIT_CACHE", str(tmp_path))
+    return tmp_path
+
+
+def test_tiny_training_beats_chance_and_second_call_hits_cache(cache, monkeypatch):
+    m = T.train("resnet18_cifar", **TINY)
+    rec = m.train_record
+    assert rec["test_accuracy"] >= 0.6, rec  # chance is 0.25 on 4 balanced classes
+    assert m.xaikit.weights.startswith("checkpoint:") and m.xaikit.class_names[0] == "red circle"
+    pts = list((cache / "models").glob("*.pt"))
+    assert len(pts) == 1 and json.loads(pts[0].with_suffix(".json").read_text())["test_accuracy"] == rec["test_accuracy"]
+    # the recorded accuracy is the one evaluate() measures on the test split
+    test = xk.data.synthetic(200, 4, 32, seed=0, split="test")
+    assert T.evaluate(m, test) == pytest.approx(rec["test_accuracy"])
+
+    def boom(*a, **k):
+        raise AssertionError("trained again instead of loading the cached checkpoint")
+
+    monkeypatch.setattr(torch.optim.SGD, "step", boom)
+    m2 = T.train("resnet18_cifar", **TINY)
+    for a, b in zip(m.state_dict().values(), m2.state_dict().values()):
+        assert torch.equal(a, b)
+    assert m2.train_record["train_time_s"] == rec["train_time_s"]
+
+
+def test_training_is_deterministic_and_config_keyed(cache):
+    cfg = dict(TINY, n_train=96, n_test=32, epochs=1)
+    a = T.train("resnet18_cifar", cache=False, **cfg)
+    b = T.train("resnet18_cifar", cache=False, **cfg)
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(va, vb), k
+    assert not list(cache.glob("models/*.pt"))  # cache=False writes nothing
+    c1, c2 = T.config("resnet18_cifar", **cfg), T.config("resnet18_cifar", **dict(cfg, seed=1))
+    assert T.config_hash(c1) != T.config_hash(c2) and T.config_hash(c1) == T.config_hash(dict(c1))
+    with pytest.raises(ConfigError, match="unknown training option"):
+        T.config("resnet18_cifar", learning_rate=0.1)
+    with pytest.raises(ConfigError, match="no training defaults"):
+        T.train("resnet50")
+
+
+@pytest.mark.parametrize("arch,kw", [("mobilenetv2_cifar", dict(arch_kwargs={"width_mult": 0.25})),
+                                     ("deit_tiny_synth", dict(arch_kwargs=ARCHS["deit_tiny_synth"], lr=2e-3))])
+def test_other_archs_train_and_reload(cache, arch, kw):
+    m = T.train(arch, num_classes=4, n_train=64, n_test=32, epochs=1, batch_size=32, seed=0, **kw)
+    assert m.train_record["history"][0]["loss"] > 0
+    m2 = T.train(arch, num_classes=4, n_train=64, n_test=32, epochs=1, batch_size=32, seed=0, **kw)
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.equal(m(x), m2(x)) and m2.xaikit.name == arch
+
+
+def test_multilabel_training_uses_multihot_targets(cache):
+    m = T.train("resnet18_cifar", **dict(TINY, n_train=64, n_test=32, epochs=1, data={"classes_per_image": 2}))
+    assert 0.0 <= m.train_record["test_accuracy"] <= 1.0 and m.train_record["chance"] == pytest.approx(0.5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", sorted(T.DEFAULTS))
+def test_default_config_reaches_well_above_chance(cache, arch):
+    m = T.train(arch)
+    rec = m.train_record
+    assert rec["test_accuracy"] > 0.7, rec  # chance 0.1
