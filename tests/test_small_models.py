@@ -120,6 +120,8 @@ def test_training_is_deterministic_and_config_keyed(cache):
     assert T.config_hash(c1) != T.config_hash(c2) and T.config_hash(c1) == T.config_hash(dict(c1))
     with pytest.raises(ConfigError, match="unknown training option"):
         T.config("resnet18_cifar", learning_rate=0.1)
+    with pytest.raises(ConfigError, match="pass those as train"):
+        T.config("resnet18_cifar", data={"size": 64})
     with pytest.raises(ConfigError, match="no training defaults"):
         T.train("resnet50")
 

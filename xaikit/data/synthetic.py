@@ -320,14 +320,14 @@ class SyntheticDataset(Dataset):
             i += self.n
         return self.render(int(i))
 
-    def tensors(self, indices=None) -> tuple[torch.Tensor, torch.Tensor]:
+    def tensors(self, indices=None, bar: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """``(images (N,3,S,S), labels)`` of the given items (all by default), for training loops."""
         from ..config import progress
 
         idx = range(self.n) if indices is None else list(indices)
         imgs = torch.empty(len(idx), 3, self.size, self.size)
         labs = []
-        for j, i in enumerate(progress(idx, total=len(idx), desc="synthetic")):
+        for j, i in enumerate(progress(idx, total=len(idx), desc="synthetic") if bar else idx):
             it = self.render(i)
             imgs[j] = it["image"]
             labs.append(it["label"])

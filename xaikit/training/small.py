@@ -50,6 +50,10 @@ def config(arch: str = "resnet18_cifar", **overrides) -> dict:
     for k, v in overrides.items():
         if v is not None:
             cfg[k] = dict(v) if isinstance(v, dict) else v
+    clash = set(cfg["data"]) & {"n", "num_classes", "size", "seed", "split"}
+    if clash:
+        raise ConfigError(f"data={cfg['data']} sets {sorted(clash)}: pass those as train() arguments; "
+                          "data holds only synthetic options (instances, classes_per_image, context, fine_grained, ...)")
     if cfg["optimizer"] not in ("sgd", "adamw"):
         raise ConfigError(f"optimizer={cfg['optimizer']!r}: use 'sgd' or 'adamw'")
     return cfg
@@ -117,19 +121,20 @@ def evaluate(model: nn.Module, dataset, batch_size: int = 256, device=None) -> f
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     was = model.training
     model.eval()
-    if hasattr(dataset, "tensors"):
-        x, y = dataset.tensors()
-    else:
-        from ..data.base import load_batch
-
-        b = load_batch(dataset)
-        x, y = b.images, b.labels
+    n = len(dataset)
     correct = 0
-    for i in range(0, len(x), batch_size):
-        xb = inf.normalize(x[i:i + batch_size].to(dev))
-        correct += _correct(model(xb), y[i:i + batch_size].to(dev))
+    for i in range(0, n, batch_size):
+        idx = range(i, min(n, i + batch_size))
+        if hasattr(dataset, "tensors"):  # synthetic: fast path
+            x, y = dataset.tensors(idx, bar=False)
+        else:
+            from ..data.base import load_batch
+
+            b = load_batch(dataset, idx)
+            x, y = b.images, b.labels
+        correct += _correct(model(inf.normalize(x.to(dev))), y.to(dev))
     model.train(was)
-    return correct / max(1, len(x))
+    return correct / max(1, n)
 
 
 def train(arch: str = "resnet18_cifar", *, num_classes: int | None = None, size: int | None = None,
