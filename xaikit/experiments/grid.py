@@ -87,7 +87,7 @@ def _score(metric: str, opts: dict, model, x, sal, t, cam, boxes, box_labels) ->
     if metric == "overall":
         return {"overall": M.overall(model, x, sal, t, **opts) * 100}
     if metric == "aopc":
-        return {"AOPC": M.aopc(model, x, sal, t, reduce=False, **opts)}
+        return {"AOPC": M.aopc(model, x, sal, t, **opts)}
     if metric == "max_sensitivity":
         return {"MS": M.max_sensitivity(cam, x, t, reduce=False, **opts)}
     if metric == "adcc":
@@ -96,7 +96,7 @@ def _score(metric: str, opts: dict, model, x, sal, t, cam, boxes, box_labels) ->
     if metric == "localization":
         with torch.no_grad():
             probs = model(x).softmax(-1)
-        r = M.localization(sal, boxes, t, probs=probs, box_labels=box_labels, reduce=False, **opts)
+        r = M.localization(sal, boxes, probs=probs, target=t, box_labels=box_labels, reduce=False, **opts)
         return {k: r[k] for k in METRIC_COLUMNS["localization"] if k in r}
     if metric == "box_study":
         r = M.box_study(model, x, sal, boxes, t, box_labels=box_labels, reduce=False, **opts)

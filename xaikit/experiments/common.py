@@ -1,0 +1,171 @@
+"""Building blocks every chapter notebook shares: model specs, evaluation sets, published-vs-reproduced
+tables, and the claims helpers. Notebooks pass plain parameters; everything is resolved here."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import pandas as pd
+import torch
+
+from ..data.base import Batch, collate, load_batch
+from ..errors import ConfigError
+
+#: paper spellings of xaikit's method names (for tables and figures)
+LABELS = {
+    "cam": "CAM", "gradcam": "Grad-CAM", "gradcampp": "Grad-CAM++", "xgradcam": "XGrad-CAM",
+    "hirescam": "HiRes-CAM", "layercam": "Layer-CAM", "scorecam": "Score-CAM", "ablationcam": "Ablation-CAM",
+    "groupcam": "Group-CAM", "opticam": "Opti-CAM", "fakecam": "Fake-CAM", "rise": "RISE",
+    "extremal": "ExPerturbation", "saliency": "Gradient", "guided_backprop": "Guided BP",
+    "smoothgrad": "SmoothGrad", "integrated_gradients": "Integrated Gradients", "raw_attention": "RawAtt",
+    "rollout": "Rollout", "chefer": "TIBAV", "vit_reciprocam": "ViT-ReciproCAM",
+}
+
+
+def label(method: str) -> str:
+    return LABELS.get(method, method)
+
+
+@dataclass
+class EvalSet:
+    """A model with the images it is evaluated on."""
+
+    key: str             # e.g. "tf_efficientnet_lite0@bundled"
+    model: torch.nn.Module
+    data: Batch          # images in [0, 1], labels, boxes
+    dataset: str         # e.g. "photos", "synthetic", "imagenet"
+
+    @property
+    def name(self) -> str:
+        return self.key.split("@")[0]
+
+
+def synthetic_model(arch: str, cfg: Mapping, **data_options) -> torch.nn.Module:
+    """A small model trained on synthetic data at the profile's budget (cached by config hash)."""
+    from ..training.small import train
+
+    kw = dict(num_classes=int(cfg.get("synthetic_classes", 10)), size=int(cfg.get("synthetic_size", 32)),
+              seed=int(cfg.get("seed", 0)), data=dict(data_options) or None)
+    if cfg.get("train_images"):
+        kw["n_train"] = int(cfg["train_images"])
+    if cfg.get("train_epochs"):
+        kw["epochs"] = int(cfg["train_epochs"])
+    return train(arch, **kw)
+
+
+def synthetic_eval_data(cfg: Mapping, n: int | None = None, **data_options) -> Batch:
+    from ..data.synthetic import synthetic
+
+    ds = synthetic(n=int(n or cfg.get("synthetic_images", 16)), num_classes=int(cfg.get("synthetic_classes", 10)),
+                   size=int(cfg.get("synthetic_size", 32)), seed=int(cfg.get("seed", 0)), split="test",
+                   **data_options)
+    return load_batch(ds)
+
+
+def photo_data(cfg: Mapping, n: int | None = None, size: int = 224) -> Batch:
+    """The bundled photos, labelled ones first, ``n`` of them."""
+    from ..data.samples import PHOTOS, samples
+
+    names = sorted(PHOTOS, key=lambda k: (PHOTOS[k][1] < 0, list(PHOTOS).index(k)))
+    names = names[: int(n or cfg.get("photos", 4))]
+    return load_batch(samples(names, size=size))
+
+
+def imagenet_data(cfg: Mapping, n: int, size: int = 224) -> Batch:
+    from ..data import folders
+
+    root = cfg.get("imagenet_root")
+    if not root:
+        raise ConfigError("this profile evaluates on ImageNet but imagenet_root is empty: set it in "
+                          "profiles/full.yaml (see data/README.md for the expected layout)")
+    ds = folders.imagenet_val(root, size=size, boxes=True)
+    g = torch.Generator().manual_seed(int(cfg.get("seed", 0)))
+    idx = torch.randperm(len(ds), generator=g)[:n].tolist()
+    return load_batch(ds, sorted(idx))
+
+
+def resolve_eval_set(spec: str, cfg: Mapping, kind: str = "classification") -> EvalSet:
+    """``"<model>@<weights>"`` -> model + evaluation images.
+
+    - ``tf_efficientnet_lite0@bundled``: real ImageNet weights on the bundled photos;
+    - ``<small arch>@synthetic``: xaikit's small model trained on synthetic data, evaluated on synthetic
+      test images (with exact boxes);
+    - ``<timm/torchvision name>@imagenet``: ImageNet weights from the local cache, on ``imagenet_root``.
+    """
+    from .. import models
+
+    if "@" not in spec:
+        raise ConfigError(f"model spec {spec!r} must look like 'name@weights', e.g. "
+                          "'tf_efficientnet_lite0@bundled', 'resnet18_cifar@synthetic', 'resnet50@imagenet'")
+    name, weights = spec.split("@", 1)
+    n = int(cfg.get("images", 8))
+    if weights == "bundled":
+        model = models.load(name, weights="bundled")
+        data, ds = photo_data(cfg, size=model.xaikit.input_size), "photos"
+    elif weights == "synthetic":
+        model = synthetic_model(name, cfg)
+        data, ds = synthetic_eval_data(cfg), "synthetic"
+    elif weights == "imagenet":
+        model = models.load(name, weights="imagenet")
+        data, ds = imagenet_data(cfg, n, size=model.xaikit.input_size), "imagenet"
+    else:
+        raise ConfigError(f"weights {weights!r} in {spec!r}: use bundled, synthetic or imagenet")
+    model.to(cfg.get("device") or "cpu")
+    return EvalSet(spec, model, data, ds)
+
+
+def compare(reproduced: pd.DataFrame, published_id: str | None, metrics: Sequence[str],
+            model_map: Mapping[str, str] | None = None, order: Sequence[str] | None = None,
+            digits: int = 2) -> pd.DataFrame:
+    """Reproduced per-(model, method) means next to the paper's numbers.
+
+    ``reproduced``: wide frame with columns ``model, method, <metrics>``. ``model_map`` maps our model
+    to the paper's model whose column we stand beside (e.g. EfficientNet-Lite0 -> ResNet50 at the
+    ``default`` profile; identity at ``full``). Methods the paper lacks get an empty published cell.
+    """
+    rows = []
+    pub = None
+    if published_id:
+        from .. import published as P
+
+        pub = P.table(published_id)
+    for (model, method), g in reproduced.groupby(["model", "method"], sort=False):
+        paper_model = (model_map or {}).get(model, model)
+        row = {"model": model, "paper model": paper_model, "method": label(method)}
+        for m in metrics:
+            if pub is not None and "model" in pub.columns:
+                hit = pub[(pub.method == method) & (pub.model == paper_model) & (pub.metric == m)]
+            elif pub is not None:
+                hit = pub[(pub.method == method) & (pub.metric == m)]
+            else:
+                hit = pd.DataFrame()
+            row[f"{m} published"] = float(hit.value.iloc[0]) if len(hit) else float("nan")
+            row[f"{m} reproduced"] = float(g[m].iloc[0]) if m in g.columns else float("nan")
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if order is not None and len(out):
+        rank = {label(m): i for i, m in enumerate(order)}
+        out = out.sort_values(["model", "method"], key=lambda s: s.map(rank) if s.name == "method" else s,
+                              kind="stable")
+    return out.round(digits).reset_index(drop=True)
+
+
+def means(frame: pd.DataFrame, metrics: Sequence[str], by=("model", "method")) -> pd.DataFrame:
+    """Per-(model, method) means of the tidy results, one column per metric."""
+    df = frame[frame.metric.isin(metrics)]
+    wide = df.pivot_table(index=list(by), columns="metric", values="value", aggfunc="mean", sort=False)
+    wide.columns.name = None
+    return wide[[m for m in metrics if m in wide.columns]].reset_index()
+
+
+def best(table: pd.DataFrame, metric: str, higher: bool, exclude: Sequence[str] = ("Fake-CAM",),
+         column: str | None = None) -> list:
+    """Methods with the best ``metric`` (ties included) among rows not in ``exclude``, per model."""
+    col = column or (f"{metric} reproduced" if f"{metric} reproduced" in table.columns else metric)
+    t = table[~table.method.isin(exclude)]
+    out = []
+    for _, g in t.groupby("model", sort=False):
+        v = g[col].max() if higher else g[col].min()
+        out.extend(g[g[col] == v].method.tolist())
+    return out
