@@ -1,0 +1,302 @@
+"""Perturbation attributions: RISE (Petsiuk et al. 2018) and Extremal Perturbation (Fong et al. 2019).
+
+Both probe the model with masked copies of the input; nothing is read from inside the network.
+Masking happens in the model's normalized input space: RISE blends towards ``baseline`` (default 0 =
+the mean colour, as the authors' code multiplies the normalized tensor by the mask); Extremal
+Perturbation blends towards a blurred copy (TorchRay's blur pyramid).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..config import progress
+from ..errors import ConfigError, InputError
+from .base import Attributor, class_score, register, resolve_target
+
+
+# ------------------------------------------------------------------------------------- RISE
+@register("rise")
+class RISE(Attributor):
+    """RISE (Petsiuk et al. 2018, eq. 6): S_c = 1/(N p) sum_i f_c(x . M_i) M_i.
+
+    ``n_masks`` binary ``grid`` x ``grid`` masks with P(cell = 1) = ``p`` are drawn **once**, at
+    construction, from ``torch.Generator().manual_seed(seed)`` with a random shift per mask
+    (fractions of a cell).  For an H x W input each grid is upsampled bilinearly to
+    (grid + 1) * ceil(H / grid) and cropped at its shift (the authors' ``generate_masks``;
+    bilinear ``align_corners=False`` stands in for skimage's order-1 resize).  The upsampled masks are
+    built chunk by chunk, so memory stays bounded by ``batch_size``.  ``masks``: an explicit
+    (N, H, W) tensor in [0, 1] used instead (e.g. for tests).  ``score``: ``softmax`` (paper) or
+    ``logit``.  ``baseline``: ``"zeros"`` (normalized 0), ``"black"`` or a float, filled where M = 0.
+    Forward passes are batched over masks x images, ``batch_size`` at a time.
+    """
+
+    uses_layer = False
+    defaults = {"n_masks": 4000, "grid": 7, "p": 0.5, "seed": 0, "score": "softmax", "baseline": "zeros",
+                "masks": None}
+
+    def __init__(self, model, layer=None, **options):
+        super().__init__(model, layer=None, **options)
+        if not 0 < float(self.p) <= 1:
+            raise ConfigError(f"rise: p={self.p} must be in (0, 1]")
+        if self.masks is not None:
+            m = torch.as_tensor(self.masks, dtype=torch.float32)
+            if m.dim() != 3 or m.shape[0] < 1:
+                raise ConfigError(f"rise: masks must be an (N, H, W) tensor, got shape {tuple(m.shape)}")
+            self.masks = m
+            self.n_masks = m.shape[0]
+        else:
+            if int(self.n_masks) < 1 or int(self.grid) < 1:
+                raise ConfigError(f"rise: n_masks ({self.n_masks}) and grid ({self.grid}) must be >= 1")
+            g = torch.Generator().manual_seed(int(self.seed))
+            s = int(self.grid)
+            self.grids = (torch.rand(int(self.n_masks), s, s, generator=g) < float(self.p)).float()
+            self.shifts = torch.rand(int(self.n_masks), 2, generator=g)
+
+    def mask_chunk(self, sl: slice, size) -> torch.Tensor:
+        """Masks ``sl`` upsampled to ``size`` = (H, W): (k, H, W) in [0, 1]."""
+        H, W = int(size[0]), int(size[1])
+        if self.masks is not None:
+            if tuple(self.masks.shape[-2:]) != (H, W):
+                raise InputError(f"rise: the given masks are {tuple(self.masks.shape[-2:])}, the input {H}x{W}")
+            return self.masks[sl]
+        grids = self.grids[sl]
+        s = int(self.grid)
+        ch, cw = math.ceil(H / s), math.ceil(W / s)
+        up = F.interpolate(grids[:, None], size=((s + 1) * ch, (s + 1) * cw), mode="bilinear",
+                           align_corners=False)[:, 0]
+        sh = self.shifts[sl]
+        dy = (sh[:, 0] * ch).long().clamp_max(ch - 1)
+        dx = (sh[:, 1] * cw).long().clamp_max(cw - 1)
+        k = grids.shape[0]
+        rows = (dy[:, None] + torch.arange(H))[:, :, None]
+        cols = (dx[:, None] + torch.arange(W))[:, None, :]
+        return up[torch.arange(k)[:, None, None], rows, cols].clamp_(0.0, 1.0)
+
+    def _baseline(self, x):
+        b = self.baseline
+        if b == "zeros":
+            return torch.zeros_like(x)
+        if b == "black":
+            return self.info.normalize(torch.zeros_like(x))
+        if isinstance(b, (int, float)):
+            return torch.full_like(x, float(b))
+        raise ConfigError(f"rise: baseline={b!r}; use 'zeros', 'black' or a float")
+
+    def _attribute(self, x, t):
+        B, _, H, W = x.shape
+        with torch.no_grad():
+            logits = self.model(x)
+            t = resolve_target(t, logits)
+            self.last_logits, self.last_target = logits, t
+            base = self._baseline(x)
+            per = max(1, self.batch_size // B)
+            n = int(self.n_masks)
+            sal = torch.zeros(B, H, W, dtype=x.dtype, device=x.device)
+            for s in progress(range(0, n, per), total=math.ceil(n / per), desc="rise"):
+                m = self.mask_chunk(slice(s, s + per), (H, W)).to(x.device, x.dtype)  # (k, H, W)
+                k = m.shape[0]
+                mm = m[:, None, None]  # (k, 1, 1, H, W)
+                xs = (x[None] * mm + base[None] * (1 - mm)).reshape(k * B, *x.shape[1:])
+                sc = class_score(self.model(xs), t.repeat(k), self.score).view(k, B)
+                sal += torch.einsum("kb,khw->bhw", sc, m)
+        return sal / (n * float(self.p))
+
+
+# ----------------------------------------------------------------------- Extremal perturbation
+def imsmooth(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur with std ``sigma`` (support 4 sigma), zero padding (TorchRay ``imsmooth``)."""
+    width = math.ceil(4 * sigma)
+    if width == 0:
+        return x.clone()
+    filt = torch.exp(-torch.linspace(-width, width, 2 * width + 1, dtype=x.dtype, device=x.device) ** 2
+                     / (2 * max(sigma, 1e-12) ** 2))
+    filt = filt / filt.sum()
+    c = x.shape[1]
+    y = F.conv2d(x, filt.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(width, 0), groups=c)
+    return F.conv2d(y, filt.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, width), groups=c)
+
+
+class BlurPyramid:
+    """``num_levels`` copies of each image, from most blurred (level 0, std ``max_blur``) to the
+    original (last level) - or faded to 0 (``kind="fade"``); :meth:`apply` interpolates between
+    levels at every pixel by the mask value (TorchRay ``Perturbation``)."""
+
+    def __init__(self, x: torch.Tensor, num_levels: int = 8, max_blur: float = 20.0, kind: str = "blur"):
+        if num_levels < 2:
+            raise ConfigError("extremal: num_levels must be >= 2")
+        levels = []
+        with torch.no_grad():
+            for s in torch.linspace(0, 1, num_levels).tolist():
+                if kind == "blur":
+                    levels.append(imsmooth(x, (1 - s) * max_blur))
+                elif kind == "fade":
+                    levels.append(x * s)
+                else:
+                    raise ConfigError(f"extremal: perturbation={kind!r}; use 'blur' or 'fade'")
+        self.pyramid = torch.stack(levels, 1)  # (B, L, 3, H, W)
+        self.num_levels = num_levels
+
+    def apply(self, mask: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """mask (N, 1, H, W) in [0, 1], index (N,) image of each mask -> (N, 3, H, W)."""
+        w = mask * (self.num_levels - 1)
+        k = w.floor()
+        w = w - k
+        k = k.long().clamp(0, self.num_levels - 1)
+        y = self.pyramid[index]  # (N, L, 3, H, W)
+        kk = k[:, None].expand(-1, 1, y.shape[2], -1, -1)
+        y0 = torch.gather(y, 1, kk)
+        y1 = torch.gather(y, 1, (kk + 1).clamp_max(self.num_levels - 1))
+        return ((1 - w[:, None]) * y0 + w[:, None] * y1)[:, 0]
+
+
+class MaskGenerator:
+    """Smooth masks from a low-resolution parameter (Fong et al. 2019, Sec. 3.2 "smooth masks";
+    TorchRay ``MaskGenerator``): each parameter cell, ``step`` pixels apart, spreads a bump of
+    width ``sigma``; bumps are pooled by a smooth max (softmax with coldness 20) and clamped to [0, 1]."""
+
+    def __init__(self, shape, step: int = 7, sigma: float = 21.0, coldness: float = 20.0):
+        self.shape, self.step, self.sigma, self.coldness = tuple(shape), int(step), float(sigma), coldness
+        self.margin = self.sigma
+        self.padding = 1 + math.ceil((self.margin + self.sigma) / self.step)
+        self.radius = 1 + math.ceil(self.sigma / self.step)
+        self.shape_in = [math.ceil(z / self.step) for z in self.shape]
+        for i, z in enumerate(self.shape):  # grow the grid if the mask would not cover the image
+            while (self.step * (self.shape_in[i] + 2 * self.padding - 2 * self.radius) - self.step + 1
+                   < round(self.margin) + z):
+                self.shape_in[i] += 1
+        self.shape_mid = [z + 2 * self.padding - (2 * self.radius + 1) + 1 for z in self.shape_in]
+        self.shape_up = [self.step * z for z in self.shape_mid]
+        self.shape_out = [z - self.step + 1 for z in self.shape_up]
+        r = 2 * self.radius + 1
+        uy, ux = torch.meshgrid(torch.arange(self.shape_out[0], dtype=torch.float32),
+                                torch.arange(self.shape_out[1], dtype=torch.float32), indexing="ij")
+        inv = [zm / zo for zm, zo in zip(self.shape_mid, self.shape_up)]
+        weight = torch.zeros(1, r * r, *self.shape_out)
+        for ky in range(r):
+            for kx in range(r):
+                iy = torch.floor(inv[0] * uy) + ky - self.padding
+                ix = torch.floor(inv[1] * ux) + kx - self.padding
+                delta = torch.sqrt((uy - (self.margin + self.step * iy)) ** 2
+                                   + (ux - (self.margin + self.step * ix)) ** 2)
+                weight[0, ky * r + kx] = torch.exp(-2 * ((delta / self.sigma - 0.5).clamp(min=0) ** 2))
+        self.weight = weight
+
+    def generate(self, pmask: torch.Tensor):
+        """pmask (N, 1, h, w) -> (cropped mask (N, 1, H, W), full mask (N, 1, H', W'))."""
+        r = 2 * self.radius + 1
+        m = F.unfold(pmask, (r, r), padding=(self.padding, self.padding))
+        m = m.reshape(len(pmask), -1, *self.shape_mid)
+        m = F.interpolate(m, size=self.shape_up, mode="nearest")
+        m = F.pad(m, (0, -self.step + 1, 0, -self.step + 1))
+        m = self.weight.to(m) * m
+        m = (m * F.softmax(self.coldness * m, dim=1)).sum(1, keepdim=True).clamp(0, 1)
+        o = round(self.margin)
+        return m[:, :, o:o + self.shape[0], o:o + self.shape[1]], m
+
+
+@register("extremal", "extremal_perturbation", "expert")
+class ExtremalPerturbation(Attributor):
+    """Extremal Perturbation (Fong, Patrick & Vedaldi 2019, eq. 7-8), a faithful port of TorchRay's
+    ``extremal_perturbation``: for each area a in ``areas`` find the smooth mask m that maximizes the
+    target logit of the perturbed input (``variant="preserve"``: keep the masked region, blur the rest;
+    ``"delete"``: blur the region and minimize) subject to area(m) = a, enforced by the rank loss
+    ||sort(m) - r_a||^2 against the reference vector r_a (1 - a zeros then a ones), weight ``regul_weight``
+    growing by 1.0035 per iteration.  Optimizer: TorchRay's SGD (lr 0.01, momentum 0.9, dampening 0.9)
+    or ``optimizer="adam"`` (lr ``learning_rate``).  ``jitter`` flips the image every other step.
+    All images x areas are optimized at once as one batch (chunks of ``batch_size``).  The saliency is
+    the sum of the masks over the areas; :meth:`masks` gives them one by one (B, A, H, W).
+
+    As in TorchRay, the area constraint applies to the whole generated mask, which extends ``sigma``
+    pixels beyond each image border; ``last_area`` (B, A) holds that constrained area after a call.
+    The part inside the image is returned, so its mean is usually a little above the requested area.
+    """
+
+    uses_layer = False
+    defaults = {"areas": (0.1,), "max_iter": 800, "num_levels": 8, "step": 7, "sigma": 21.0, "max_blur": 20.0,
+                "jitter": True, "variant": "preserve", "perturbation": "blur", "learning_rate": 0.01,
+                "regul_weight": 300.0, "optimizer": "sgd", "score": "logit"}
+
+    def __init__(self, model, layer=None, **options):
+        super().__init__(model, layer=None, **options)
+        if isinstance(self.areas, (int, float)):
+            self.areas = (float(self.areas),)
+        self.areas = tuple(float(a) for a in self.areas)
+        if not self.areas or any(not 0 < a < 1 for a in self.areas):
+            raise ConfigError(f"extremal: areas={self.areas}; each area is a fraction in (0, 1)")
+        if self.variant not in ("preserve", "delete"):
+            raise ConfigError(f"extremal: variant={self.variant!r}; use 'preserve' or 'delete'")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ConfigError(f"extremal: optimizer={self.optimizer!r}; use 'sgd' or 'adam'")
+        if int(self.max_iter) < 1:
+            raise ConfigError("extremal: max_iter must be >= 1")
+        self.last_masks = None
+        self.last_energy = None
+        self.last_area = None
+
+    def masks(self, x, target=None) -> torch.Tensor:
+        """(B, A, H, W) optimized masks in [0, 1], one per requested area."""
+        self.explain(x, target, normalize=False)
+        return self.last_masks
+
+    def _attribute(self, x, t):
+        with torch.no_grad():
+            logits = self.model(x)
+        t = resolve_target(t, logits)
+        self.last_logits, self.last_target = logits, t
+        B, _, H, W = x.shape
+        A = len(self.areas)
+        per = max(1, self.batch_size)
+        idx = torch.arange(B, device=x.device).repeat_interleave(A)
+        area_of = torch.tensor(self.areas, device=x.device).repeat(B)
+        pyr = BlurPyramid(x, int(self.num_levels), float(self.max_blur), self.perturbation)
+        out, energy, full = [], [], []
+        for s in range(0, B * A, per):
+            m, e, f = self._optimize(pyr, x, t, idx[s:s + per], area_of[s:s + per])
+            out.append(m)
+            energy.append(e)
+            full.append(f)
+        masks = torch.cat(out)[:, 0].view(B, A, H, W)
+        self.last_masks = masks
+        self.last_energy = torch.cat(energy).view(B, A)
+        self.last_area = torch.cat(full).view(B, A)
+        return masks.sum(1)
+
+    def _optimize(self, pyr, x, t, index, areas):
+        H, W = x.shape[-2:]
+        n = len(index)
+        gen = MaskGenerator((H, W), int(self.step), float(self.sigma))
+        h, w = gen.shape_in
+        pmask = torch.ones(n, 1, h, w, device=x.device, dtype=x.dtype, requires_grad=True)
+        max_area = gen.shape_out[0] * gen.shape_out[1]
+        ref = torch.ones(n, max_area, device=x.device, dtype=x.dtype)
+        for i, a in enumerate(areas.tolist()):
+            ref[i, :int(max_area * (1 - a))] = 0
+        if self.optimizer == "sgd":
+            opt = torch.optim.SGD([pmask], lr=float(self.learning_rate), momentum=0.9, dampening=0.9)
+        else:
+            opt = torch.optim.Adam([pmask], lr=float(self.learning_rate))
+        regul = float(self.regul_weight)
+        tt = t[index]
+        sign = 1.0 if self.variant == "preserve" else -1.0
+        for it in progress(range(int(self.max_iter)), total=int(self.max_iter), desc="extremal"):
+            with torch.enable_grad():
+                mask_, mask = gen.generate(pmask)
+                xm = pyr.apply(mask_ if self.variant == "preserve" else 1 - mask_, index)
+                if self.jitter and it % 2 == 0:
+                    xm = torch.flip(xm, dims=(3,))
+                reward = sign * class_score(self.model(xm), tt, self.score)
+                srt = mask.reshape(n, -1).sort(dim=1)[0]
+                reg = -((srt - ref) ** 2).mean(1) * regul
+                energy = reward + reg
+                (g,) = torch.autograd.grad(-energy.sum(), pmask)  # no parameter .grad is touched
+            pmask.grad = g
+            opt.step()
+            with torch.no_grad():
+                pmask.clamp_(0, 1)
+            regul *= 1.0035
+        with torch.no_grad():
+            mask_, mask = gen.generate(pmask)
+        return mask_.detach(), energy.detach(), mask.flatten(1).mean(1)
