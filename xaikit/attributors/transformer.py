@@ -109,7 +109,6 @@ class _ViTAttributor(Attributor):
 
     def _grid(self, cls_row: torch.Tensor) -> torch.Tensor:
         """(B, N) row over all tokens -> (B, h, w) over the patch grid."""
-        p = self.info.num_prefix_tokens
         return self.info.reshape(cls_row[:, :, None])[:, 0]
 
     def _forward(self, x, t, grad=False):
