@@ -237,10 +237,11 @@ class GroupCAM(CAMFamily):
 
     def weights(self, A, G, x, logits, target):
         B, K = A.shape[:2]
-        if not 1 <= int(self.groups) <= K:
-            raise ConfigError(f"groupcam: groups={self.groups} must be between 1 and K={K} channels")
+        if int(self.groups) < 1:
+            raise ConfigError(f"groupcam: groups={self.groups} must be >= 1")
         wA = G.mean((2, 3))[:, :, None, None] * A
-        M = torch.stack([p.sum(1) for p in torch.tensor_split(wA, int(self.groups), dim=1)], 1).clamp_min(0)
+        ng = min(int(self.groups), K)  # a layer with fewer channels than groups: one channel per group
+        M = torch.stack([p.sum(1) for p in torch.tensor_split(wA, ng, dim=1)], 1).clamp_min(0)
         if self.theta is not None and self.theta > 0:
             flat = M.flatten(2)
             thr = torch.quantile(flat, float(self.theta) / 100.0, dim=-1, keepdim=True)
