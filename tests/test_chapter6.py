@@ -1,0 +1,87 @@
+"""Chapter 6 (Group-CAM) experiment logic: over-all score, §5 augmentation, pointing table, claims."""
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+import xaikit as xk
+from xaikit.experiments import chapter6 as ch6
+from xaikit.experiments.common import EvalSet
+from xaikit.data.base import load_batch
+from xaikit.data.synthetic import synthetic
+
+
+@pytest.fixture(scope="module")
+def small():
+    torch.manual_seed(0)
+    m = xk.models.load("resnet18_cifar", weights="random", num_classes=4, input_size=32, width=8)
+    return m.eval()
+
+
+def test_overall_is_insertion_minus_deletion_per_image():
+    f = pd.DataFrame([
+        dict(image="a", method="gradcam", model="m", dataset="d", metric="I", value=60.0),
+        dict(image="a", method="gradcam", model="m", dataset="d", metric="D", value=15.0),
+        dict(image="b", method="gradcam", model="m", dataset="d", metric="I", value=40.0),
+        dict(image="b", method="gradcam", model="m", dataset="d", metric="D", value=30.0),
+    ])
+    out = ch6._with_overall(f)
+    ov = out[out.metric == "overall"].set_index("image").value
+    assert ov["a"] == 45.0 and ov["b"] == 10.0
+    assert len(out) == 6  # the original rows are kept
+
+
+def test_groupcam_augment_keeps_salient_pixels_and_blurs_the_rest(small):
+    from xaikit.attributors.cam import gaussian_blur
+
+    x = load_batch(synthetic(n=3, num_classes=4, size=32, seed=1)).images
+    y = torch.tensor([0, 1, 2])
+    bn = [b.running_mean.clone() for b in small.modules() if isinstance(b, torch.nn.BatchNorm2d)]
+    small.train()
+    out = ch6.groupcam_augment(small, x, y, groups=4)
+    assert small.training  # mode restored
+    after = [b.running_mean for b in small.modules() if isinstance(b, torch.nn.BatchNorm2d)]
+    assert all(torch.equal(a, b) for a, b in zip(bn, after))  # Group-CAM's passes did not touch BN stats
+    blur = gaussian_blur(x, 51, 50.0)
+    keep = (out - x).abs().amax(1) < 1e-6
+    blurred = (out - blur).abs().amax(1) < 1e-6
+    assert bool((keep | blurred).all())  # every pixel is either the image or its blurred copy (binary mask)
+    # the binarized map is above its mean somewhere and below somewhere (not all-or-nothing) for each image
+    differs = (x - blur).abs().amax(1) > 1e-3
+    assert all(bool((keep & differs)[i].any()) and bool((blurred & differs)[i].any()) for i in range(3))
+
+
+def test_published_groups_are_the_paper_table():
+    g = ch6._published_groups().set_index("G")
+    assert list(g.index) == [1, 4, 8, 16, 32, 64, 128, 256]
+    assert g.loc[32, "overall"] == pytest.approx(54.17)
+    assert g.loc[1, "insertion"] - g.loc[1, "deletion"] == pytest.approx(g.loc[1, "overall"], abs=0.011)
+
+
+def test_pointing_table_per_category_and_mean(small):
+    data = load_batch(synthetic(n=6, num_classes=4, size=32, seed=2, split="test"))
+    es = EvalSet("resnet18_cifar@synthetic", small, data, "synthetic")
+    cats, mean = ch6.pointing_table({"batch_size": 4}, es, ["gradcam", "groupcam"])
+    assert list(cats.columns) == ["Grad-CAM", "Group-CAM"]
+    assert ((cats >= 0) & (cats <= 100)).all().all()
+    # the mean over categories of the per-category table is the reported mean
+    for m in ("Grad-CAM", "Group-CAM"):
+        row = mean[mean.method == m].iloc[0]
+        assert row["SP reproduced"] == pytest.approx(cats[m].mean(), abs=0.06)
+        assert row["SP published"] == {"Grad-CAM": 56.7, "Group-CAM": 57.5}[m]
+
+
+def _t1(over):
+    return pd.DataFrame({"model": "m", "method": list(over), "overall reproduced": list(over.values())})
+
+
+def test_claims_follow_the_tables():
+    t3 = pd.DataFrame({"method": ["Score-CAM", "Group-CAM"], "time_s reproduced": [1.0, 0.2]})
+    t4 = pd.DataFrame({"method": ["Grad-CAM", "Group-CAM"], "SP reproduced": [50.0, 60.0]})
+    c = ch6.claims(_t1({"Grad-CAM": 40, "Score-CAM": 44, "Group-CAM": 45, "RISE": 50}), t3, t4)
+    assert all(c.values())  # RISE is not a CAM: it does not compete for the first claim
+    slow = pd.DataFrame({"method": ["Score-CAM", "Group-CAM"], "time_s reproduced": [0.1, 2.0]})
+    worse = pd.DataFrame({"method": ["Grad-CAM", "Group-CAM"], "SP reproduced": [70.0, 60.0]})
+    c = ch6.claims(_t1({"Grad-CAM": 40, "Score-CAM": 46, "Group-CAM": 45}), slow, worse)
+    assert not any(c.values())
