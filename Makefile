@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PROFILE ?= default
 JOBS   ?= 2
 
-.PHONY: install install-test reports test test-fast bench clean-cache
+.PHONY: install install-test reports test test-fast bless bench clean-cache
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test: install-test
 
 test-fast: install-test
 	XAIKIT_QUIET=1 $(BIN)/python -m pytest -x -q tests -m "not slow"
+
+# after changing a notebook: rerun it at ci and store its claims output (what nbval compares)
+bless: install
+	$(BIN)/python -m xaikit.run --profile ci --bless $(if $(NB),--notebooks $(NB),)
 
 bench: install-test
 	$(BIN)/python benchmarks/attributors.py

@@ -100,9 +100,11 @@ def resolve_eval_set(spec: str, cfg: Mapping, kind: str = "classification") -> E
                           "'tf_efficientnet_lite0@bundled', 'resnet18_cifar@synthetic', 'resnet50@imagenet'")
     name, weights = spec.split("@", 1)
     n = int(cfg.get("images", 8))
+    if weights == "imagenet" and not cfg.get("imagenet_root"):  # fail before any expensive load
+        imagenet_data(cfg, n)
     if weights == "bundled":
         model = models.load(name, weights="bundled")
-        data, ds = photo_data(cfg, size=model.xaikit.input_size), "photos"
+        data, ds = photo_data(cfg, size=int(cfg.get("photo_size") or model.xaikit.input_size)), "photos"
     elif weights == "synthetic":
         model = synthetic_model(name, cfg)
         data, ds = synthetic_eval_data(cfg), "synthetic"

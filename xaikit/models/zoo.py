@@ -253,6 +253,17 @@ def _offline_message(name: str, source: str, err: Exception) -> str:
     )
 
 
+def _offline() -> None:
+    """Never touch the network: Hugging Face reads HF_HUB_OFFLINE at import, so set its constant too."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        import huggingface_hub.constants as hfc
+
+        hfc.HF_HUB_OFFLINE = True
+    except Exception:  # pragma: no cover - hub not installed
+        pass
+
+
 def _is_torchvision(name: str) -> bool:
     import torchvision
 
@@ -303,7 +314,7 @@ def load(name: str, weights: str | os.PathLike = "imagenet", num_classes: int | 
     elif lib != "torchvision" and (timm.is_model(name) or lib == "timm"):
         source = "timm"
         if weights == "imagenet":
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            _offline()
             try:
                 model = timm.create_model(name, pretrained=True, **({"num_classes": num_classes} if num_classes else {}))
             except Exception as e:
