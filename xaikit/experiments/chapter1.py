@@ -1,0 +1,417 @@
+"""Thesis chapter 1 (background): Table 1.1 measured from the model zoo, Tables 1.2/1.3 as xaikit's own
+method and metric catalogues (introspected and measured, never hand-maintained), Figures 1.13 (CAM) and
+1.14 (Score-CAM) drawn from real runs of the bundled EfficientNet-Lite0 on a bundled photo.
+
+Parameters and GFLOPs are counted on the architectures built on the ``meta`` device (no memory, no
+compute, no weights): ``torch.utils.flop_counter.FlopCounterMode`` counts 2 FLOPs per multiply-add, and
+the thesis (like torchvision's metadata) reports multiply-adds, so GFLOPs here = counted FLOPs / 2.
+"""
+from __future__ import annotations
+
+import inspect
+import time
+from contextlib import contextmanager
+from typing import Mapping, Sequence
+
+import pandas as pd
+import torch
+
+from .common import label
+
+#: the architecture measured for each model of thesis Table 1.1 (the published numbers are torchvision's
+#: reference weights: the VGG-16 row is vgg16_bn; ViT-Base is timm's vit_base_patch16_224 = torchvision vit_b_16)
+TABLE11_ARCHS = {"alexnet": "torchvision:alexnet", "vgg16": "torchvision:vgg16_bn",
+                 "resnet50": "torchvision:resnet50", "efficientnet_b0": "torchvision:efficientnet_b0",
+                 "vit_base_patch16_224": "vit_base_patch16_224", "convnext_base": "torchvision:convnext_base"}
+
+#: attributor module -> family of thesis Table 1.2
+FAMILIES = {"cam": "CAM-based", "score": "CAM-based", "opticam": "CAM-based", "gradient": "gradient-based",
+            "perturbation": "perturbation-based", "transformer": "transformer-specific"}
+#: metrics module -> family of thesis Table 1.3
+METRIC_FAMILIES = {"recognition": "recognition (masking)", "causal": "causal (insertion/deletion)",
+                   "robustness": "robustness", "localization": "localization"}
+
+
+# ------------------------------------------------------------------------------------- Table 1.1
+def complexity(name: str, size: int = 224) -> dict:
+    """Parameters (millions) and GFLOPs (multiply-adds, 10^9) of one forward pass of the architecture
+    ``name`` (any zoo name) on a (1, 3, size, size) input, built on the meta device (random weights)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .. import models
+
+    with torch.device("meta"):
+        model = models.load(name, weights="random")
+    params = sum(p.numel() for p in model.parameters())
+    x = torch.empty(1, 3, size, size, device="meta")
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        model(x)
+    return {"params_M": params / 1e6, "GFLOPs": fc.get_total_flops() / 2e9}
+
+
+def topk_accuracy(model, images01: torch.Tensor, labels: torch.Tensor, ks=(1, 5), batch_size: int = 32) -> dict:
+    """Top-k accuracy (percent) of ``model`` on [0, 1] images with integer labels (label < 0 is skipped)."""
+    keep = labels >= 0
+    x, y = images01[keep], labels[keep]
+    if len(y) == 0:
+        return {f"top{k}": float("nan") for k in ks} | {"n": 0}
+    dev = next(model.parameters()).device
+    with torch.inference_mode():
+        logits = torch.cat([model(model.xaikit.normalize(x[i:i + batch_size].to(dev))).cpu()
+                            for i in range(0, len(x), batch_size)])
+    top = logits.topk(max(ks), 1).indices
+    out = {f"top{k}": 100.0 * (top[:, :k] == y[:, None]).any(1).float().mean().item() for k in ks}
+    out["n"] = int(len(y))
+    return out
+
+
+def _default_weights_name(arch: str) -> str | None:
+    """torchvision's DEFAULT weights enum name for ``torchvision:<name>`` (the row they stand beside)."""
+    if not arch.startswith("torchvision:"):
+        return None
+    import torchvision
+
+    w = torchvision.models.get_model_weights(arch.split(":", 1)[1]).DEFAULT
+    return f"{type(w).__name__}.{w.name}"
+
+
+def table_1_1(cfg: Mapping, archs: Mapping[str, str] | None = None, accuracy_models: Sequence[str] = (),
+              bundled: Sequence[str] = ("tf_efficientnet_lite0",), size: int = 224) -> pd.DataFrame:
+    """Thesis Table 1.1 with measured parameters/GFLOPs beside the published numbers.
+
+    ``accuracy_models``: paper models whose ImageNet accuracy is measured (``full``: needs
+    ``imagenet_root`` and local ImageNet weights), on ``cfg["images"]`` validation images; the value goes
+    to the row of the weights the zoo loads (torchvision's DEFAULT). ``bundled``: extra rows for
+    xaikit's bundled real models, their accuracy on the labelled bundled photos.
+    """
+    from .. import models
+    from .. import published as P
+    from .common import imagenet_data, photo_data
+
+    archs = dict(TABLE11_ARCHS if archs is None else archs)
+    pub = P.table("thesis:1.1")
+    rows = []
+    measured = {m: complexity(a, size) for m, a in archs.items()}
+    acc = {}
+    for m in accuracy_models:
+        model = models.load(archs[m], weights="imagenet").to(cfg.get("device") or "cpu")
+        data = imagenet_data(cfg, int(cfg.get("images", 1000)), size=model.xaikit.input_size)
+        acc[m] = (topk_accuracy(model, data.images, data.labels), _default_weights_name(archs[m]))
+    for (model, variant), g in pub.groupby(["model", "variant"], sort=False):
+        v = dict(zip(g.metric, g.value))
+        row = {"model": g.model_label.iloc[0], "architecture measured": archs.get(model, "")}
+        c = measured.get(model, {})
+        a, wname = acc.get(model, ({}, None))
+        mine = model in acc and (wname is None or wname == g.torchvision_weights.iloc[0])
+        for k in ("params_M", "GFLOPs"):
+            row[f"{k} published"] = v.get(k, float("nan"))
+            row[f"{k} measured"] = c.get(k, float("nan"))
+        for k in ("top1", "top5"):
+            row[f"{k} published"] = v.get(k, float("nan"))
+            row[f"{k} reproduced"] = a.get(k, float("nan")) if mine else float("nan")
+        row["accuracy on"] = f"ImageNet val ({a['n']} images)" if mine else ""
+        rows.append(row)
+    for name in bundled:
+        model = models.load(name, weights="bundled")
+        data = photo_data(cfg, n=11, size=model.xaikit.input_size)
+        a = topk_accuracy(model, data.images, data.labels)
+        c = complexity(name, size)
+        rows.append({"model": f"{name} (bundled)", "architecture measured": name,
+                     "params_M published": float("nan"), "params_M measured": c["params_M"],
+                     "GFLOPs published": float("nan"), "GFLOPs measured": c["GFLOPs"],
+                     "top1 published": float("nan"), "top1 reproduced": a["top1"],
+                     "top5 published": float("nan"), "top5 reproduced": a["top5"],
+                     "accuracy on": f"labelled bundled photos ({a['n']} images)"})
+    return pd.DataFrame(rows).round(2)
+
+
+# ------------------------------------------------------------------------- measuring a method
+@contextmanager
+def count_passes(model: torch.nn.Module):
+    """Count the images that go forward through ``model`` and the images whose output is back-propagated
+    (a hook on the output tensor), over everything run inside the block: ``{"forward": n, "backward": n}``."""
+    counts = {"forward": 0, "backward": 0}
+
+    def on_grad(g):
+        counts["backward"] += int(g.shape[0]) if g.dim() else 1
+
+    def fwd(mod, args, out):
+        t = out if torch.is_tensor(out) else None
+        if t is None:
+            return
+        counts["forward"] += int(t.shape[0]) if t.dim() > 1 else 1
+        if t.requires_grad:
+            t.register_hook(on_grad)
+
+    h = model.register_forward_hook(fwd)
+    try:
+        yield counts
+    finally:
+        h.remove()
+
+
+def _first_line(obj) -> str:
+    doc = inspect.getdoc(obj) or ""
+    return doc.split("\n\n")[0].replace("\n", " ").strip()
+
+
+def _reference(obj) -> str:
+    """The paper reference of a method/metric: its docstring's first line up to the end of its first
+    parenthesis (where the authors are named), else up to the first ':'."""
+    line = _first_line(obj)
+    if "(" in line:
+        return line[: line.index(")", line.index("(")) + 1] if ")" in line[line.index("("):] else line
+    return line.split(": ")[0].rstrip(".")
+
+
+def method_info(name: str) -> dict:
+    """Static facts about a registered method, read from its class: family, applicability, reference."""
+    from ..attributors import base
+
+    base._load_all()
+    cls = base._REGISTRY[name]
+    module = cls.__module__.rsplit(".", 1)[-1]
+    return {"method": name, "label": label(name), "family": FAMILIES.get(module, module),
+            "applies to": "ViT" if module == "transformer" else "CNN, ViT",
+            "target layer": "yes" if cls.uses_layer else "no", "reference": _reference(cls)}
+
+
+def measure_method(name: str, model, x: torch.Tensor, target: torch.Tensor, **options) -> dict:
+    """Run one method on ``x`` and measure: forward/backward passes per image, seconds per image,
+    whether it ran, map shape and range. Errors are recorded (``error``), not raised."""
+    from .. import attributors
+
+    B = x.shape[0]
+    row = {"runs": False, "in [0,1]": False, "forward passes / image": float("nan"),
+           "needs gradients": None, "s / image": float("nan"), "error": ""}
+    try:
+        a = attributors.create(name, model, **options)
+        with count_passes(model) as c:
+            t0 = time.perf_counter()
+            sal = a(x, target)
+            dt = time.perf_counter() - t0
+    except Exception as e:  # noqa: BLE001 - a catalogue reports failures, it does not stop at them
+        row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
+        return row
+    ok_shape = tuple(sal.shape) == (B, *x.shape[-2:])
+    row.update({"runs": bool(ok_shape and torch.isfinite(sal).all()),
+                "in [0,1]": bool(ok_shape and sal.min() >= 0 and sal.max() <= 1),
+                "forward passes / image": c["forward"] / B, "needs gradients": c["backward"] > 0,
+                "s / image": dt / B})
+    return row
+
+
+def method_catalogue(cnn, vit, x_cnn: torch.Tensor, x_vit: torch.Tensor,
+                     options: Mapping[str, Mapping] | None = None, methods: Sequence[str] | None = None) -> pd.DataFrame:
+    """Thesis Table 1.2 as xaikit's catalogue: every method of ``xk.attributors.available()`` run on
+    ``cnn`` (the bundled model) or, for transformer-specific methods, on ``vit``; targets = the predicted
+    classes (passed explicitly, so the prediction's forward pass is not charged to the method)."""
+    from .. import attributors
+
+    rows = []
+    for m in (methods or attributors.available()):
+        info = method_info(m)
+        model, x = (vit, x_vit) if info["applies to"] == "ViT" else (cnn, x_cnn)
+        with torch.no_grad():
+            target = model(x).argmax(1)
+        opts = dict((options or {}).get(m, {}))
+        r = measure_method(m, model, x, target, **opts)
+        rows.append({**info, "measured on": model.xaikit.name if hasattr(model.xaikit, "name") else "",
+                     **r, "options": ", ".join(f"{k}={v}" for k, v in opts.items())})
+    return pd.DataFrame(rows)
+
+
+def _metric_args(fn, model, explainer, x, sal, target, boxes, probs) -> dict | None:
+    pool = {"model": model, "explainer": explainer, "x": x, "sal": sal, "target": target,
+            "boxes": boxes, "probs": probs}
+    args = {}
+    for p in inspect.signature(fn).parameters.values():
+        if p.name in pool:
+            args[p.name] = pool[p.name]
+        elif p.default is inspect.Parameter.empty and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            return None  # a helper (auc, box_masks, ...), not a metric of saliency maps
+    # a metric scores maps (sal/explainer) against the model or the boxes; pixel_ranks & co. are helpers
+    return args if ("explainer" in args or ("sal" in args and ("model" in args or "boxes" in args))) else None
+
+
+def metric_catalogue(model, x: torch.Tensor, boxes: Sequence[torch.Tensor], explainer: str = "gradcam",
+                     options: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
+    """Thesis Table 1.3 as xaikit's catalogue: every function of ``xaikit.metrics`` that scores saliency
+    maps (it takes ``sal`` or ``explainer``), with its family (module), inputs, reference, whether it
+    needs ground-truth boxes, and the forward passes per image it measurably costs with its defaults
+    (``options`` override them, e.g. fewer insertion steps at ``ci``)."""
+    from .. import attributors, metrics
+
+    cam = attributors.create(explainer, model)
+    with torch.no_grad():
+        logits = model(x)
+    target = logits.argmax(1)
+    probs = logits.softmax(1)
+    sal = cam(x, target)
+    rows = []
+    for name in metrics.__all__:
+        fn = getattr(metrics, name)
+        args = _metric_args(fn, model, cam, x, sal, target, boxes, probs)
+        if args is None:
+            continue
+        opts = dict((options or {}).get(name, {}))
+        row = {"metric": name, "family": METRIC_FAMILIES.get(fn.__module__.rsplit(".", 1)[-1], fn.__module__),
+               "inputs": ", ".join(k for k in args if k != "target"),
+               "needs boxes": "boxes" in args, "reference": _first_line(fn).split(". ")[0][:100]}
+        err = ""
+        with count_passes(model) as c:
+            try:
+                fn(**args, **opts)
+            except Exception as e:  # noqa: BLE001
+                err = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
+        row.update({"forward passes / image": c["forward"] / x.shape[0] if not err else float("nan"),
+                    "needs gradients": c["backward"] > 0, "runs": not err, "error": err,
+                    "options": ", ".join(f"{k}={v}" for k, v in opts.items())})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# -------------------------------------------------------------------------------- figures
+def _photo(model, photo: str, size: int | None = None):
+    from ..data.samples import samples
+
+    item = samples([photo], size=int(size or model.xaikit.input_size))[0]
+    return item["image"], int(item["label"])
+
+
+def cam_overview(model, image01: torch.Tensor, k: int = 4) -> dict:
+    """The pieces of CAM (thesis eq. 1.2-1.3) on one image: feature maps A (K, h, w) of the layer pooled
+    by GAP, the class weights w (K,), the weighted sum (h, w), the normalized upsampled map (H, W) from
+    ``xk.attributors.create("cam")``, the predicted class and the ``k`` channels of largest w_k A^k mass."""
+    from .. import attributors
+    from ..attributors.cam import combine
+
+    cam = attributors.create("cam", model)
+    x = model.xaikit.normalize(image01[None])
+    A, _, logits, t = cam.features(x, None)
+    w = cam.weights(A, None, x, logits, t)
+    s = combine(w, A, relu=False)
+    sal = cam(x, t)
+    contrib = (w[0, :, None, None] * A[0]).mean((1, 2))
+    top = contrib.topk(k).indices
+    return {"A": A[0], "w": w[0], "sum": s[0], "sal": sal[0], "target": int(t[0]),
+            "prob": float(logits.softmax(1)[0, t[0]]), "top": top, "contrib": contrib,
+            "logit": float(logits[0, t[0]])}
+
+
+def cam_figure(cfg: Mapping, model, photo: str = "chelsea", k: int = 4, size: int | None = None):
+    """Figure 1.13: CAM overview — input, the top-k feature maps A^k with their weights w_k^c, all weights,
+    the weighted sum at the layer's resolution and the upsampled map over the image."""
+    import matplotlib.pyplot as plt
+
+    from ..reports import overlay
+
+    img, _ = _photo(model, photo, size)
+    o = cam_overview(model, img, k)
+    name = model.xaikit.class_name(o["target"])
+    fig = plt.figure(figsize=(2.3 * (k + 1), 5.2), layout="constrained")
+    gs = fig.add_gridspec(2, k + 1)
+    overlay(fig.add_subplot(gs[0, 0]), img, None, title=f"input x\n{name} (p={o['prob']:.2f})")
+    for j, ch in enumerate(o["top"].tolist()):
+        ax = fig.add_subplot(gs[0, j + 1])
+        im = ax.imshow(o["A"][ch].numpy(), cmap="viridis")
+        ax.set_title(f"A^{{{ch}}}, w={o['w'][ch]:.3f}", fontsize=9)
+        ax.axis("off")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    ax = fig.add_subplot(gs[1, 0:2])
+    ws = o["w"].numpy()
+    ax.bar(range(len(ws)), ws, width=1.0, color="0.6")
+    ax.bar(o["top"].numpy(), ws[o["top"].numpy()], width=6.0, color="C3", label=f"top {k} channels")
+    ax.set_xlabel("channel k")
+    ax.set_ylabel(f"w_k^c (c = {name})")
+    ax.legend(fontsize=8)
+    ax = fig.add_subplot(gs[1, 2])
+    im = ax.imshow(o["sum"].numpy(), cmap="jet")
+    ax.set_title(f"Σ_k w_k A^k ({tuple(o['sum'].shape)[0]}×{tuple(o['sum'].shape)[1]})", fontsize=9)
+    ax.axis("off")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax = fig.add_subplot(gs[1, 3:])
+    overlay(ax, img, o["sal"], title="upsampled, normalized CAM")
+    fig.colorbar(ax.images[-1], ax=ax, fraction=0.046)
+    fig.suptitle(f"CAM on {model.xaikit.feature_layer or 'feature layer'} ({o['A'].shape[0]} channels): "
+                 f"S = Σ_k w_k^c A^k", fontsize=10)
+    return fig
+
+
+def scorecam_process(model, image01: torch.Tensor, channels: int = 4, layer: str | None = None) -> dict:
+    """The pieces of Score-CAM (thesis eq. 1.6-1.7) on one image: normalized upsampled masks of the
+    ``channels`` highest- and lowest-weight live channels, the masked inputs, their class scores and
+    softmax weights, and the final map — all from one run of ``xk.attributors.create("scorecam")``."""
+    from .. import attributors
+    from ..attributors.base import upsample
+    from ..attributors.cam import channel_minmax, mask_input
+
+    sc = attributors.create("scorecam", model, layer=layer or None)
+    x = model.xaikit.normalize(image01[None])
+    sal = sc(x)
+    t = sc.last_target
+    A, _, _, _ = sc.features(x, t)
+    scores, w = sc.last_scores[0], sc.last_weights[0]
+    live = (A[0].flatten(1).amax(1) - A[0].flatten(1).amin(1)) > 0
+    order = torch.argsort(torch.where(live, w, torch.full_like(w, float("nan"))).nan_to_num(-1.0), descending=True)
+    n_live = int(live.sum())
+    pick = torch.cat([order[:channels - channels // 2], order[max(n_live - channels // 2, 0):n_live]])
+    masks = channel_minmax(upsample(A[:, pick], x.shape[-2:], align_corners=sc.align_corners))[0]
+    masked = model.xaikit.denormalize(mask_input(x.expand(len(pick), -1, -1, -1), masks[:, None], sc.info,
+                                                 sc.mask_space)).clamp(0, 1)
+    return {"sal": sal[0], "target": int(t[0]), "channels": pick, "masks": masks, "masked": masked,
+            "scores": scores[pick], "weights": w[pick], "live": n_live, "K": int(A.shape[1])}
+
+
+def scorecam_figure(cfg: Mapping, model, photo: str = "chelsea", channels: int = 4, size: int | None = None,
+                    layer: str | None = None):
+    """Figure 1.14: Score-CAM's process — masks n(up(A^k)), masked inputs x ⊙ n(up(A^k)), their scores
+    f(·)_c and softmax weights, and the resulting map."""
+    import matplotlib.pyplot as plt
+
+    from ..reports import overlay
+
+    img, _ = _photo(model, photo, size)
+    p = scorecam_process(model, img, channels, layer)
+    name = model.xaikit.class_name(p["target"])
+    n = len(p["channels"])
+    fig, axes = plt.subplots(2, n + 1, figsize=(2.3 * (n + 1), 5.0), layout="constrained")
+    overlay(axes[0, 0], img, None, title=f"input x\ntarget: {name}")
+    overlay(axes[1, 0], img, p["sal"], title="Score-CAM map")
+    fig.colorbar(axes[1, 0].images[-1], ax=axes[1, 0], fraction=0.046)
+    for j in range(n):
+        ch = int(p["channels"][j])
+        im = axes[0, j + 1].imshow(p["masks"][j].numpy(), cmap="gray", vmin=0, vmax=1)
+        axes[0, j + 1].set_title(f"mask n(up(A^{{{ch}}}))", fontsize=9)
+        axes[0, j + 1].axis("off")
+        axes[1, j + 1].imshow(p["masked"][j].permute(1, 2, 0).numpy())
+        axes[1, j + 1].set_title(f"f(x⊙mask)_c={p['scores'][j]:.2f}\nweight={p['weights'][j]:.2e}", fontsize=9)
+        axes[1, j + 1].axis("off")
+    fig.colorbar(im, ax=axes[0, -1], fraction=0.046)
+    fig.suptitle(f"Score-CAM at {layer or model.xaikit.default_layer}: {p['live']} non-constant of {p['K']} channels, each one forward pass; "
+                 f"weights = softmax over channels of the masked scores (highest {n - n // 2}, lowest {n // 2} shown)",
+                 fontsize=10)
+    return fig
+
+
+# --------------------------------------------------------------------------------- claims
+def claims(t11: pd.DataFrame, methods: pd.DataFrame, metric_cat: pd.DataFrame, param_tol: float = 1.0,
+           flop_tol: float = 5.0) -> dict:
+    """Chapter 1's checks on the reproduced tables (booleans)."""
+    paper = t11[t11["params_M published"].notna()]
+    rel_p = (paper["params_M measured"] - paper["params_M published"]).abs() / paper["params_M published"] * 100
+    rel_f = (paper["GFLOPs measured"] - paper["GFLOPs published"]).abs() / paper["GFLOPs published"] * 100
+    grad = methods[methods.family == "gradient-based"]
+    ab = methods.set_index("method")
+    out = {
+        "every method of the catalogue runs and returns maps in [0, 1]": bool(methods.runs.all() and methods["in [0,1]"].all()),
+        f"measured parameter counts match the published ones within {param_tol:g}%": bool((rel_p <= param_tol).all()),
+        f"measured GFLOPs match the published ones within {flop_tol:g}%": bool((rel_f <= flop_tol).all()),
+        "gradient-based methods all need gradients": bool(grad["needs gradients"].astype(bool).all()),
+        "CAM and Score-CAM need no gradients": bool(not ab.loc["cam", "needs gradients"]
+                                                    and not ab.loc["scorecam", "needs gradients"]),
+        "Grad-CAM costs 1 forward pass per image, Score-CAM more than 100": bool(
+            ab.loc["gradcam", "forward passes / image"] == 1 and ab.loc["scorecam", "forward passes / image"] > 100),
+        "every metric of the catalogue runs": bool(metric_cat.runs.all()),
+    }
+    return out
