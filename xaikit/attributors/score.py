@@ -74,7 +74,8 @@ class AblationCAM(CAMFamily):
     """Ablation-CAM (Desai & Ramaswamy 2020, thesis eq. 1.9): ``w_k = (y_c - y_c^k) / y_c`` where
     ``y_c^k`` is the score with channel k of the layer's output ablated.
 
-    The network before the layer runs once per image: a forward hook returns, in place of the
+    The network before the layer runs once per chunk of ``batch_size`` (default 256) ablated
+    channels of one image: a forward hook returns, in place of the
     layer's output, a batch of ablated copies (the rest of the network broadcasts the single-image
     skip connections; when that fails the image is repeated instead).
     ``ablation``: ``"zero"`` (paper) or ``"gradcam"`` (grad-cam's ``min(A) - 1e7`` when min(A) != 0).
@@ -84,7 +85,7 @@ class AblationCAM(CAMFamily):
     needs_grads = False
     defaults = {"relu": True, "score": "logit", "ablation": "zero"}
 
-    def __init__(self, model, layer=None, batch_size: int = 64, **options):
+    def __init__(self, model, layer=None, batch_size: int = 256, **options):
         super().__init__(model, layer=layer, batch_size=batch_size, **options)
         if self.ablation not in ("zero", "gradcam"):
             raise ConfigError(f"ablationcam: ablation={self.ablation!r}, use 'zero' or 'gradcam'")
