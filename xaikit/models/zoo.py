@@ -151,9 +151,13 @@ def _default_layers(name: str, model: nn.Module) -> dict:
     n = name.lower()
     mods = dict(model.named_modules())
     out = {}
-    if "vit" in n or "deit" in n or hasattr(model, "blocks") and hasattr(model, "patch_embed"):
+    if hasattr(model, "blocks") and hasattr(model, "patch_embed"):  # timm ViT / DeiT
         last = len(model.blocks) - 1
         out.update(default_layer=f"blocks.{last}.norm1", feature_layer=f"blocks.{last}", classifier="head")
+    elif hasattr(model, "encoder") and hasattr(model.encoder, "layers") and hasattr(model, "conv_proj"):
+        last = len(model.encoder.layers) - 1  # torchvision VisionTransformer
+        out.update(default_layer=f"encoder.layers.{last}.ln_1", feature_layer=f"encoder.layers.{last}",
+                   classifier="heads")
     elif n.startswith("vgg"):
         # last conv of block 5: the last Conv2d of `features` (torchvision: features.28 / 40 with BN)
         feats = [k for k, m in mods.items() if k.startswith("features") and isinstance(m, nn.Conv2d)]
@@ -366,6 +370,9 @@ def _make_info(name, model, weights, source, extra) -> ModelInfo:
     if hasattr(model, "blocks") and hasattr(model, "patch_embed"):
         fields.update(is_vit=True, num_prefix_tokens=int(getattr(model, "num_prefix_tokens", 1)),
                       grid_size=tuple(model.patch_embed.grid_size))
+    elif hasattr(model, "conv_proj") and hasattr(model, "image_size") and hasattr(model, "patch_size"):
+        g = int(model.image_size) // int(model.patch_size)
+        fields.update(is_vit=True, num_prefix_tokens=1, grid_size=(g, g), input_size=int(model.image_size))
     if fields["num_classes"] == 1000 and weights in ("imagenet", "bundled"):
         fields["class_names"] = _imagenet_names()
     fields.update({k: v for k, v in extra.items() if k in ModelInfo.__dataclass_fields__})
