@@ -16,7 +16,7 @@ weights each group by the gain in class confidence (eqs. 1–7). Data and networ
 
 | profile | Tables 1–3, Figures 2–5 | Table 4 (pointing game) | §5 fine-tuning |
 |---|---|---|---|
-| `ci` (the defaults below) | ResNet-18 (CIFAR-style) trained on 32 px synthetic data, 8 images | same model, synthetic images with exact boxes | 1 epoch on 1000 synthetic images |
+| `ci` (the defaults below) | ResNet-18 (CIFAR-style) trained on 32 px synthetic data, 6 images | same model, synthetic images with exact boxes | 1 epoch on 128 synthetic images |
 | `default` | EfficientNet-Lite0 (real ImageNet weights, bundled) on the bundled photos + the synthetic ResNet-18 | synthetic images with exact boxes | a few epochs, small CNN, synthetic data |
 | `full` | VGG19 on ImageNet validation (paper: 10k / 5k images) | ResNet-50 (paper: COCO val2017) | ResNet-50 on ImageNet (paper: 20 epochs) |
 
@@ -33,22 +33,22 @@ pointing_model = "resnet18_cifar@synthetic"
 time_model = "resnet18_cifar@synthetic"
 finetune_model = "resnet18_cifar"
 methods = ["gradcam", "gradcampp", "rise", "scorecam", "groupcam"]
-groups = [1, 4, 8, 16, 32]
-thetas = [0, 30, 50, 70, 90]
+groups = [1, 8, 32]
+thetas = [0, 70, 90]
 photos = 2
 images = 8
-synthetic_images = 8
+synthetic_images = 6
 synthetic_size = 32
 synthetic_classes = 10
 train_images = 1000
 train_epochs = 2
-insertion_steps = 32
-rise_masks = 500
+insertion_steps = 16
+rise_masks = 200
 time_images = 2
-pointing_images = 20
+pointing_images = 10
 finetune_epochs = 1
-finetune_images = 1000
-finetune_test = 500
+finetune_images = 128
+finetune_test = 200
 finetune_lr = 0.01
 batch_size = 8
 chunk = 256
@@ -117,7 +117,7 @@ rep.figure(ch6.class_figure(cfg, io[0], ["gradcam", "groupcam"], figure_images),
 """),
 ("md", "## Figure 4 — insertion and deletion curves"),
 ("code", """
-rep.figure(ch6.curves_figure(cfg, io[0], methods), "4", caption="Insertion / deletion curves (Group-CAM Figure 4)")
+rep.figure(ch6.curves_figure(cfg, io[0], methods, figure_images), "4", caption="Insertion / deletion curves (Group-CAM Figure 4)")
 """),
 ("md", """
 ## §5, Figure 7 — fine-tuning with Group-CAM

@@ -261,17 +261,18 @@ def class_figure(cfg, es: EvalSet, names: Sequence[str] = ("gradcam", "groupcam"
     return fig
 
 
-def curves_figure(cfg, es: EvalSet, names: Sequence[str]):
-    """Figure 4: insertion and deletion curves of every method, averaged over the eval set."""
+def curves_figure(cfg, es: EvalSet, names: Sequence[str], n: int | None = None):
+    """Figure 4: insertion and deletion curves of every method, averaged over the first ``n`` images."""
     import matplotlib.pyplot as plt
 
     from .. import metrics as M
     from ..reports.figures import curves
 
     steps = int(cfg.get("insertion_steps", 224))
-    x = es.model.xaikit.normalize(es.data.images)
-    t = _targets(es.model, x, es.data.labels, "label")
-    maps = maps_for(es, methods(names, cfg), es.data.images, t)
+    data = es.data[list(range(min(int(n or len(es.data)), len(es.data))))]
+    x = es.model.xaikit.normalize(data.images)
+    t = _targets(es.model, x, data.labels, "label")
+    maps = maps_for(es, methods(names, cfg), data.images, t)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     ins = {m: M.insertion(es.model, x, s, t, steps=steps, return_curves=True)["curves"] for m, s in maps.items()}
     dele = {m: M.deletion(es.model, x, s, t, steps=steps, return_curves=True)["curves"] for m, s in maps.items()}
