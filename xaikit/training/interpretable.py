@@ -22,6 +22,16 @@ step costs five passes through the network (guided forward+backward, forward, ba
 thesis §4.3.1 / weiaicunzai's pytorch-cifar100: SGD (momentum 0.9, weight decay 5e-4), lr 0.1
 divided by 5 at epochs 60, 120, 160, 200 epochs, batch 128, one warm-up epoch, random crop
 (padding 4) + horizontal flip.  ``lam=0`` is standard training.
+
+Under torchrun (an initialized ``torch.distributed`` group) ``batch_size`` is the global batch:
+each rank reads its shard of the epoch's order (:mod:`.distributed`), draws the augmentation of the
+global batch and keeps its own images, and computes L_C and L_R as its share of the *global* means
+(sums divided by the global batch size, so dL_C/dx and the teacher carry the one-process 1/n).
+Gradients are then averaged over ranks with one manual all-reduce after ``backward`` rather than
+by DDP: DDP documents ``torch.autograd.grad`` as unsupported and its reducer expects one backward
+per forward, while this step has two (create_graph, then L).  Only rank 0 writes the checkpoint;
+epoch metrics are summed over ranks.  Without BatchNorm (or with it frozen) W ranks reproduce the
+one-process run up to round-off; BatchNorm in train mode normalizes by local-batch statistics.
 """
 from __future__ import annotations
 
@@ -36,6 +46,7 @@ import torch.nn.functional as F
 
 from ..config import progress
 from ..errors import ConfigError, InputError
+from . import distributed as D
 from .guided import guided_gradient, preserve_batchnorm_stats, unguided_activations
 
 __all__ = ["ERRORS", "gradient_error", "regularized_loss", "train_interpretable", "evaluate",
@@ -89,13 +100,15 @@ def gradient_error(delta: torch.Tensor, teacher: torch.Tensor, error: str = "cos
 
 # ---------------------------------------------------------------------------- the loss
 def regularized_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lam: float,
-                     error: str = "cosine", warn: bool = True):
+                     error: str = "cosine", warn: bool = True, total: int | None = None):
     """Algorithm 3: ``(L, parts)`` with L = L_C + lam * L_R (eq. 4.4), differentiable w.r.t. the
     parameters (double backprop through dL_C/dx); the guided teacher is detached.  ``x`` is the
     model input (B,C,H,W), ``y`` (B,) class indices.  ``parts``: ``L_C``, ``L_R``, ``L`` (floats),
     ``grad`` (dL_C/dx, detached) and ``guided`` (the teacher; both None when ``lam == 0``, which is
     plain training: no input gradient is computed).  Running BatchNorm statistics move once, as in
-    a plain step.  Activations the guided rule does not cover are warned about (GuidedWarning)."""
+    a plain step.  Activations the guided rule does not cover are warned about (GuidedWarning).
+    ``total``: the means of eq. 4.2/4.3 are taken over ``total`` images of which ``x`` is a part
+    (data-parallel shards): L_C, L_R and the gradients are this part's share of the global ones."""
     if not isinstance(x, torch.Tensor) or x.dim() != 4:
         raise InputError("x must be a (B,C,H,W) image batch (the model's normalized input).")
     y = torch.as_tensor(y, device=x.device).long().reshape(-1)
@@ -104,34 +117,47 @@ def regularized_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lam: fl
     if error not in ERRORS:
         raise ConfigError(f"error={error!r} is not known; use one of {sorted(ERRORS)}.")
     lam = float(lam)
+    if total is not None and int(total) < x.shape[0]:
+        raise InputError(f"total={total} is smaller than the batch of {x.shape[0]} images it should contain.")
+    ce = F.cross_entropy if total is None else (lambda lg, t: F.cross_entropy(lg, t, reduction="sum") / total)
     teacher = None
     if lam != 0:
         # teacher first: its own forward/backward, BN statistics restored, no parameter grads
-        teacher = guided_gradient(model, x, target=y, score="loss", warn=warn)
+        teacher = guided_gradient(model, x, target=y, score="loss", loss_fn=ce, warn=warn)
     xi = x.detach().requires_grad_(lam != 0)
     logits = model(xi)
     if logits.dim() != 2:
         raise InputError(f"the model returned {tuple(logits.shape)}; expected (B, C) logits.")
-    l_c = F.cross_entropy(logits, y)                                   # eq. 4.1-4.2
+    l_c = ce(logits, y)                                                # eq. 4.1-4.2
     if lam == 0:
         return l_c, {"L_C": l_c.item(), "L_R": 0.0, "L": l_c.item(), "grad": None, "guided": None,
                      "logits": logits.detach()}
     (delta,) = torch.autograd.grad(l_c, xi, create_graph=True)         # standard grad, in graph
-    l_r = gradient_error(delta, teacher, error).mean()                 # eq. 4.3
+    err = gradient_error(delta, teacher, error)
+    l_r = err.mean() if total is None else err.sum() / total           # eq. 4.3
     loss = l_c + lam * l_r                                             # eq. 4.4
     return loss, {"L_C": l_c.item(), "L_R": l_r.item(), "L": loss.item(), "grad": delta.detach(),
                   "guided": teacher, "logits": logits.detach()}
 
 
 # ---------------------------------------------------------------------------- augmentation
-def augment_crop_flip(x: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
-    """Batched random crop (zero padding ``padding``) and horizontal flip, one draw per image."""
+def augment_crop_flip(x: torch.Tensor, generator: torch.Generator, padding: int = 4,
+                      positions=None, total: int | None = None) -> torch.Tensor:
+    """Batched random crop (zero padding ``padding``) and horizontal flip, one draw per image.
+    ``total``/``positions``: draw for a batch of ``total`` images and apply the draws at
+    ``positions`` (a slice or index list) to ``x`` (one rank's part of a global batch)."""
     B, C, H, W = x.shape
     dev = x.device
     xp = F.pad(x, (padding,) * 4)
-    oy = torch.randint(0, 2 * padding + 1, (B,), generator=generator).to(dev)
-    ox = torch.randint(0, 2 * padding + 1, (B,), generator=generator).to(dev)
-    flip = (torch.rand(B, generator=generator) < 0.5).to(dev)
+    n = B if total is None else int(total)
+    oy = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+    ox = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+    flip = torch.rand(n, generator=generator) < 0.5
+    if positions is not None:
+        oy, ox, flip = oy[positions], ox[positions], flip[positions]
+    if len(oy) != B:
+        raise InputError(f"{len(oy)} augmentation draws for {B} images; positions must pick one per image.")
+    oy, ox, flip = oy.to(dev), ox.to(dev), flip.to(dev)
     rows = oy[:, None] + torch.arange(H, device=dev)[None]                       # (B,H)
     cols = ox[:, None] + torch.arange(W, device=dev)[None]                       # (B,W)
     cols = torch.where(flip[:, None], cols.flip(1), cols)
@@ -148,12 +174,31 @@ def _normalizer(model, normalize):
     return info.normalize if info is not None else (lambda z: z)
 
 
-def _loader(dataset, batch_size, shuffle, seed):
+def _loader(dataset, batch_size, shuffle, seed, order=None):
     from ..data.base import collate
 
+    if order is not None:  # an explicit (sharded) order
+        return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=list(order),
+                                           collate_fn=collate, num_workers=0, drop_last=False)
     g = torch.Generator().manual_seed(seed)
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=g,
                                        collate_fn=collate, num_workers=0, drop_last=False)
+
+
+def _shuffled_order(n, seed, batch_size, total):
+    """The order the one-process loop reads: ``_loader(..., shuffle=True, seed)`` iterated through
+    :func:`progress` (tqdm.auto takes an iterator of its own first, which draws from the shared
+    generator, so the same code path is replayed on indices)."""
+    dl = torch.utils.data.DataLoader(range(n), batch_size=batch_size, shuffle=True,
+                                     generator=torch.Generator().manual_seed(seed), num_workers=0)
+    from tqdm.auto import tqdm  # what progress() wraps the loader in
+
+    out = []
+    for i, b in enumerate(tqdm(dl, total=total, disable=True)):
+        if i >= total:
+            break
+        out += b.tolist()
+    return out
 
 
 def _labels(batch):
@@ -234,11 +279,18 @@ def train_interpretable(model: nn.Module, train_dataset, test_dataset=None, lam:
         history["config"] = config
         torch.set_rng_state(state["rng"])
 
+    rank, world_size = D.world()
+    local_bs = D.local_batch_size(batch_size, world_size)
     for epoch in range(start, epochs):
         model.train()
         t0 = time.perf_counter()
         gen = torch.Generator().manual_seed(seed * 100003 + epoch)
-        loader = _loader(train_dataset, batch_size, True, seed * 100003 + epoch)
+        if world_size > 1:  # this rank's share of the one-process order, in local batches of B/W
+            order = _shuffled_order(len(train_dataset), seed * 100003 + epoch, batch_size, steps_per_epoch)
+            order = D.shard_indices(len(order), epoch, seed, rank=rank, world_size=world_size, order=order)
+            loader = _loader(train_dataset, local_bs, False, 0, order=order)
+        else:
+            loader = _loader(train_dataset, batch_size, True, seed * 100003 + epoch)
         tot = {"L": 0.0, "L_C": 0.0, "L_R": 0.0, "correct": 0, "n": 0}
         bar = progress(loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs} λ={lam:g}")
         for i, batch in enumerate(bar):
@@ -248,19 +300,25 @@ def train_interpretable(model: nn.Module, train_dataset, test_dataset=None, lam:
                 for gparam in opt.param_groups:
                     gparam["lr"] = lr * (step + 1) / warm_steps
             x01 = batch.images.to(dev)
+            n = len(x01)
+            total = n * world_size if world_size > 1 else None   # the global batch this part belongs to
             if augment:
-                x01 = augment_crop_flip(x01, gen)
+                x01 = augment_crop_flip(x01, gen, positions=slice(rank, None, world_size), total=total)
             x, y = norm(x01), _labels(batch).to(dev)
             opt.zero_grad(set_to_none=True)
-            loss, parts = regularized_loss(model, x, y, lam, error)
+            loss, parts = regularized_loss(model, x, y, lam, error, total=total)
             loss.backward()
+            if world_size > 1:
+                D.all_reduce_grads(model.parameters(), average=False)  # shares of the global mean add up
             opt.step()
             step += 1
-            n = len(y)
             for k in ("L", "L_C", "L_R"):
-                tot[k] += parts[k] * n
+                tot[k] += parts[k] * (total or n)
             tot["correct"] += (parts["logits"].argmax(1) == y).sum().item()
             tot["n"] += n
+        if world_size > 1:
+            s_ = D.all_reduce_sum([tot["L"], tot["L_C"], tot["L_R"], float(tot["correct"]), float(tot["n"])])
+            tot = dict(zip(("L", "L_C", "L_R", "correct", "n"), s_))
         lr_now = opt.param_groups[0]["lr"]
         sched.step()  # milestones are absolute epochs (warm-up overrides lr step by step)
         row = {"epoch": epoch + 1, "lr": lr_now, "train_loss": tot["L"] / tot["n"],
@@ -271,13 +329,14 @@ def train_interpretable(model: nn.Module, train_dataset, test_dataset=None, lam:
             row.update(test_acc=ev["acc"], test_loss=ev["loss"])
         row["time_s"] = time.perf_counter() - t0
         history["epochs"].append(row)
-        if ckpt is not None:
+        if ckpt is not None and rank == 0:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             tmp = ckpt.with_suffix(ckpt.suffix + ".tmp")
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                         "scheduler": sched.state_dict(), "history": history, "epoch": epoch + 1,
                         "step": step, "rng": torch.get_rng_state(), "config_hash": cfg_hash}, tmp)
             tmp.replace(ckpt)
+        D.barrier()
     model.eval()
     return history
 

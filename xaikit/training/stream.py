@@ -7,6 +7,13 @@ with ``model.xaikit.normalize``); integer labels train with cross-entropy, multi
 (Pascal-VOC-like) with binary cross-entropy. A checkpoint of the stream, optimizer, scheduler and
 history is written after every epoch; ``resume=True`` continues from the last one and gives the
 same result as an uninterrupted run (the data order of each epoch depends only on ``seed, epoch``).
+
+Under torchrun (an initialized ``torch.distributed`` group) the stream is wrapped in
+DistributedDataParallel (only the trainable stream parameters are synchronized; the frozen
+backbone stays in eval mode, so there are no BatchNorm statistics to share), ``batch_size`` is the
+global batch, each rank reads its shard of the epoch's order (:mod:`.distributed`), epoch metrics
+are summed over ranks, and only rank 0 writes the checkpoint.  W ranks reproduce the one-process
+run up to float round-off when ``len(dataset)`` is a multiple of W.
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..config import progress
 from ..data.base import collate
 from ..errors import ConfigError, DataError
+from . import distributed as D
 
 CHECKPOINT = "last.pt"
 
@@ -64,10 +72,12 @@ def _loss_and_correct(logits: torch.Tensor, labels: torch.Tensor):
     return loss, correct.sum().item()
 
 
-def _forward(model, x, labels):
+def _forward(model, x, labels, runner=None):
+    """``runner`` (a DDP wrapper of ``model``) runs the forward when given."""
+    run = runner if runner is not None else model
     if getattr(model, "class_specific", False):
-        return model(x, target=labels if labels.dim() == 1 else None)
-    return model(x)
+        return run(x, target=labels if labels.dim() == 1 else None)
+    return run(x)
 
 
 def train(stream, dataset: Dataset, epochs: int | None = None, *, batch_size: int = 256, lr: float = 0.1,
@@ -112,19 +122,22 @@ def train(stream, dataset: Dataset, epochs: int | None = None, *, batch_size: in
         history, start = list(ck["history"]), int(ck["epoch"])
     normalize = stream.xaikit.normalize
     n = len(dataset)
+    rank, world_size = D.world()
+    local_bs = D.local_batch_size(cfg.batch_size, world_size)
+    runner = D.wrap_ddp(stream, broadcast_buffers=False) if world_size > 1 else None
     for epoch in range(start, cfg.epochs):
-        g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
-        order = torch.randperm(n, generator=g).tolist()
+        order = D.epoch_order(n, epoch, cfg.seed)
         if cfg.max_batches is not None:
             order = order[: cfg.max_batches * cfg.batch_size]
+        order = D.shard_indices(n, epoch, cfg.seed, rank=rank, world_size=world_size, order=order)
         stream.train()
         tot_loss, tot_correct, seen = 0.0, 0, 0
         lr_now = opt.param_groups[0]["lr"]
-        for batch in progress(_loader(dataset, order, cfg.batch_size, num_workers),
-                              total=-(-len(order) // cfg.batch_size), desc=f"CA-Stream epoch {epoch + 1}"):
+        for batch in progress(_loader(dataset, order, local_bs, num_workers),
+                              total=-(-len(order) // local_bs), desc=f"CA-Stream epoch {epoch + 1}"):
             x = normalize(batch.images.to(dev))
             y = batch.labels.to(dev)
-            logits = _forward(stream, x, y)
+            logits = _forward(stream, x, y, runner)
             loss, correct = _loss_and_correct(logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -133,18 +146,21 @@ def train(stream, dataset: Dataset, epochs: int | None = None, *, batch_size: in
             tot_correct += correct
             seen += len(y)
         sched.step()
+        if world_size > 1:
+            tot_loss, tot_correct, seen = D.all_reduce_sum([tot_loss, float(tot_correct), float(seen)])
         rec = {"epoch": epoch + 1, "lr": lr_now, "loss": tot_loss / seen, "acc": 100.0 * tot_correct / seen}
         if val_dataset is not None:
             ev = evaluate(stream, val_dataset, batch_size=cfg.batch_size, num_workers=num_workers)
             rec.update(val_loss=ev["loss"], val_acc=ev["acc"])
         history.append(rec)
-        if ckpt_path is not None:
+        if ckpt_path is not None and rank == 0:
             ckpt_path.parent.mkdir(parents=True, exist_ok=True)
             tmp = ckpt_path.with_suffix(".tmp")
             torch.save({"epoch": epoch + 1, "stream": stream.stream_state_dict(), "optimizer": opt.state_dict(),
                         "scheduler": sched.state_dict(), "history": history, "config": asdict(cfg),
                         "config_key": cfg.key(), "placement": stream.placement}, tmp)
             os.replace(tmp, ckpt_path)
+        D.barrier()  # no rank runs ahead of the checkpoint
     stream.eval()
     return history
 
