@@ -53,6 +53,26 @@ def test_imagenet_flat_folder_takes_labels_from_xml(tmp_path):
         F.imagenet_val(tmp_path)
 
 
+def test_imagenet_train_class_folders_labels_and_round_robin_limit(tmp_path):
+    for k in range(3):
+        _img(tmp_path / "train" / "n01440764" / f"n01440764_{k}.JPEG", 40, 20, (10, 10, 10 + k))   # tench = 0
+    _img(tmp_path / "train" / "n02123597" / "n02123597_7.JPEG", 30, 30)                          # Siamese cat = 284
+    _img(tmp_path / "train" / "not_a_wnid" / "x.JPEG")                                            # ignored
+    (tmp_path / "train" / "n01440764" / "notes.txt").write_text("not an image")
+    ds = F.imagenet_train(tmp_path, size=16)
+    assert len(ds) == 4 and ds.num_classes == 1000 and "cat" in ds.class_names[284].lower()
+    assert [ds[i]["label"] for i in range(4)] == [0, 0, 0, 284]
+    assert ds[0]["name"] == "n01440764/n01440764_0.JPEG" and ds[0]["image"].shape == (3, 16, 16)
+    assert abs(ds[2]["image"][2].mean().item() - 12 / 255) < 1e-6     # the file's own pixels
+    lim = F.imagenet_train(tmp_path / "train", size=16, limit=3)      # root may be train/ itself
+    assert [r["name"] for r in lim.records] == ["n01440764/n01440764_0.JPEG", "n02123597/n02123597_7.JPEG",
+                                                "n01440764/n01440764_1.JPEG"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="WordNet-id class folders"):
+        F.imagenet_train(tmp_path / "empty")
+    assert F.dataset("imagenet_train", tmp_path, size=8)[3]["label"] == 284
+
+
 # ---------------------------------------------------------------------------------------- CUB
 def _cub(root, bad_line=False):
     _img(root / "images" / "001.Black_footed_Albatross" / "a.jpg", 50, 40)

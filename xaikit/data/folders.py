@@ -8,6 +8,7 @@ Each loader takes ``root`` (+ ``split``) and ``size``; images are squashed to ``
 loader             dataset                boxes
 =================  =====================  ===========================================
 ``imagenet_val``   ILSVRC2012 validation  ILSVRC bbox XML (optional)
+``imagenet_train`` ILSVRC2012 training    none
 ``cub``            CUB-200-2011           ``bounding_boxes.txt``
 ``voc``            Pascal VOC 2012        ``Annotations/*.xml`` (multi-hot labels)
 ``cifar100``       CIFAR-100 (python)     none
@@ -38,6 +39,8 @@ LAYOUTS = {
     "imagenet_val": """<root>/
   val/n01440764/ILSVRC2012_val_00000293.JPEG ...   (one folder per WordNet id; or all files flat in val/)
   bbox/val/ILSVRC2012_val_00000293.xml ...          (optional: ILSVRC2012_bbox_val_v3.tgz; needed for flat val/)""",
+    "imagenet_train": """<root>/   (the train folder, or the folder holding train/)
+  train/n01440764/n01440764_10026.JPEG ...   (one folder per WordNet id, from ILSVRC2012_img_train.tar)""",
     "cub": """<root>/   (CUB_200_2011)
   images.txt  image_class_labels.txt  train_test_split.txt  bounding_boxes.txt  classes.txt
   images/001.Black_footed_Albatross/Black_Footed_Albatross_0001_796111.jpg ...""",
@@ -246,6 +249,31 @@ def imagenet_val(root=None, size: int = 224, boxes: bool = True, limit: int | No
     return FolderDataset(ds, root, recs, cls, size)
 
 
+def imagenet_train(root=None, size: int = 224, limit: int | None = None) -> FolderDataset:
+    """ILSVRC2012 training images from class folders named by WordNet id (``n01440764/...``),
+    labels in the standard 0..999 order (sorted WordNet ids, as :func:`imagenet_val`).  Folders
+    whose name is not an ImageNet-1k WordNet id are ignored.  ``limit``: keep that many images
+    spread over the classes (round robin: the first image of every class, then the second, ...)."""
+    ds = "imagenet_train"
+    root = _root(ds, root)
+    train = root / "train" if (root / "train").is_dir() else root
+    widx = {w: i for i, w in enumerate(_imagenet_wnids())}
+    subdirs = sorted(d for d in train.iterdir() if d.is_dir() and d.name in widx)
+    if not subdirs:
+        raise _error(ds, root, f"no WordNet-id class folders (like n01440764/) in {train}")
+    per_class = [[{"path": p, "label": widx[d.name], "name": f"{d.name}/{p.name}"} for p in _images_in(d)]
+                 for d in subdirs]
+    if limit is None:
+        recs = [r for c in per_class for r in c]
+    else:
+        depth = max(len(c) for c in per_class)
+        recs = [c[k] for k in range(depth) for c in per_class if k < len(c)][: int(limit)]
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo()
+    return FolderDataset(ds, root, recs, [info.index_to_description(i) for i in range(len(widx))], size)
+
+
 # ---------------------------------------------------------------------------------------- CUB
 def _read_table(ds, root, path: Path, ncols: int, conv=str):
     rows = {}
@@ -430,12 +458,12 @@ def mit67(root=None, split: str = "test", size: int = 224) -> FolderDataset:
     return FolderDataset(ds, root, recs, [c.replace("_", " ") for c in classes], size)
 
 
-LOADERS = {"imagenet_val": imagenet_val, "cub": cub, "voc": voc, "cifar100": cifar100,
+LOADERS = {"imagenet_val": imagenet_val, "imagenet_train": imagenet_train, "cub": cub, "voc": voc, "cifar100": cifar100,
            "chest_xray": chest_xray, "kvasir": kvasir, "mit67": mit67}
 
 
 def dataset(name: str, root=None, **kw) -> Dataset:
-    """Any real dataset by name (``imagenet_val``, ``cub``, ``voc``, ``cifar100``, ``chest_xray``,
+    """Any real dataset by name (``imagenet_val``, ``imagenet_train``, ``cub``, ``voc``, ``cifar100``, ``chest_xray``,
     ``kvasir``, ``mit67``); ``root=None`` reads ``$XAIKIT_DATA/<name>``."""
     if name not in LOADERS:
         raise ConfigError(f"unknown dataset {name!r}; available: {sorted(LOADERS)} (and xk.data.synthetic)")
