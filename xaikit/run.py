@@ -332,8 +332,14 @@ def run(profile: str = "default", patterns: Sequence[str] | None = None, dry_run
             log(f"note: profile {name} has an empty section {s!r} and no such notebook yet")
         for p in problems:
             log(f"PROBLEM {p}")
-        log("dry run: profile OK" if not problems else f"dry run: {len(problems)} problem(s)")
-        return 1 if problems else 0
+        from .preflight import check as preflight  # data paths, cached weights, CUDA, time estimate
+
+        pre = preflight(prof and {s: prof[s] for s in prof if s == DEFAULTS_KEY or s in {nb.stem for nb in chosen}})
+        for line in pre.lines()[1:]:
+            log(line)
+        n = len(problems) + len(pre.problems)
+        log("dry run: profile OK" if not n else f"dry run: {n} problem(s)")
+        return 1 if n else 0
     if bless_claims and name != "ci":
         raise ConfigError("--bless stores the claims output nbval compares, which is the ci profile's; "
                           "use --profile ci")
