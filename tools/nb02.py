@@ -32,16 +32,19 @@ loc_vit_models = ["deit_tiny_synth@synthetic"]
 cnn_methods = ["fakecam", "gradcam", "gradcampp", "scorecam", "ablationcam", "xgradcam", "layercam", "extremal", "opticam"]
 vit_methods = ["fakecam", "gradcam", "gradcampp", "scorecam", "xgradcam", "layercam", "extremal", "raw_attention", "rollout", "chefer", "opticam"]
 photos = 2
+photo_size = 128
 images = 8
 synthetic_images = 8
 synthetic_size = 32
 synthetic_classes = 10
 train_images = 1000
 train_epochs = 2
-opticam_steps = 20
+opticam_steps = 100
 extremal_steps = 20
 insertion_steps = 32
 ms_samples = 3
+more_methods = ["gradcam", "gradcampp", "xgradcam", "layercam", "opticam"]
+more_images = 2
 batch_size = 8
 chunk = 256
 figure_images = 2
@@ -51,7 +54,7 @@ imagenet_root = ""
 import xaikit as xk
 from xaikit.experiments import chapter2 as ch2
 
-cfg = xk.config.resolve(profile=profile, seed=seed, device=device, photos=photos, images=images,
+cfg = xk.config.resolve(profile=profile, seed=seed, device=device, photos=photos, photo_size=photo_size, images=images,
                         synthetic_images=synthetic_images, synthetic_size=synthetic_size,
                         synthetic_classes=synthetic_classes, train_images=train_images,
                         train_epochs=train_epochs, opticam_steps=opticam_steps, extremal_steps=extremal_steps,
@@ -81,9 +84,11 @@ rep.table(t22, "2.2", caption="Classification metrics, transformers (thesis Tabl
 ("md", """
 ## Table 2.3 — AOPC, Max-Sensitivity, ADCC
 AOPC: patch 14, 10 regions; MS: radius 0.2 (Quantus' settings, thesis §2.7); ADCC re-explains the masked image.
+Max-Sensitivity explains every image `ms_samples` more times: the profile sets how many images and methods
+(`more_images`, `more_methods`) this table affords.
 """),
 ("code", """
-t23 = ch2.more_metrics_table(cfg, cnn, [m for m in cnn_methods if m != "fakecam"])
+t23 = ch2.more_metrics_table(cfg, cnn, more_methods, n=more_images)
 rep.table(t23, "2.3", caption="AOPC / Max-Sensitivity / ADCC (thesis Table 2.3)")
 """),
 ("md", "## Table 2.4 — insertion (blurred start) and deletion (black) AUC, percent"),

@@ -7,7 +7,10 @@ maps), ``F(u) = g_c(f(x * n(up(S(x; u)))))`` (eq. 2.6), ``u* = argmax_u F`` (eq.
 Options (all of Table 2.8): ``normalization`` = ``"range"`` (eq. 2.9, default) | ``"max"``
 (eq. 2.10) | ``"sigmoid"`` (eq. 2.11); ``objective`` = ``"mask"`` (eq. 2.6, default) | ``"diff"``
 (eq. 2.12); ``score`` = ``"logit"`` (g_c = y_c, default) | ``"softmax"`` | ``"log_softmax"``;
-``mask_space`` = ``"input"`` (normalized tensor, as the official code) | ``"pixel"``.
+``mask_space`` = ``"pixel"`` (default: the official code masks the [0, 1] image and normalizes
+inside the network, hanwei0912/OptiCAM ``Preprocessing_Layer``; masked pixels are black, the same
+convention as :mod:`xaikit.metrics`, so Opti-CAM optimizes exactly what AD/AG/AI measure) |
+``"input"`` (the normalized tensor, masked pixels become the dataset mean).
 
 The whole batch is optimized at once: one forward/backward per step for all images.  Adam is
 element-wise and each image has its own ``u``, so the result equals per-image optimization; an
@@ -46,7 +49,7 @@ class OptiCAM(CAMFamily):
 
     needs_grads = False
     defaults = {"relu": False, "score": "logit", "normalization": "range", "objective": "mask",
-                "lr": 0.1, "max_iter": 100, "tol": 1e-10, "mask_space": "input",
+                "lr": 0.1, "max_iter": 100, "tol": 1e-10, "mask_space": "pixel",
                 "align_corners": False, "return_history": False}
 
     def __init__(self, model, layer=None, **options):

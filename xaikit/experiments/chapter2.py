@@ -52,28 +52,34 @@ def _methods(names: Sequence[str], cfg: Mapping, extra: Mapping | None = None) -
     return out
 
 
-def _store(cfg: Mapping, es: EvalSet, methods: Mapping, metrics, tag: str, metric_options=None) -> ResultStore:
-    key = config_hash(tag, cfg.get("profile"), es.key, es.dataset, list(es.data.names), int(cfg.get("seed", 0)),
-                      {k: v for k, v in methods.items()}, list(metrics), metric_options or {},
-                      {k: cfg.get(k) for k in ("synthetic_size", "synthetic_classes", "train_epochs",
-                                              "train_images", "opticam_steps", "insertion_steps")})
-    return ResultStore(key, root=cache_dir() / "results" / "02_opti_cam",
-                       meta=dict(tag=tag, model=es.key, dataset=es.dataset, methods=list(methods)))
+def _eval_key(cfg: Mapping, es: EvalSet) -> str:
+    """Everything that determines an eval set's results: its images (content), model (weights) and labels."""
+    from .common import fingerprint
+
+    return config_hash(es.key, es.dataset, list(es.data.names), fingerprint(es.data.images),
+                       fingerprint(es.data.labels), fingerprint(es.model))
 
 
 def run(cfg: Mapping, es: EvalSet, methods: Mapping, metrics: Sequence[str], tag: str,
         metric_options: Mapping | None = None) -> pd.DataFrame:
-    """Evaluate (or read back) per-image results of ``methods`` x ``metrics`` on an eval set."""
-    methods = {m: dict(o) for m, o in methods.items()}
-    st = _store(cfg, es, methods, metrics, tag, metric_options)
-    # evaluate() creates each attributor from (name, options); `opticam:diff:max` style names carry options
-    specs = {}
-    for m, o in methods.items():
-        specs[m] = o
-    frame = evaluate(es.model, es.data, [(m.split(":")[0], o) for m, o in specs.items()], metrics,
+    """Per-image results of ``methods`` x ``metrics`` on an eval set, read back from the results store
+    when already computed. One store per (method, options, metrics), one map cache per eval set: a map
+    is computed once and shared by every table (Table 2.8 reuses Table 2.1's reference rows).
+    ``methods`` maps a row name (e.g. ``opticam`` or ``opticam:diff:max``) to the attributor options."""
+    from .store import MapCache
+
+    ek = _eval_key(cfg, es)
+    cache = MapCache(ek, root=cache_dir() / "maps" / "02_opti_cam")
+    frames = []
+    for row, opts in methods.items():
+        key = config_hash(ek, row, opts, list(metrics), metric_options or {}, cfg.get("insertion_steps"))
+        st = ResultStore(key, root=cache_dir() / "results" / "02_opti_cam",
+                         meta=dict(tag=tag, model=es.key, dataset=es.dataset, method=row, options=opts))
+        f = evaluate(es.model, es.data, [(row.split(":")[0], dict(opts))], metrics,
                      batch_size=int(cfg.get("batch_size", 8)), store=st, model_name=es.name,
-                     dataset_name=es.dataset, metric_options=metric_options, target="label")
-    return frame
+                     dataset_name=es.dataset, metric_options=metric_options, target="label", map_cache=cache)
+        frames.append(f.assign(method=row))
+    return pd.concat(frames, ignore_index=True)
 
 
 # ---------------------------------------------------------------------------------------- tables
@@ -84,10 +90,12 @@ def classification_table(cfg, sets: Sequence[EvalSet], methods: Sequence[str], p
     return compare(wide, published_id, ["AD", "AG", "AI", "T"], PAPER_MODEL, order=methods)
 
 
-def more_metrics_table(cfg, sets: Sequence[EvalSet], methods: Sequence[str]) -> pd.DataFrame:
-    """Table 2.3: AOPC (percent), Max-Sensitivity, ADCC (percent)."""
+def more_metrics_table(cfg, sets: Sequence[EvalSet], methods: Sequence[str], n: int | None = None) -> pd.DataFrame:
+    """Table 2.3: AOPC (percent), Max-Sensitivity, ADCC (percent), on the first ``n`` images of each set."""
     frames = []
     for es in sets:
+        if n is not None:
+            es = EvalSet(es.key, es.model, es.data[list(range(min(int(n), len(es.data))))], es.dataset)
         f = run(cfg, es, _methods(methods, cfg), ["aopc", "max_sensitivity", "adcc"], "more",
                 metric_options={"max_sensitivity": {"n": int(cfg.get("ms_samples", 10))}})
         f = f.copy()
@@ -145,19 +153,6 @@ ABLATION = [("mask", "range"), ("diff", "range"), ("mask", "max"), ("diff", "max
             ("diff", "sigmoid")]
 
 
-def ablation_table(cfg, es: EvalSet, reference: Sequence[str]) -> pd.DataFrame:
-    """Table 2.8: Opti-CAM objective (Mask / Diff) x normalization (range / max / sigmoid), with the
-    other methods for reference."""
-    methods = _methods(reference, cfg)
-    base = method_options(cfg)["opticam"]
-    for obj, norm in ABLATION:
-        methods[f"opticam:{obj}:{norm}"] = dict(base, objective=obj, normalization=norm)
-    f = run(cfg, es, methods, ["recognition"], "ablation")
-    # evaluate() names rows by the registered method; recover the variant from the options order
-    wide = means(f, ["AD", "AG", "AI"])
-    return wide
-
-
 def ablation(cfg, es: EvalSet, reference: Sequence[str]) -> pd.DataFrame:
     """Table 2.8 computed variant by variant (each variant its own method key in the store)."""
     rows = []
@@ -197,18 +192,19 @@ def _published_ablation() -> pd.DataFrame:
 
 # --------------------------------------------------------------------------------------- figures
 def maps_for(es: EvalSet, methods: Mapping, n: int, cfg: Mapping) -> tuple[torch.Tensor, dict, torch.Tensor]:
-    """Images, ``{method: (n,H,W)}`` maps and targets of the first ``n`` images of an eval set."""
-    from .. import attributors
+    """Images, ``{label: (n,H,W)}`` maps and targets of the first ``n`` images of an eval set, read from
+    the same map cache as the tables (a figure never recomputes a map a table already has)."""
     from .grid import _targets
+    from .store import MapCache
 
-    data = es.data[list(range(min(n, len(es.data))))]
-    x = es.model.xaikit.normalize(data.images)
-    t = _targets(es.model, x, data.labels, "label")
-    out = {}
-    for m, o in methods.items():
-        cam = attributors.create(m.split(":")[0], es.model, **o)
-        out[label(m)] = cam(x, t).detach()
-    return data.images, out, t
+    cache = MapCache(_eval_key(cfg, es), root=cache_dir() / "maps" / "02_opti_cam")
+    _, maps = evaluate(es.model, es.data, [(m.split(":")[0], dict(o)) for m, o in methods.items()], [],
+                       batch_size=int(cfg.get("batch_size", 8)), model_name=es.name, dataset_name=es.dataset,
+                       target="label", map_cache=cache, keep_maps=True)
+    n = min(int(n), len(es.data))
+    data = es.data[list(range(n))]
+    t = _targets(es.model, es.model.xaikit.normalize(data.images), data.labels, "label")
+    return data.images, {label(m): v[:n] for m, v in maps.items()}, t
 
 
 def row_titles(es: EvalSet, images_x: torch.Tensor, labels: torch.Tensor) -> list[str]:

@@ -23,6 +23,23 @@ LABELS = {
 }
 
 
+def fingerprint(obj) -> str:
+    """A content hash of a tensor or of a model's weights and buffers (cache keys never go stale)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    if isinstance(obj, torch.nn.Module):
+        for k, v in obj.state_dict().items():
+            v = v.detach().double()
+            h.update(k.encode())
+            h.update(repr((tuple(v.shape), float(v.sum()), float(v.abs().sum()), float((v * v).sum()))).encode())
+    else:
+        t = obj.detach().cpu().contiguous()
+        h.update(repr((tuple(t.shape), str(t.dtype))).encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def label(method: str) -> str:
     return LABELS.get(method, method)
 

@@ -27,7 +27,7 @@ METRIC_COLUMNS = {
     "overall": ["overall"],
     "aopc": ["AOPC"],
     "max_sensitivity": ["MS"],
-    "adcc": ["ADCC", "coherency", "complexity", "drop"],
+    "adcc": ["ADCC", "Coherency", "Complexity", "Drop", "Increase"],
     "localization": ["OM", "LE", "F1", "BA", "SP", "EP", "SM"],
     "box_study": [],
     "time": ["T"],
@@ -92,7 +92,8 @@ def _score(metric: str, opts: dict, model, x, sal, t, cam, boxes, box_labels) ->
         return {"MS": M.max_sensitivity(cam, x, t, reduce=False, **opts)}
     if metric == "adcc":
         r = M.adcc(model, cam, x, t, sal=sal, reduce=False, **opts)
-        return {k: r[k] for k in ("ADCC", "coherency", "complexity", "drop")}
+        return {"ADCC": r["ADCC"], "Coherency": r["Coherency"], "Complexity": r["Complexity"],
+                "Drop": r["AD"], "Increase": r["AI"]}
     if metric == "localization":
         with torch.no_grad():
             probs = model(x).softmax(-1)
@@ -100,7 +101,7 @@ def _score(metric: str, opts: dict, model, x, sal, t, cam, boxes, box_labels) ->
         return {k: r[k] for k in METRIC_COLUMNS["localization"] if k in r}
     if metric == "box_study":
         r = M.box_study(model, x, sal, boxes, t, box_labels=box_labels, reduce=False, **opts)
-        return {f"{k}/{m}": v[m] for k, d in r.items() if isinstance(d, dict) for m, v in d.items()
+        return {f"{k}/{m}": v for k, d in r.items() if isinstance(d, dict) for m, v in d.items()
                 if m in ("AD", "AG", "AI")}
     raise ConfigError(f"unknown metric {metric!r}; known: {sorted(METRIC_COLUMNS)}")
 
@@ -115,7 +116,7 @@ def evaluate(model, data, methods, metrics=("recognition",), *, target: str = "l
              store: ResultStore | None = None, model_name: str | None = None, dataset_name: str = "data",
              layer=None, rank: int | None = None, world_size: int | None = None, device=None,
              metric_options: Mapping | None = None, keep_maps: bool = False,
-             on_batch: Callable | None = None) -> pd.DataFrame:
+             on_batch: Callable | None = None, map_cache=None) -> pd.DataFrame:
     """Explain and score ``data`` (a :class:`Batch` or a dataset of items) with ``methods``.
 
     ``methods``: names, ``(name, options)`` pairs, or a dict name -> options.
@@ -124,6 +125,8 @@ def evaluate(model, data, methods, metrics=("recognition",), *, target: str = "l
     ``image, method, model, dataset, metric, value`` of this rank's shard (all shards when the store is
     shared and read back with ``store.frame()``). With ``keep_maps=True`` the maps are returned too,
     as ``(frame, {method: (N,H,W) tensor})`` (only for the images computed in this call).
+    ``map_cache`` (a :class:`~xaikit.experiments.store.MapCache`) reuses maps computed by an earlier
+    call with the same method and options (and their time), so several metrics share one explanation.
     """
     from .. import attributors
 
@@ -141,6 +144,11 @@ def evaluate(model, data, methods, metrics=("recognition",), *, target: str = "l
     rows: list[dict] = []
     maps: dict[str, list] = {m: [] for m, _ in methods}
     cams = {m: attributors.create(m, model, layer=opts.pop("layer", layer), **opts) for m, opts in methods}
+    # a map is keyed by every resolved option (defaults included) and the layer, so a changed default
+    # of a method never serves a stale cached map
+    mkeys = {m: config_hash(m, {k: v for k, v in c.options.items() if not callable(v)}, c.layer_name,
+                            getattr(__import__("xaikit"), "__version__", ""))
+             for m, c in cams.items()}
     batches = [mine[i:i + batch_size] for i in range(0, len(mine), batch_size)]
     for bidx in progress(batches, desc=f"{model_name}/{dataset_name}"):
         items = _get_items(data, bidx)
@@ -150,9 +158,15 @@ def evaluate(model, data, methods, metrics=("recognition",), *, target: str = "l
         for mname, cam in cams.items():
             if all((i, mname) in done for i in ids) and not keep_maps:
                 continue
-            t0 = time.perf_counter()
-            sal = cam(x, t)
-            dt = time.perf_counter() - t0
+            hit = map_cache.get(mkeys[mname], ids) if map_cache is not None else None
+            if hit is not None:
+                sal, dt = hit[0].to(device), hit[1]
+            else:
+                t0 = time.perf_counter()
+                sal = cam(x, t)
+                dt = time.perf_counter() - t0
+                if map_cache is not None:
+                    map_cache.put(mkeys[mname], ids, sal, dt)
             if keep_maps:
                 maps[mname].append(sal.detach().cpu())
             new = [dict(image=i, method=mname, model=model_name, dataset=dataset_name, metric="T",

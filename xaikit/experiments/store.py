@@ -96,3 +96,35 @@ class ResultStore:
     def clear(self) -> None:
         for p in self.dir.glob("rank*.jsonl"):
             p.unlink()
+
+
+class MapCache:
+    """Saliency maps cached on disk per (experiment key, method, batch of images), with the time it
+    took to compute them, so every table of a chapter reuses the same maps (and their T column)."""
+
+    def __init__(self, key: str, root: str | os.PathLike | None = None):
+        self.dir = (Path(root) if root is not None else cache_dir() / "maps") / key
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, method_key: str, ids) -> Path:
+        return self.dir / f"{config_hash(method_key, list(ids))}.pt"
+
+    def get(self, method_key: str, ids):
+        import torch
+
+        p = self._path(method_key, ids)
+        if not p.exists():
+            return None
+        try:
+            d = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception:  # a torn file of a killed run: recompute
+            return None
+        return d["sal"].float(), float(d["seconds"])
+
+    def put(self, method_key: str, ids, sal, seconds: float) -> None:
+        import torch
+
+        p = self._path(method_key, ids)
+        tmp = p.with_suffix(f".{os.getpid()}.tmp")
+        torch.save({"sal": sal.detach().to("cpu", torch.float16), "seconds": float(seconds)}, tmp)
+        os.replace(tmp, p)  # atomic: a reader never sees half a file
