@@ -24,7 +24,7 @@ import torch
 
 from ..config import cache_dir
 from ..errors import ConfigError
-from .common import EvalSet, resolve_eval_set
+from .common import EvalSet, fingerprint, resolve_eval_set
 from .grid import _targets, evaluate
 from .store import ResultStore, config_hash
 
@@ -93,7 +93,8 @@ def method_options(cfg: Mapping) -> dict:
 def adcc_frame(cfg: Mapping, es: EvalSet, label: str, method: str, options: Mapping) -> pd.DataFrame:
     """Per-image ADCC parts of one variant on an eval set (computed once, cached; method column = label)."""
     opts = dict(method_options(cfg).get(method, {}), **options)
-    key = config_hash("adcc", cfg.get("profile"), es.key, es.dataset, list(es.data.names), int(cfg.get("seed", 0)),
+    key = config_hash("adcc", cfg.get("profile"), es.key, fingerprint(es.model), fingerprint(es.data.images),
+                      es.dataset, list(es.data.names), int(cfg.get("seed", 0)),
                       method, opts, {k: cfg.get(k) for k in ("synthetic_size", "synthetic_classes", "train_epochs",
                                                              "train_images", "synthetic_sizes")})
     st = ResultStore(key, root=cache_dir() / "results" / "05_vit_reciprocam",

@@ -1,0 +1,86 @@
+"""Chapter 5 (ViT-ReciproCAM) experiment logic: variant naming, paper-model mapping, spec errors,
+the ablation arithmetic on a tiny random DeiT, FLOP counting and the claims."""
+import pandas as pd
+import pytest
+import torch
+
+import xaikit as xk
+from xaikit.data.base import collate
+from xaikit.errors import ConfigError
+from xaikit.experiments import chapter5 as ch5
+from xaikit.experiments.common import EvalSet
+
+
+def test_variant_labels_match_published_spellings():
+    assert ch5.variant("ViT-ReciproCAM", cls_token=False) == (
+        "ViT-ReciproCAM_wo_cls_token", ("vit_reciprocam", {"kernel": "single", "cls_token": False}))
+    lab, (m, o) = ch5.variant("ViT-ReciproCAM [3x3]", tap="block")
+    assert lab == "ViT-ReciproCAM [3x3]_block" and o == {"kernel": "gaussian", "tap": "block"}
+    # the labels exist in the published tables
+    pub = set(xk.published.table("reciprocam:3").method_label) | set(xk.published.table("reciprocam:4").method_label)
+    assert {"ViT-ReciproCAM_wo_cls_token", "ViT-ReciproCAM [3x3]_block"} <= pub
+
+
+def test_paper_model_and_spec_errors():
+    assert ch5.paper_model("deit_tiny_synth:base@synthetic") == "deit_base_patch16_224"
+    assert ch5.paper_model("deit_tiny_synth@synthetic") == "deit_small_patch16_224"
+    assert ch5.paper_model("deit_tiny_patch16_224@imagenet") == "deit_tiny_patch16_224"
+    with pytest.raises(ConfigError, match="synthetic_sizes"):
+        ch5.resolve("deit_tiny_synth:huge@synthetic", {"synthetic_sizes": {"small": {}}})
+    with pytest.raises(ConfigError, match="synthetic-only"):
+        ch5.resolve("deit_tiny_synth:small@imagenet", {"synthetic_sizes": {"small": {}}})
+
+
+def test_published_lookup_separates_kernels():
+    assert ch5._published("reciprocam:1", "deit_base_patch16_224", "vit_reciprocam", "3x3", "ADCC") == 69.11
+    assert ch5._published("reciprocam:1", "deit_base_patch16_224", "vit_reciprocam", "single", "ADCC") == 59.03
+    assert ch5._published("reciprocam:3", "deit_tiny_patch16_224", "vit_reciprocam", "3x3", "ADCC",
+                          "wo_cls_token") == 69.78
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    model = xk.models.load("deit_tiny_synth", weights="random", num_classes=3, input_size=16, embed_dim=16,
+                           depth=2, num_heads=2)
+    g = torch.Generator().manual_seed(1)
+    items = [{"image": torch.rand(3, 16, 16, generator=g), "label": i % 3, "boxes": torch.zeros(0, 4),
+              "box_labels": torch.zeros(0, dtype=torch.long), "name": f"r{i}"} for i in range(2)]
+    return EvalSet("tiny@random", model, collate(items), "random")
+
+
+def test_ablation_table_diff_and_defaults_shared(tiny):
+    cfg = {"profile": "test", "seed": 0, "batch_size": 2, "chunk": 64}
+    t1 = ch5.adcc_table(cfg, [tiny])
+    t3 = ch5.cls_token_table(cfg, [tiny])
+    assert list(t1.method) == list(ch5.VARIANTS) and len(t3) == 2
+    assert ((t1.filter(like="reproduced") >= 0) & (t1.filter(like="reproduced") <= 100)).all().all()
+    # the default column of the ablation is Table 1's ADCC of the same method
+    d = t1.set_index("method")["ADCC reproduced"]
+    for _, r in t3.iterrows():
+        assert r["ADCC default reproduced"] == pytest.approx(d[r["method"]], abs=0.01)
+        assert r["diff reproduced"] == pytest.approx(r["ADCC wo_cls_token reproduced"] - r["ADCC default reproduced"],
+                                                     abs=0.02)
+
+
+def test_time_table_counts_flops(tiny):
+    t2 = ch5.time_table({"chunk": 64}, tiny, n=1, repeats=1)
+    fl = t2.set_index("method")["GFLOP reproduced"]
+    # both masks run the same h*w copies of the last block: identical FLOPs
+    assert fl["ViT-ReciproCAM"] == fl["ViT-ReciproCAM [3x3]"] > 0
+    assert t2.set_index("method").loc["ViT-ReciproCAM", "ratio reproduced"] == 1.0
+
+
+def _t1(adcc):
+    return pd.DataFrame([{"model": m, "method": k, "ADCC reproduced": v} for m, d in adcc.items() for k, v in d.items()])
+
+
+def test_claims_true_and_false():
+    t2 = pd.DataFrame({"method": list(ch5.VARIANTS), "GFLOP reproduced": [3.0, 1.0, 1.0]})
+    good = _t1({"a": {"Relevance": 60, "ViT-ReciproCAM": 62, "ViT-ReciproCAM [3x3]": 70},
+                "b": {"Relevance": 60, "ViT-ReciproCAM": 61, "ViT-ReciproCAM [3x3]": 65}})
+    assert all(ch5.claims(good, t2).values())
+    bad = _t1({"a": {"Relevance": 60, "ViT-ReciproCAM": 62, "ViT-ReciproCAM [3x3]": 70},
+               "b": {"Relevance": 66, "ViT-ReciproCAM": 65, "ViT-ReciproCAM [3x3]": 65}})  # tie is not a win
+    c = ch5.claims(bad, t2.assign(**{"GFLOP reproduced": [1.0, 1.0, 2.0]}))
+    assert list(c.values()) == [False, False, False]
