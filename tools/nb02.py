@@ -15,7 +15,7 @@ Which data and networks are used depends on the **profile** (set by `python -m x
 | profile | classification tables | localization / bounding-box tables | transformers |
 |---|---|---|---|
 | `ci` (the defaults below) | EfficientNet-Lite0 (real ImageNet weights, bundled) on 2 bundled photos; ResNet-18 trained on synthetic data | synthetic images with exact boxes | tiny DeiT trained on synthetic data |
-| `default` | same networks, more photos / images, the thesis' 224 insertion steps and 100 Opti-CAM steps | same | same |
+| `default` | same networks on 4 photos at 224 px, 100 Opti-CAM steps (the thesis' budget); insertion/deletion with 56 steps (the thesis uses 224: set `insertion_steps=224` for the exact protocol) | same, 16 images | same |
 | `full` | ImageNet validation, ResNet-50 and VGG16 | ImageNet boxes | ViT-B/16, DeiT-B/16 |
 
 At `ci`/`default` the *paper model* column says which published column our model stands beside: the
