@@ -117,3 +117,31 @@ def test_samples_dataset():
     assert {n for n in labelled.names} >= {"chelsea", "coffee"}
     with pytest.raises(xk.errors.DataError, match="available"):
         xk.data.samples(["no_such_photo"])
+
+
+def test_load_stores_conv_models_channels_last_with_unchanged_outputs():
+    import xaikit as xk
+
+    cl = xk.models.load("resnet18_cifar", weights="random")
+    torch.manual_seed(0)
+    plain = xk.models.load("resnet18_cifar", weights="random", channels_last=False)
+    plain.load_state_dict(cl.state_dict())
+    w = cl.conv1.weight if hasattr(cl, "conv1") else next(p for p in cl.parameters() if p.dim() == 4)
+    assert w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+    assert all(p.is_contiguous() for p in plain.parameters())
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(cl(x), plain(x), atol=1e-4)
+    # the weights fingerprint (cache keys) does not depend on the memory layout
+    from xaikit.experiments.common import fingerprint
+    assert fingerprint(cl) == fingerprint(plain)
+
+
+def test_auto_batch_is_a_pixel_budget():
+    from xaikit.config import auto_batch
+
+    assert auto_batch((224, 224)) == 8            # 2**19 / 224**2 = 10.4 -> power of two below
+    assert auto_batch((128, 128)) == 32
+    assert auto_batch((32, 32)) == 256            # 512, capped
+    assert auto_batch((224, 224), "cuda:0") == 64
+    assert auto_batch((4096, 4096)) == 1

@@ -46,7 +46,7 @@ ms_samples = 3
 more_methods = ["gradcam", "gradcampp", "xgradcam", "layercam", "opticam"]
 more_images = 2
 batch_size = 8
-chunk = 256
+chunk = None  # forward passes per chunk of the perturbation methods; None: sized from the image size
 figure_images = 2
 imagenet_root = ""
 """),

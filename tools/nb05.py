@@ -43,7 +43,7 @@ time_repeats = 3
 instances = 3
 classes_per_image = 2
 batch_size = 8
-chunk = 256
+chunk = None  # forward passes per chunk of the perturbation methods; None: sized from the image size
 figure_images = 2
 imagenet_root = ""
 """),

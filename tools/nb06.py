@@ -51,7 +51,7 @@ finetune_images = 128
 finetune_test = 200
 finetune_lr = 0.01
 batch_size = 8
-chunk = 256
+chunk = None  # forward passes per chunk of the perturbation methods; None: sized from the image size
 figure_images = 2
 imagenet_root = ""
 """),

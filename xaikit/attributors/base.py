@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..config import auto_batch
 from ..errors import ConfigError, InputError, LayerError
 
 # ------------------------------------------------------------------------------------ registry
@@ -306,7 +307,7 @@ class Attributor:
     uses_layer = True
     defaults: dict = {}
 
-    def __init__(self, model: nn.Module, layer=None, batch_size: int = 64, reshape: Callable | None = None,
+    def __init__(self, model: nn.Module, layer=None, batch_size: int | None = None, reshape: Callable | None = None,
                  **options):
         from ..models.zoo import get_layer, info
 
@@ -321,9 +322,10 @@ class Attributor:
         self.options = {**self.defaults, **options}
         for k, v in self.options.items():
             setattr(self, k, v)
-        if int(batch_size) < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        self.batch_size = int(batch_size)
+        if batch_size is not None and int(batch_size) < 1:
+            raise ConfigError(f"batch_size must be >= 1 (or None: chosen from the image size), got {batch_size}")
+        self._batch_size = None if batch_size is None else int(batch_size)
+        self._auto_batch = 64
         self.layer_name = None
         self.layer = None
         if self.uses_layer:
@@ -347,6 +349,12 @@ class Attributor:
 
     # -- public API ---------------------------------------------------------------------
     @property
+    def batch_size(self) -> int:
+        """Chunk of forward passes: the one given, else :func:`xaikit.config.auto_batch` of the
+        current images (8 at 224 px on CPU)."""
+        return self._batch_size or self._auto_batch
+
+    @property
     def num_classes(self) -> int | None:
         return int(self.info.num_classes) if self.info.num_classes else None
 
@@ -355,6 +363,7 @@ class Attributor:
         ``normalize=False``; with ``upsample=True`` resized (bilinear) to the input size."""
         x = check_input(x, self.model)
         t = check_target(target, x.shape[0], self.num_classes, x.device)
+        self._auto_batch = auto_batch(x.shape[-2:], x.device)
         with model_guard(self.model):
             raw = self._attribute(x, t)
         if raw.dim() != 3 or raw.shape[0] != x.shape[0]:  # pragma: no cover - method bug

@@ -33,7 +33,7 @@ class ScoreCAM(CAMFamily):
     defaults = {"relu": True, "score": "logit", "mask_space": "input", "align_corners": True,
                 "channel_softmax": True, "minmax_eps": 0.0}
 
-    def __init__(self, model, layer=None, batch_size: int = 32, **options):
+    def __init__(self, model, layer=None, batch_size: int | None = None, **options):
         super().__init__(model, layer=layer, batch_size=batch_size, **options)
 
     def channel_scores(self, A, x, target) -> torch.Tensor:

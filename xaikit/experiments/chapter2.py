@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from ..config import cache_dir
-from .common import EvalSet, compare, label, means, resolve_eval_set
+from .common import EvalSet, chunk, compare, label, means, resolve_eval_set
 from .grid import evaluate
 from .store import ResultStore, config_hash
 
@@ -33,8 +33,7 @@ def method_options(cfg: Mapping) -> dict:
     """Per-method options derived from the profile (Opti-CAM steps, chunk sizes)."""
     opts = {"opticam": {"max_iter": int(cfg.get("opticam_steps", 100))},
             "extremal": {"max_iter": int(cfg.get("extremal_steps", 100))},
-            "scorecam": {"batch_size": int(cfg.get("chunk", 256))},
-            "ablationcam": {"batch_size": int(cfg.get("chunk", 256))}}
+            "scorecam": chunk(cfg), "ablationcam": chunk(cfg)}
     return opts
 
 

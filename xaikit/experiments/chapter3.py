@@ -19,7 +19,7 @@ import torch
 from ..config import cache_dir
 from ..data.base import Batch, load_batch
 from ..errors import ConfigError
-from .common import label, means
+from .common import chunk, label, means
 from .grid import evaluate
 from .store import ResultStore, config_hash
 
@@ -150,7 +150,7 @@ def accuracy(model, dataset, batch_size: int = 256) -> dict:
 def saliency(cfg: Mapping, model, data: Batch, methods: Sequence[str], tag: str) -> pd.DataFrame:
     """Per-(method) means of AD, AG, AI, insertion, deletion (percent) on ``data``, cached per image."""
     steps = int(cfg.get("insertion_steps", 224))
-    opts = {"scorecam": {"batch_size": int(cfg.get("chunk", 256))}}
+    opts = {"scorecam": chunk(cfg)}
     ms = [(m, opts.get(m, {})) for m in methods]
     mo = {"insertion": {"steps": steps}, "deletion": {"steps": steps}}
     key = config_hash("ch3", tag, cfg.get("profile"), list(data.names), ms, steps, int(cfg.get("seed", 0)),
@@ -322,7 +322,7 @@ def class_specific_table(cfg: Mapping, spec: str, methods: Sequence[str]) -> pd.
 def _maps(model, x, t, methods, cfg):
     from .. import attributors
 
-    opts = {"scorecam": {"batch_size": int(cfg.get("chunk", 256))}}
+    opts = {"scorecam": chunk(cfg)}
     return {m: attributors.create(m, model, **opts.get(m, {}))(x, t).detach() for m in methods}
 
 

@@ -24,7 +24,7 @@ import torch
 
 from ..config import cache_dir
 from ..errors import ConfigError
-from .common import EvalSet, fingerprint, resolve_eval_set
+from .common import EvalSet, chunk, fingerprint, resolve_eval_set
 from .grid import _targets, evaluate
 from .store import ResultStore, config_hash
 
@@ -87,7 +87,7 @@ def variant(base: str, **changes) -> tuple[str, tuple[str, dict]]:
 
 
 def method_options(cfg: Mapping) -> dict:
-    return {"vit_reciprocam": {"batch_size": int(cfg.get("chunk", 256))}}
+    return {"vit_reciprocam": chunk(cfg)}
 
 
 def adcc_frame(cfg: Mapping, es: EvalSet, label: str, method: str, options: Mapping) -> pd.DataFrame:

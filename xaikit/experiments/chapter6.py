@@ -22,7 +22,7 @@ import torch
 
 from ..config import cache_dir, progress, seed_everything
 from .chapter1 import count_passes
-from .common import EvalSet, compare, label, means
+from .common import EvalSet, chunk, compare, label, means
 from .grid import _targets, evaluate
 from .store import ResultStore, config_hash
 
@@ -37,10 +37,9 @@ POINTING_MODEL = {k: "resnet50" for k in PAPER_MODEL}
 
 def method_options(cfg: Mapping) -> dict:
     """Per-method options from the profile (RISE masks, Score-CAM / Group-CAM chunk sizes)."""
-    chunk = int(cfg.get("chunk", 256))
-    return {"rise": {"n_masks": int(cfg.get("rise_masks", 4000)), "batch_size": chunk},
-            "scorecam": {"batch_size": chunk}, "ablationcam": {"batch_size": chunk},
-            "groupcam": {"batch_size": chunk}}
+    c = chunk(cfg)
+    return {"rise": {"n_masks": int(cfg.get("rise_masks", 4000)), **c},
+            "scorecam": dict(c), "ablationcam": dict(c), "groupcam": dict(c)}
 
 
 def methods(names: Sequence[str], cfg: Mapping) -> dict:

@@ -30,7 +30,7 @@ def fingerprint(obj) -> str:
     h = hashlib.sha1()
     if isinstance(obj, torch.nn.Module):
         for k, v in obj.state_dict().items():
-            v = v.detach().double()
+            v = v.detach().double().contiguous()  # layout-independent sums
             h.update(k.encode())
             h.update(repr((tuple(v.shape), float(v.sum()), float(v.abs().sum()), float((v * v).sum()))).encode())
     else:
@@ -38,6 +38,14 @@ def fingerprint(obj) -> str:
         h.update(repr((tuple(t.shape), str(t.dtype))).encode())
         h.update(t.numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def chunk(cfg) -> dict:
+    """``{"batch_size": n}`` from the profile's ``chunk`` (forward passes per chunk of the
+    perturbation methods), or ``{}`` when it is unset/None: the method then sizes chunks from the
+    image size (:func:`xaikit.config.auto_batch`; 8 at 224 px on CPU, the fastest there)."""
+    c = cfg.get("chunk")
+    return {} if c in (None, "", 0) else {"batch_size": int(c)}
 
 
 def label(method: str) -> str:

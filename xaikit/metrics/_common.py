@@ -17,7 +17,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..config import progress
+from ..config import auto_batch, progress
 from ..errors import ConfigError, InputError
 
 SPACES = ("pixel", "normalized")
@@ -74,10 +74,15 @@ def chunks(n: int, size: int, desc: str | None = None):
         yield slice(s, min(n, s + size))
 
 
+def batch_for(batch_size: int | None, x: torch.Tensor) -> int:
+    """``batch_size`` or, when None, :func:`xaikit.config.auto_batch` for x's image size and device."""
+    return int(batch_size) if batch_size is not None else auto_batch(x.shape[-2:], x.device)
+
+
 @torch.no_grad()
-def logits(model, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+def logits(model, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """Model outputs for a batch, chunked."""
-    outs = [model(x[sl]) for sl in chunks(x.shape[0], batch_size)]
+    outs = [model(x[sl]) for sl in chunks(x.shape[0], batch_for(batch_size, x))]
     return torch.cat(outs).float()
 
 

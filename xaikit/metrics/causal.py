@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from ._common import (SCORES, Space, check_choice, check_images, check_sal, chunks, gaussian_blur,
+from ._common import (SCORES, Space, batch_for, check_choice, check_images, check_sal, chunks, gaussian_blur,
                       logits, resolve_target, to_score)
 
 SUBSTRATES = ("black", "blur")
@@ -66,7 +66,7 @@ def _causal(model, x, sal, target, steps, substrate, insert, score, batch_size, 
     counts = step_counts(H * W, steps).to(x.device)
     n = counts.numel()
     curves = torch.empty(B * n, device=x.device)
-    for sl in chunks(B * n, batch_size, desc=desc):
+    for sl in chunks(B * n, batch_for(batch_size, x), desc=desc):
         k = torch.arange(sl.start, sl.stop, device=x.device)
         img, step = k // n, k % n
         m = (rank[img] < counts[step, None]).view(-1, 1, H, W).to(x.dtype)
@@ -80,7 +80,7 @@ def _causal(model, x, sal, target, steps, substrate, insert, score, batch_size, 
 
 
 def insertion(model, x, sal, target=None, steps: int = 224, substrate: str = "blur",
-              score: str = "prob", batch_size: int = 64, space: str = "pixel", klen: int = 11,
+              score: str = "prob", batch_size: int | None = None, space: str = "pixel", klen: int = 11,
               sigma: float = 5.0, return_curves: bool = False):
     """Insertion AUC per image (thesis Alg. 1): start from the ``substrate`` (Gaussian blur, RISE's
     kernel 11 / σ 5, or black) and put back the pixels of ``x`` by decreasing saliency, ``steps``
@@ -95,7 +95,7 @@ def insertion(model, x, sal, target=None, steps: int = 224, substrate: str = "bl
 
 
 def deletion(model, x, sal, target=None, steps: int = 224, substrate: str = "black",
-             score: str = "prob", batch_size: int = 64, space: str = "pixel", klen: int = 11,
+             score: str = "prob", batch_size: int | None = None, space: str = "pixel", klen: int = 11,
              sigma: float = 5.0, return_curves: bool = False):
     """Deletion AUC per image (thesis Alg. 2): replace the pixels of ``x`` by the ``substrate``
     (black = 0 in ``space``, default as the thesis; ``"blur"`` as Group-CAM's text) by decreasing
@@ -126,7 +126,7 @@ def _baseline(x: torch.Tensor, baseline, model) -> torch.Tensor:
 
 @torch.no_grad()
 def aopc(model, x, sal, target=None, patch_size: int = 14, regions: int = 10, baseline="min",
-         score: str = "prob", batch_size: int = 64, return_curves: bool = False):
+         score: str = "prob", batch_size: int | None = None, return_curves: bool = False):
     """Area over the MoRF perturbation curve (Samek et al. 2016), per image. Higher is better.
 
     Non-overlapping ``patch_size`` patches are ranked by their summed saliency; the first k patches
@@ -152,7 +152,7 @@ def aopc(model, x, sal, target=None, patch_size: int = 14, regions: int = 10, ba
     base = _baseline(x, baseline, model).expand(B, C, 1, 1)
     ks = torch.arange(1, L + 1, device=x.device)
     drops = torch.empty(B * L, device=x.device)
-    for sl in chunks(B * L, batch_size, desc="aopc"):
+    for sl in chunks(B * L, batch_for(batch_size, x), desc="aopc"):
         i = torch.arange(sl.start, sl.stop, device=x.device)
         img, k = i // L, ks[i % L]
         pm = (prank[img] < k[:, None]).view(-1, 1, gh, gw).to(x.dtype)

@@ -28,7 +28,7 @@ def _probs(model, xs: torch.Tensor, t: torch.Tensor, batch_size: int) -> torch.T
 
 @torch.no_grad()
 def recognition(model, x, sal, target=None, reduce: bool = True, space: str = "pixel",
-                batch_size: int = 64) -> dict:
+                batch_size: int | None = None) -> dict:
     """Average Drop, Average Gain, Average Increase of masking ``x`` by ``sal`` (percent).
 
     AD (thesis eq. 1.10) and AI (eq. 1.11, Chattopadhyay et al. 2018), AG (eq. 2.8, Opti-CAM).
@@ -52,7 +52,7 @@ def recognition(model, x, sal, target=None, reduce: bool = True, space: str = "p
 
 @torch.no_grad()
 def box_study(model, x, sal, boxes, target=None, box_labels=None, reduce: bool = True,
-              space: str = "pixel", batch_size: int = 64) -> dict:
+              space: str = "pixel", batch_size: int | None = None) -> dict:
     """Thesis Table 2.5: AD/AG/AI when masking by the box, its complement, and combinations.
 
     Keys: ``"S:=B"`` (the union B of the ground-truth boxes as saliency map), ``"S:=I-B"`` (its
@@ -88,7 +88,7 @@ def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def adcc(model, explainer, x, target=None, sal=None, reduce: bool = True, space: str = "pixel",
-         batch_size: int = 64) -> dict:
+         batch_size: int | None = None) -> dict:
     """ADCC (Poppi et al. 2021; thesis eq. 1.12–1.14, ViT-ReciproCAM eq. 1), in percent.
 
     ``explainer(x, target) -> (B,H,W)`` in [0,1] is called on ``x`` (unless ``sal`` is given) and

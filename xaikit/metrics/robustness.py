@@ -4,12 +4,12 @@ from __future__ import annotations
 import torch
 
 from ..errors import InputError
-from ._common import check_images, chunks, logits, resolve_target
+from ._common import batch_for, check_images, chunks, logits, resolve_target
 
 
 def _explain(explainer, x, t, batch_size):
     outs = []
-    for sl in chunks(x.shape[0], batch_size, desc="max-sensitivity"):
+    for sl in chunks(x.shape[0], batch_for(batch_size, x), desc="max-sensitivity"):
         e = explainer(x[sl], t[sl])
         if not isinstance(e, torch.Tensor):
             e = torch.as_tensor(e)
@@ -18,7 +18,7 @@ def _explain(explainer, x, t, batch_size):
 
 
 def max_sensitivity(explainer, x, target=None, radius: float = 0.2, n: int = 10, seed: int = 0,
-                    model=None, sal=None, noise=None, batch_size: int = 64, reduce: bool = False):
+                    model=None, sal=None, noise=None, batch_size: int | None = None, reduce: bool = False):
     """Max-Sensitivity per image: max_j ‖e(x + δ_j) - e(x)‖_F / ‖e(x)‖_F, δ_j ~ U[-r, r]^{C×H×W}.
 
     As Quantus' ``MaxSensitivity`` (uniform noise on every input value of the *normalized* tensor,

