@@ -13,6 +13,7 @@ import argparse
 import math
 import os
 import platform
+import statistics
 import time
 from pathlib import Path
 
@@ -63,6 +64,7 @@ def main():
     ap.add_argument("--images", type=int, default=8)
     ap.add_argument("--steps", type=int, default=224)
     ap.add_argument("--batch-size", type=int, default=None, help="default: xaikit's auto chunk (8 at 224 px)")
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved repetitions; the median is reported")
     ap.add_argument("--single", action="store_true", help="also time the one-image-per-forward loop")
     ap.add_argument("--out", default=str(Path(__file__).with_suffix(".md")))
     a = ap.parse_args()
@@ -78,28 +80,40 @@ def main():
     with torch.no_grad():
         t = model(x).argmax(1)
     rows, res = [], {}
+
+    def batched(bs):
+        def run():
+            i = xk.metrics.insertion(model, x, sal, t, steps=a.steps, batch_size=bs, return_curves=True)
+            d = xk.metrics.deletion(model, x, sal, t, steps=a.steps, batch_size=bs, return_curves=True)
+            return i, d
+        return run
+
+    def loop(fn):
+        return lambda: (fn(model, x01, sal, t, a.steps, True, "blur"), fn(model, x01, sal, t, a.steps, False, "black"))
+
+    runs = {"batched": batched(a.batch_size),
+            # the fixed chunk of 64 images of the first release: per image, slower at 224 px on CPU
+            "batched, batch_size=64": batched(64),
+            "per-step loop (all images per forward)": loop(ref_per_step)}
+    if a.single:
+        runs["single loop (one image per forward)"] = loop(ref_single)
+    times = {k: [] for k in runs}
     with torch.no_grad():
-        # warm-up: oneDNN builds its kernels on the first call of each shape; whoever runs first
-        # would pay for it (the first release of this benchmark measured the batched path cold)
+        # warm-up: oneDNN builds its kernels on the first call of each shape; whoever ran first paid
+        # for it (the first release of this benchmark measured the batched path cold)
         xk.metrics.insertion(model, x, sal, t, steps=8)
         ref_per_step(model, x01, sal, t, 8, True, "blur")
-        t0 = time.perf_counter()
-        ins = xk.metrics.insertion(model, x, sal, t, steps=a.steps, batch_size=a.batch_size, return_curves=True)
-        dele = xk.metrics.deletion(model, x, sal, t, steps=a.steps, batch_size=a.batch_size, return_curves=True)
-        res["batched"] = (time.perf_counter() - t0, ins["curves"], dele["curves"])
-        # the chunk of 64 images the first release used: per image, slower at 224 px on CPU
-        t0 = time.perf_counter()
-        i64 = xk.metrics.insertion(model, x, sal, t, steps=a.steps, batch_size=64, return_curves=True)
-        d64 = xk.metrics.deletion(model, x, sal, t, steps=a.steps, batch_size=64, return_curves=True)
-        res["batched, batch_size=64"] = (time.perf_counter() - t0, i64["curves"], d64["curves"])
-        refs = [("per-step loop (all images per forward)", ref_per_step)]
-        if a.single:
-            refs.append(("single loop (one image per forward)", ref_single))
-        for name, fn in refs:
-            t0 = time.perf_counter()
-            ci = fn(model, x01, sal, t, a.steps, True, "blur")
-            cd = fn(model, x01, sal, t, a.steps, False, "black")
-            res[name] = (time.perf_counter() - t0, ci, cd)
+        # rounds interleave the methods, so a slow spell of a shared machine hits all of them
+        for _ in range(a.rounds):
+            for name, fn in runs.items():
+                t0 = time.perf_counter()
+                out = fn()
+                times[name].append(time.perf_counter() - t0)
+                res[name] = out
+    ins, dele = res["batched"]
+    res = {k: (statistics.median(times[k]),
+               v[0]["curves"] if isinstance(v[0], dict) else v[0],
+               v[1]["curves"] if isinstance(v[1], dict) else v[1]) for k, v in res.items()}
     tb = res["batched"][0]
     for name, (sec, ci, cd) in res.items():
         dc = max((ci - res["batched"][1]).abs().max().item(), (cd - res["batched"][2]).abs().max().item())
@@ -118,14 +132,13 @@ def main():
         f"EfficientNet-Lite0 (bundled ImageNet weights), {len(items)} bundled photos at 224 px, "
         f"{a.steps} steps ({math.ceil(224 * 224 / a.steps)} px/step), insertion from blur (11, σ 5) + deletion to "
         f"black: {forwards} image evaluations per method. Batched = `xk.metrics.insertion/deletion` "
-        f"(batch_size={a.batch_size or xk.config.auto_batch((224, 224))}, the auto chunk). The model is stored channels-last, "
-        "as `xk.models.load` does by default; the reference loops use the same model.",
+        f"(batch_size={a.batch_size or xk.config.auto_batch((224, 224))}, the auto chunk). The reference loops use the same model.",
         "",
         f"Machine: {cpu}, {os.cpu_count()} logical CPUs, "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, torch threads {torch.get_num_threads()}, "
         f"torch {torch.__version__}, CPU only.",
         "",
-        "| method | time (s) | time / batched | max abs curve diff vs batched | max abs AUC diff |",
+        f"| method | median time over {a.rounds} rounds (s) | time / batched | max abs curve diff vs batched | max abs AUC diff |",
         "|---|---|---|---|---|",
         *rows,
         "",
@@ -133,7 +146,7 @@ def main():
         "(random smooth maps, predicted class).",
         "",
         f"Run: `OMP_NUM_THREADS=2 .venv/bin/python benchmarks/metrics.py --images {a.images} --steps {a.steps}"
-        f"{' --single' if a.single else ''}` (load average at start: {load0:.1f}, at end: {os.getloadavg()[0]:.1f})",
+        f" --rounds {a.rounds}{' --single' if a.single else ''}` (load average at start: {load0:.1f}, at end: {os.getloadavg()[0]:.1f})",
     ]
     Path(a.out).write_text("\n".join(md) + "\n")
     print("\n".join(md))

@@ -122,7 +122,7 @@ def test_samples_dataset():
 def test_load_stores_conv_models_channels_last_with_unchanged_outputs():
     import xaikit as xk
 
-    cl = xk.models.load("resnet18_cifar", weights="random")
+    cl = xk.models.load("resnet18_cifar", weights="random", channels_last=True)
     torch.manual_seed(0)
     plain = xk.models.load("resnet18_cifar", weights="random", channels_last=False)
     plain.load_state_dict(cl.state_dict())

