@@ -114,12 +114,9 @@ def test_integrated_gradients_matches_captum_on_real_model(effnet, photos):
         x.clone(), baselines=torch.zeros_like(x), target=t, n_steps=8, method="gausslegendre")
     assert pearson(ours, ref) >= 0.999
     assert torch.allclose(ours, ref, rtol=1e-3, atol=1e-5 * float(ref.abs().max()))
-    # chunking the path (3 steps per pass) changes only float32 round-off: oneDNN may pick another
-    # convolution kernel for another batch size (channels-last, 1 thread: 5e-4 of the max), while
-    # every float32 result is 3e-3 of the max away from the float64 computation
+    # chunking the path (3 steps per pass) changes only float32 round-off
     chunked = xk.attributors.create("integrated_gradients", effnet, steps=8, batch_size=6).attributions(x, t)
-    assert pearson(chunked, ours) >= 0.99999
-    assert float((chunked - ours).abs().max()) <= 1e-3 * float(ref.abs().max())
+    assert float((chunked - ours).abs().max()) <= 1e-4 * float(ref.abs().max())
 
 
 @pytest.mark.parametrize("method", ["riemann_middle", "riemann_left", "riemann_right"])

@@ -44,9 +44,9 @@ def auto_batch(size, device=None, budget: int | None = None, cap: int = 256) -> 
     """Images per forward chunk of the perturbation loops, from a pixel budget: a power of two,
     8 at 224x224, 32 at 128x128, 256 (the cap) at 32x32 on CPU; 8x more on CUDA.
 
-    Measured on a 2-core CPU (EfficientNet-Lite0, channels-last, ``benchmarks/README.md``): per image,
-    a chunk of 8 at 224 px runs in 13.6 ms and a chunk of 64 in 24.4 ms (activations leave the cache),
-    so a fixed chunk of 64 made batched insertion/deletion slower than a per-step loop.
+    Measured on a 2-core CPU (EfficientNet-Lite0 at 224 px, medians of interleaved rounds,
+    ``benchmarks/forward.py``): per image, a chunk of 8 runs in 16.6 ms, 16 in 22.6 ms and 64 in
+    32.1 ms (activations leave the cache).
     """
     h, w = (int(size[-2]), int(size[-1])) if len(size) >= 2 else (int(size[0]), int(size[0]))
     if budget is None:
