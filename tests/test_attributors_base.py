@@ -1,11 +1,12 @@
 """Attributor base: registry, validation errors, normalization, upsampling, hooks."""
 import pytest
 import torch
-import torch.nn as nn
 
 import xaikit as xk
 from xaikit.attributors import normalize_maps, upsample
 from xaikit.errors import ConfigError, InputError, LayerError, XaikitError
+
+from _tiny import tiny_gap
 
 torch.set_num_threads(1)
 
@@ -13,24 +14,9 @@ CAM_NAMES = ["cam", "gradcam", "gradcampp", "xgradcam", "hirescam", "layercam", 
              "groupcam", "opticam", "fakecam"]
 
 
-class Tiny(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, stride=2, padding=1),
-                                      nn.ReLU())
-        self.fc = nn.Linear(6, 5)
-
-    def forward(self, x):
-        return self.fc(self.features(x).mean((2, 3)))
-
-
 @pytest.fixture
 def tiny():
-    torch.manual_seed(0)
-    m = Tiny().eval()
-    m.xaikit = xk.models.zoo.ModelInfo(name="tiny", num_classes=5, default_layer="features.3",
-                                       feature_layer="features.3", classifier="fc", input_size=16)
-    return m
+    return tiny_gap(hidden=4)
 
 
 def test_registry_names_and_alias(tiny):

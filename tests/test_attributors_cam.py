@@ -3,11 +3,12 @@ and the defining properties of each method (thesis ch. 1-2, Group-CAM paper)."""
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 
 import xaikit as xk
 from xaikit.data.base import load_batch
 from xaikit.models.zoo import get_layer
+
+from _tiny import tiny_gap
 
 pgc = pytest.importorskip("pytorch_grad_cam")
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
@@ -91,26 +92,9 @@ def test_ablationcam_agrees_with_gradcam_package(model, small):
 
 
 # ------------------------------------------------------------------ tiny GAP + linear model
-class Tiny(nn.Module):
-    """conv -> ReLU -> conv -> ReLU (feature layer) -> GAP -> linear."""
-
-    def __init__(self, k=6, c=5):
-        super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, k, 3, stride=2, padding=1),
-                                      nn.ReLU())
-        self.fc = nn.Linear(k, c)
-
-    def forward(self, x):
-        return self.fc(self.features(x).mean((2, 3)))
-
-
 @pytest.fixture
 def tiny():
-    torch.manual_seed(0)
-    m = Tiny().eval()
-    m.xaikit = xk.models.zoo.ModelInfo(name="tiny", num_classes=5, default_layer="features.3",
-                                       feature_layer="features.3", classifier="fc", input_size=16)
-    return m
+    return tiny_gap()
 
 
 def test_cam_decomposes_the_logit_exactly(tiny):
