@@ -68,3 +68,12 @@ def test_catalogue_families_and_metric_filter():
     assert args is None  # a helper of sal only is not a metric
     args = ch1._metric_args(xk.metrics.recognition, m, None, "x", "sal", "t", "b", "p")
     assert args == {"model": m, "x": "x", "sal": "sal", "target": "t"}
+
+
+def test_catalogue_reference_is_the_first_sentence_not_cut_at_abbreviations():
+    assert ch1._first_sentence(xk.metrics.adcc).startswith("ADCC (Poppi et al. 2021; thesis eq. 1.12")
+    assert ch1._first_sentence(xk.metrics.insertion).startswith("Insertion AUC per image (thesis Alg. 1)")
+
+    def f():
+        """One sentence. Another one."""
+    assert ch1._first_sentence(f) == "One sentence"

@@ -9,6 +9,7 @@ the thesis (like torchvision's metadata) reports multiply-adds, so GFLOPs here =
 from __future__ import annotations
 
 import inspect
+import re
 import time
 from contextlib import contextmanager
 from typing import Mapping, Sequence
@@ -155,6 +156,15 @@ def _first_line(obj) -> str:
     return doc.split("\n\n")[0].replace("\n", " ").strip()
 
 
+_SENTENCE_END = re.compile(r"(?<!\bal)(?<!\bAlg)(?<!\beq)(?<!\bFig)(?<!\bSec)(?<!\be\.g)(?<!\bi\.e)\.\s+(?=[A-Z])")
+
+
+def _first_sentence(obj, limit: int = 120) -> str:
+    """The first sentence of a docstring: abbreviations such as "et al." or "Alg." do not end it."""
+    s = _SENTENCE_END.split(_first_line(obj), maxsplit=1)[0].rstrip(".")
+    return s if len(s) <= limit else s[: limit - 1].rstrip() + "…"
+
+
 def _reference(obj) -> str:
     """The paper reference of a method/metric: its docstring's first line up to the end of its first
     parenthesis (where the authors are named), else up to the first ':'."""
@@ -257,7 +267,7 @@ def metric_catalogue(model, x: torch.Tensor, boxes: Sequence[torch.Tensor], expl
         opts = dict((options or {}).get(name, {}))
         row = {"metric": name, "family": METRIC_FAMILIES.get(fn.__module__.rsplit(".", 1)[-1], fn.__module__),
                "inputs": ", ".join(k for k in args if k != "target"),
-               "needs boxes": "boxes" in args, "reference": _first_line(fn).split(". ")[0][:100]}
+               "needs boxes": "boxes" in args, "reference": _first_sentence(fn)}
         err = ""
         with count_passes(model) as c:
             try:
