@@ -85,3 +85,20 @@ def test_claims_follow_the_tables():
     worse = pd.DataFrame({"method": ["Grad-CAM", "Group-CAM"], "SP reproduced": [70.0, 60.0]})
     c = ch6.claims(_t1({"Grad-CAM": 40, "Score-CAM": 46, "Group-CAM": 45}), slow, worse)
     assert not any(c.values())
+
+
+def test_figure_maps_are_memoized_per_model_images_and_target(small):
+    from xaikit import attributors
+
+    data = load_batch(synthetic(n=2, num_classes=4, size=32, seed=3, split="test"))
+    es = EvalSet("resnet18_cifar@synthetic", small, data, "synthetic")
+    meths = {"gradcam": {}}
+    t0, t1 = torch.tensor([0, 0]), torch.tensor([1, 1])
+    a = ch6.maps_for(es, meths, data.images, t0)["Grad-CAM"]
+    assert ch6.maps_for(es, meths, data.images, t0)["Grad-CAM"] is a  # same call: no recomputation
+    b = ch6.maps_for(es, meths, data.images, t1)["Grad-CAM"]  # another target: recomputed, and right
+    assert torch.allclose(b, attributors.create("gradcam", small)(small.xaikit.normalize(data.images), t1))
+    other = xk.models.load("resnet18_cifar", weights="random", num_classes=4, input_size=32, width=8).eval()
+    es2 = EvalSet("other", other, data, "synthetic")  # another model never sees the first one's maps
+    c = ch6.maps_for(es2, meths, data.images, t0)["Grad-CAM"]
+    assert torch.allclose(c, attributors.create("gradcam", other)(other.xaikit.normalize(data.images), t0))

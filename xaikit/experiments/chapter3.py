@@ -11,6 +11,7 @@ networks on ImageNet / VOC / CUB at the paths given in the profile.
 from __future__ import annotations
 
 import copy
+import textwrap
 from typing import Mapping, Sequence
 
 import pandas as pd
@@ -106,6 +107,7 @@ def stream(cfg: Mapping, spec: str, setting: str = "imagenet", start_stage: int 
                      lr=float(cfg.get("stream_lr", 0.05)), lr_step=max(1, int(cfg.get("stream_lr_step") or epochs)),
                      seed=int(cfg.get("seed", 0)), checkpoint_dir=cache_dir() / "streams" / key)
     s.eval()
+    s.xaikit_cache_key = key  # saliency() caches results per trained stream, whichever table asks
     _CACHE[key] = s
     return s
 
@@ -153,7 +155,9 @@ def saliency(cfg: Mapping, model, data: Batch, methods: Sequence[str], tag: str)
     opts = {"scorecam": chunk(cfg)}
     ms = [(m, opts.get(m, {})) for m in methods]
     mo = {"insertion": {"steps": steps}, "deletion": {"steps": steps}}
-    key = config_hash("ch3", tag, cfg.get("profile"), list(data.names), ms, steps, int(cfg.get("seed", 0)),
+    # the same trained stream appears in several tables (Table 3.1's CA model is Table 3.5's S0 and
+    # Table 3.6's class-agnostic row): key its results by the stream's own config, not the table's tag
+    key = config_hash("ch3", getattr(model, "xaikit_cache_key", tag), cfg.get("profile"), list(data.names), ms, steps, int(cfg.get("seed", 0)),
                       {k: cfg.get(k) for k in ("synthetic_size", "synthetic_classes", "train_images", "train_epochs",
                                               "stream_epochs", "stream_lr")})
     st = ResultStore(key, root=cache_dir() / "results" / "03_ca_stream", meta=dict(tag=tag, methods=list(methods)))
@@ -346,7 +350,7 @@ def maps_figure(cfg: Mapping, spec: str, methods: Sequence[str], n: int = 4):
     inf = gap.xaikit
     with torch.no_grad():
         pg, pc = gap(x).argmax(1).tolist(), ca(x).argmax(1).tolist()
-    titles = [f"GT: {inf.class_name(int(y))[:16]}\nGAP: {inf.class_name(a)[:12]} CA: {inf.class_name(b)[:12]}"
+    titles = [f"GT: {inf.class_name(int(y))[:18]}\nGAP: {inf.class_name(a)[:18]}\nCA: {inf.class_name(b)[:18]}"
               for y, a, b in zip(t.tolist(), pg, pc)]
     return saliency_grid(imgs, maps, row_titles=titles,
                          suptitle=f"{_spec(spec)[0]}: GAP vs CA-Stream saliency maps (target = ground truth)")
@@ -377,7 +381,9 @@ def unseen_figure(cfg: Mapping, spec: str, n: int = 4):
     att = s.attention(x, upsample=True)
     with torch.no_grad():
         pred = s(x).argmax(1).tolist()
-    titles = [f"unseen: {nm[:16]}\npred: {s.xaikit.class_name(p)[:16]}" for nm, p in zip(names, pred)]
+    # class names such as "green circle (striped)": wrapped, not cut, so the row says which class it is
+    titles = ["\n".join(textwrap.wrap(f"unseen: {nm}", 20) + [f"pred: {s.xaikit.class_name(p)[:18]}"])
+              for nm, p in zip(names, pred)]
     return saliency_grid(b.images, {"raw attention": att}, row_titles=titles,
                          suptitle=f"{name}+CA-Stream: raw attention on unseen classes")
 

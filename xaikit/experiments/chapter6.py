@@ -14,7 +14,9 @@ trained on synthetic data (exact boxes for the pointing game); ``full``: VGG19 /
 from __future__ import annotations
 
 import copy
+import hashlib
 import time
+import weakref
 from typing import Mapping, Sequence
 
 import pandas as pd
@@ -203,11 +205,26 @@ def pointing_table(cfg, es: EvalSet, names: Sequence[str], tolerance: float | No
 
 
 # --------------------------------------------------------------------------------------- figures
+_MAPS: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+
 def maps_for(es: EvalSet, meths: Mapping, images01: torch.Tensor, target) -> dict:
+    """Maps of every method, keyed by label. Figures 2 and 4 explain the same images with the same
+    methods, so maps are memoized per (model, method, options, images, targets) within the kernel:
+    RISE and Score-CAM on the photos are the costliest part of the figures."""
     from .. import attributors
 
     x = es.model.xaikit.normalize(images01)
-    return {label(m): attributors.create(m, es.model, **o)(x, target).detach() for m, o in meths.items()}
+    tgt = None if target is None else tuple(torch.as_tensor(target).reshape(-1).tolist())
+    key_imgs = hashlib.sha1(images01.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+    memo = _MAPS.setdefault(es.model, {})  # dies with the model: no stale maps for a new one
+    out = {}
+    for m, o in meths.items():
+        key = (m, repr(sorted(o.items())), key_imgs, tgt)
+        if key not in memo:
+            memo[key] = attributors.create(m, es.model, **o)(x, target).detach()
+        out[label(m)] = memo[key]
+    return out
 
 
 def saliency_figure(cfg, es: EvalSet, names: Sequence[str], n: int):
