@@ -42,7 +42,9 @@ def _git(cwd: str) -> dict:
         if head.returncode != 0:
             raise OSError(head.stderr)
         commit = head.stdout.strip()
-        status = run("status", "--porcelain", "--untracked-files=no")
+        # the run's own outputs (reports/) are not a change of the code that produced them: without
+        # this, every notebook after the first of a clean-clone run was stamped "+dirty"
+        status = run("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)reports")
         dirty = bool(status.stdout.strip())
     except (OSError, subprocess.SubprocessError):
         return {"commit": "unknown", "short": "unknown", "dirty": None}
