@@ -39,7 +39,11 @@ def pearson(a, b):
     a = torch.as_tensor(np.asarray(a)).reshape(len(a), -1).double()
     b = torch.as_tensor(np.asarray(b)).reshape(len(b), -1).double()
     a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
-    return ((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + 1e-30)).numpy()
+    r = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + 1e-30)
+    # two constant maps (e.g. both all-zero after the ReLU, as Score-CAM gives at the pre-activation
+    # conv_head for some photos) agree; Pearson is undefined there, not 0
+    both_flat = (a.norm(dim=1) == 0) & (b.norm(dim=1) == 0)
+    return torch.where(both_flat, torch.ones_like(r), r).numpy()
 
 
 def timed(fn):
