@@ -387,6 +387,14 @@ class Attributor:
     def capture(self, grad: bool = False, replace: Callable | None = None) -> LayerCapture:
         return LayerCapture(self.layer, self.reshape, grad=grad, replace=replace)
 
+    def fast(self, x: torch.Tensor) -> nn.Module:
+        """The model's inference twin (:func:`xaikit.models.inference_twin`: BatchNorm folded,
+        channels-last, checked on ``x``) for the forward passes of perturbed inputs that need no
+        layer hook; the model itself where no twin applies."""
+        from ..models.fast import inference_twin
+
+        return inference_twin(self.model, x)
+
     def forward_chunks(self, inputs: torch.Tensor, fn: Callable | None = None) -> torch.Tensor:
         """Run ``model`` (or ``fn``) on ``inputs`` in chunks of ``batch_size`` and concatenate."""
         f = fn or self.model

@@ -249,9 +249,10 @@ class GroupCAM(CAMFamily):
         Mn = channel_minmax(M)  # (B, G, h, w) in [0, 1]
         self.last_masks = Mn
         Gn = Mn.shape[1]
+        f = self.fast(x)
         with torch.inference_mode():
             base = gaussian_blur(x, int(self.blur_ksize), float(self.blur_sigma))
-            s_base = class_score(self.model(base), target, self.gain_score)  # (B,)
+            s_base = class_score(f(base), target, self.gain_score)  # (B,)
             bidx = torch.arange(B, device=x.device).repeat_interleave(Gn)
             flatM = Mn.reshape(B * Gn, 1, *Mn.shape[-2:])
             scores = []
@@ -261,7 +262,7 @@ class GroupCAM(CAMFamily):
                 xi = mask_input(x[b], m, self.info, self.mask_space)
                 bi = mask_input(base[b], 1 - m, self.info, self.mask_space)
                 inp = xi + bi if self.mask_space == "input" else _blend(x[b], base[b], m, self.info)
-                scores.append(class_score(self.model(inp), target[b], self.gain_score))
+                scores.append(class_score(f(inp), target[b], self.gain_score))
             alpha = torch.cat(scores).view(B, Gn) - s_base[:, None]
         self._group_alpha = alpha
         return alpha

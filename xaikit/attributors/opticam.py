@@ -64,7 +64,7 @@ class OptiCAM(CAMFamily):
         """F (B,) for weights u (B, K): eq. 2.6 ("mask") or eq. 2.12 ("diff")."""
         S = combine(u.softmax(1), A, relu=False)
         m = _normalize(upsample(S, x.shape[-2:], align_corners=self.align_corners), self.normalization)
-        s = class_score(self.model(mask_input(x, m, self.info, self.mask_space)), target, self.score)
+        s = class_score(self.fast(x)(mask_input(x, m, self.info, self.mask_space)), target, self.score)
         return s if self.objective == "mask" else -(y0 - s).abs()
 
     def weights(self, A, G, x, logits, target):

@@ -87,8 +87,9 @@ class RISE(Attributor):
 
     def _attribute(self, x, t):
         B, _, H, W = x.shape
+        f = self.fast(x)
         with torch.no_grad():
-            logits = self.model(x)
+            logits = f(x)
             t = resolve_target(t, logits)
             self.last_logits, self.last_target = logits, t
             base = self._baseline(x)
@@ -100,7 +101,7 @@ class RISE(Attributor):
                 k = m.shape[0]
                 mm = m[:, None, None]  # (k, 1, 1, H, W)
                 xs = (x[None] * mm + base[None] * (1 - mm)).reshape(k * B, *x.shape[1:])
-                sc = class_score(self.model(xs), t.repeat(k), self.score).view(k, B)
+                sc = class_score(f(xs), t.repeat(k), self.score).view(k, B)
                 sal += torch.einsum("kb,khw->bhw", sc, m)
         return sal / (n * float(self.p))
 
@@ -242,8 +243,9 @@ class ExtremalPerturbation(Attributor):
         return self.last_masks
 
     def _attribute(self, x, t):
+        f = self.fast(x)
         with torch.no_grad():
-            logits = self.model(x)
+            logits = f(x)
         t = resolve_target(t, logits)
         self.last_logits, self.last_target = logits, t
         B, _, H, W = x.shape
@@ -287,7 +289,7 @@ class ExtremalPerturbation(Attributor):
                 xm = pyr.apply(mask_ if self.variant == "preserve" else 1 - mask_, index)
                 if self.jitter and it % 2 == 0:
                     xm = torch.flip(xm, dims=(3,))
-                reward = sign * class_score(self.model(xm), tt, self.score)
+                reward = sign * class_score(self.fast(x)(xm), tt, self.score)
                 srt = mask.reshape(n, -1).sort(dim=1)[0]
                 reg = -((srt - ref) ** 2).mean(1) * regul
                 energy = reward + reg

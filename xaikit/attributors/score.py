@@ -49,16 +49,17 @@ class ScoreCAM(CAMFamily):
         tgt = target.repeat_interleave(K)
         bidx = torch.arange(B, device=x.device).repeat_interleave(K)
         out = torch.empty(B * K, device=x.device, dtype=torch.float32)
+        f = self.fast(x)
         with torch.inference_mode():
             if live.numel() < B * K:  # the zero mask: one forward for every constant channel
                 zero = mask_input(x[:1], torch.zeros_like(x[:1, :1]), self.info, self.mask_space)
-                lz = self.model(zero).expand(B * K, -1)
+                lz = f(zero).expand(B * K, -1)
                 out[:] = class_score(lz, tgt, self.score).float()
             for sl in chunks(live.numel(), self.batch_size):
                 rows = live[sl]
                 m = upsample(flat[rows], x.shape[-2:], align_corners=self.align_corners)
                 m = channel_minmax(m, self.minmax_eps)
-                logits = self.model(mask_input(x[bidx[rows]], m, self.info, self.mask_space))
+                logits = f(mask_input(x[bidx[rows]], m, self.info, self.mask_space))
                 out[rows] = class_score(logits, tgt[rows], self.score).float()
         self.n_forward = int(live.numel()) + int(live.numel() < B * K)
         return out.view(B, K)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from ..config import auto_batch, progress
 from ..errors import ConfigError, InputError
+from ..models.fast import inference_twin
 
 SPACES = ("pixel", "normalized")
 SCORES = ("prob", "logit")
@@ -82,6 +83,7 @@ def batch_for(batch_size: int | None, x: torch.Tensor) -> int:
 @torch.no_grad()
 def logits(model, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """Model outputs for a batch, chunked."""
+    model = inference_twin(model, x)
     outs = [model(x[sl]) for sl in chunks(x.shape[0], batch_for(batch_size, x))]
     return torch.cat(outs).float()
 

@@ -1,6 +1,7 @@
 """Model zoo: ``load(name, weights=...)`` with metadata attached as ``model.xaikit``."""
 from .zoo import (IMAGENET_MEAN, IMAGENET_STD, ModelInfo, Preprocess, get_layer, info, layer_name,
                   list_layers, load, register, to_channels_last)
+from .fast import fold_batchnorm, inference_twin
 
 try:  # xaikit's small models for synthetic data register themselves on import
     from . import small  # noqa: F401
@@ -8,4 +9,5 @@ except ImportError:  # pragma: no cover - during bootstrapping
     pass
 
 __all__ = ["load", "info", "get_layer", "list_layers", "layer_name", "register", "ModelInfo",
-           "Preprocess", "IMAGENET_MEAN", "IMAGENET_STD", "to_channels_last"]
+           "Preprocess", "IMAGENET_MEAN", "IMAGENET_STD", "to_channels_last",
+           "inference_twin", "fold_batchnorm"]
