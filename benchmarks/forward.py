@@ -1,5 +1,6 @@
 """Forward-pass time per image by memory layout and chunk size (CPU): the measurement behind
-``xk.models.load(channels_last=True)`` and :func:`xaikit.config.auto_batch`.
+``xk.models.load(channels_last=True)``, the inference twin (``xk.models.inference_twin``: BatchNorm
+folded, channels-last) and :func:`xaikit.config.auto_batch`.
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/forward.py [--rounds 4]
 
@@ -34,16 +35,18 @@ def main():
     lines = ["# Benchmark: forward pass per image, by layout and chunk size (CPU)", "",
              f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} logical CPUs; "
              f"median of {a.rounds} interleaved rounds of {a.seconds:.0f} s; random inputs; inference mode.", "",
-             "| model | px | chunk | default layout ms/img | channels-last ms/img | ratio |", "|---|---|---|---|---|---|"]
+             "| model | px | chunk | default layout ms/img | channels-last ms/img | inference twin ms/img | default / twin |",
+             "|---|---|---|---|---|---|---|"]
     for name, weights, px, sizes in CASES:
         plain = xk.models.load(name, weights=weights)
         cl = xk.models.load(name, weights=weights, channels_last=True)
+        twin = xk.models.inference_twin(plain, torch.randn(2, 3, px, px))
         res = {}
         with torch.inference_mode():
             for _ in range(a.rounds):
                 for bs in sizes:
                     x = torch.randn(bs, 3, px, px)
-                    for lab, m in (("plain", plain), ("cl", cl)):
+                    for lab, m in (("plain", plain), ("cl", cl), ("twin", twin)):
                         m(x)
                         t, n = time.perf_counter(), 0
                         while time.perf_counter() - t < a.seconds:
@@ -51,8 +54,8 @@ def main():
                             n += bs
                         res.setdefault((lab, bs), []).append((time.perf_counter() - t) / n * 1000)
         for bs in sizes:
-            p, c = statistics.median(res["plain", bs]), statistics.median(res["cl", bs])
-            lines.append(f"| {name} | {px} | {bs} | {p:.2f} | {c:.2f} | {p / c:.2f}x |")
+            p, c, tw = (statistics.median(res[k, bs]) for k in ("plain", "cl", "twin"))
+            lines.append(f"| {name} | {px} | {bs} | {p:.2f} | {c:.2f} | {tw:.2f} | {p / tw:.2f}x |")
             print(lines[-1], flush=True)
     lines += ["", f"`xk.config.auto_batch`: {xk.config.auto_batch((224, 224))} images per chunk at 224 px, "
               f"{xk.config.auto_batch((32, 32))} at 32 px (CPU). Load average at start {load0:.1f}, "

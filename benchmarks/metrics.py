@@ -88,10 +88,17 @@ def main():
             return i, d
         return run
 
+    def on_model(run):  # the same batched call with every forward pass on the model (no inference twin)
+        def wrapped():
+            with xk.models.fast.disabled():
+                return run()
+        return wrapped
+
     def loop(fn):
         return lambda: (fn(model, x01, sal, t, a.steps, True, "blur"), fn(model, x01, sal, t, a.steps, False, "black"))
 
     runs = {"batched": batched(a.batch_size),
+            "batched, forward on the model itself (no twin)": on_model(batched(a.batch_size)),
             # the fixed chunk of 64 images of the first release: per image, slower at 224 px on CPU
             "batched, batch_size=64": batched(64),
             "per-step loop (all images per forward)": loop(ref_per_step)}
@@ -144,6 +151,11 @@ def main():
         "",
         f"Mean insertion AUC {ins['auc'].mean():.4f}, mean deletion AUC {dele['auc'].mean():.4f} "
         "(random smooth maps, predicted class).",
+        "",
+        "*batched* runs the forward passes on the model's inference twin (`xk.models.inference_twin`: "
+        "BatchNorm folded, channels-last), as every xaikit metric does; the row *on the model itself* is "
+        "the same call under `xk.models.fast.disabled()`, the batching alone. The reference loops run on "
+        "the model as given.",
         "",
         f"Run: `OMP_NUM_THREADS=2 .venv/bin/python benchmarks/metrics.py --images {a.images} --steps {a.steps}"
         f" --rounds {a.rounds}{' --single' if a.single else ''}` (load average at start: {load0:.1f}, at end: {os.getloadavg()[0]:.1f})",

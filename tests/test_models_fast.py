@@ -112,6 +112,33 @@ def test_capture_hooks_are_not_copied():
     assert torch.allclose(y, m(x), atol=1e-5)
 
 
+def test_pass_counters_see_the_twins_passes():
+    from xaikit.experiments.chapter1 import count_passes
+
+    m = ConvBN().eval()
+    x = torch.randn(3, 3, 8, 8)
+    with count_passes(m) as c:  # twin built inside the block: its check passes are not counted
+        xk.models.inference_twin(m, x)(x)
+    assert c["forward"] == 3
+    with count_passes(m) as c:  # the cached twin
+        xk.models.inference_twin(m, x)(x[:2])
+        m(x)
+    assert c["forward"] == 5
+    t = xk.models.inference_twin(m, x)
+    assert not t._forward_hooks and not m._forward_hooks  # nothing left behind
+    with count_passes(m) as c:
+        xk.metrics.insertion(m, x, torch.rand(3, 8, 8), space="normalized", steps=4)
+    assert c["forward"] == 3 + 3 * 5  # targets, then 5 points of the curve per image
+
+
+def test_modules_keeping_graph_tensors_still_get_a_twin():
+    m = ConvBN().eval()
+    x = torch.randn(2, 3, 8, 8)
+    m._atts = [m.conv.weight * 2]  # a stream keeps its last attention maps: not graph leaves
+    t = xk.models.inference_twin(m, x)
+    assert t is not m and torch.allclose(t(x), m(x), atol=1e-5)
+
+
 def test_vit_and_convless_models_are_their_own_twin():
     lin = nn.Sequential(nn.Flatten(), nn.Linear(12, 2)).eval()
     x = torch.randn(2, 3, 2, 2)

@@ -144,11 +144,10 @@ def count_passes(model: torch.nn.Module):
         if t.requires_grad:
             t.register_hook(on_grad)
 
-    h = model.register_forward_hook(fwd)
-    try:
+    from ..models.fast import observe
+
+    with observe(model, fwd):  # also the passes its inference twin runs for it
         yield counts
-    finally:
-        h.remove()
 
 
 def _first_line(obj) -> str:

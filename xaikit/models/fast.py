@@ -24,7 +24,8 @@ Safety, since results must never be silently wrong:
 * the twin is rebuilt whenever a parameter or buffer of the model changes (in-place updates bump
   their version counters: optimizer steps, ``load_state_dict``, ``.to(device)``);
 * no twin is built while one of xaikit's layer-capture hooks sits on the model (the model itself is
-  used), and none is copied into a twin; other hooks are copied, and the check above covers them.
+  used), and none is copied into a twin; other hooks are copied, and the check above covers them;
+  pass counters (:func:`observe`, used by ``count_passes``) see the twin's passes as the model's.
 
 Layer hooks belong on the model, not on the twin: methods that capture or replace a layer's output
 (Grad-CAM's activations, Ablation-CAM) do that pass on the model itself.
@@ -40,7 +41,10 @@ import torch
 import torch.nn as nn
 
 _TWINS: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+#: model -> {observer hook: [handles on the model's twins]} (see :func:`observe`)
+_OBSERVERS: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
 _DISABLED = 0
+_PROBING = False
 
 
 def enabled() -> bool:
@@ -57,6 +61,31 @@ def disabled():
         yield
     finally:
         _DISABLED -= 1
+
+
+@contextlib.contextmanager
+def observe(model: nn.Module, hook):
+    """Register the forward hook ``hook(module, inputs, output)`` on ``model`` *and* on its inference
+    twins (the current one and any built inside the block), so that whoever counts or times the
+    passes of a model sees those its twin runs for it.  The twin's check passes are not shown."""
+
+    def observer(mod, args, out):
+        if not _PROBING:
+            return hook(mod, args, out)
+
+    observer._xaikit_observer = True
+    handles = [model.register_forward_hook(observer)]
+    twins = _OBSERVERS.setdefault(model, {})
+    twins[observer] = handles
+    hit = _TWINS.get(model)
+    if hit is not None and hit[1] is not None:
+        handles.append(hit[1].register_forward_hook(observer))
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+        twins.pop(observer, None)
 
 
 def _state_key(model: nn.Module) -> tuple:
@@ -122,17 +151,26 @@ def _capture_hooks(model: nn.Module):
                     yield d, k
 
 
-def _strip_capture_hooks(model: nn.Module) -> None:
+def _strip_xaikit_hooks(model: nn.Module) -> None:
+    """Remove layer captures and observers (re-attached by :func:`observe`) from a fresh copy."""
     for d, k in list(_capture_hooks(model)):
         del d[k]
+    for m in model.modules():
+        for d in (m._forward_hooks, m._forward_pre_hooks):
+            for k in [k for k, h in d.items() if getattr(h, "_xaikit_observer", False)]:
+                del d[k]
 
 
 def _agrees(twin: nn.Module, model: nn.Module, probe: torch.Tensor) -> bool:
-    with torch.inference_mode():
-        try:
+    global _PROBING
+    _PROBING = True
+    try:
+        with torch.inference_mode():
             a, b = twin(probe), model(probe)
-        except Exception:
-            return False
+    except Exception:
+        return False
+    finally:
+        _PROBING = False
     if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.shape != b.shape:
         return False
     a, b = a.float(), b.float()
@@ -140,10 +178,38 @@ def _agrees(twin: nn.Module, model: nn.Module, probe: torch.Tensor) -> bool:
     return bool(torch.isfinite(a).all()) and float((a - b).abs().max()) <= tol
 
 
+def _copy(model: nn.Module) -> nn.Module | None:
+    """deepcopy, where tensors a module keeps as plain attributes (e.g. the last attention maps of a
+    stream) that are not graph leaves, and cannot be deep-copied, are shared detached instead."""
+    memo = {}
+
+    def visit(v, depth=0):
+        if isinstance(v, torch.Tensor):
+            if not v.is_leaf:
+                memo[id(v)] = v.detach()
+        elif depth < 3 and isinstance(v, (list, tuple)):
+            for e in v:
+                visit(e, depth + 1)
+        elif depth < 3 and isinstance(v, dict):
+            for e in v.values():
+                visit(e, depth + 1)
+
+    for m in model.modules():
+        for k, v in vars(m).items():
+            if k not in ("_parameters", "_buffers", "_modules"):
+                visit(v)
+    try:
+        return copy.deepcopy(model, memo)
+    except Exception:  # noqa: BLE001 - a model that cannot be copied runs as it is
+        return None
+
+
 def _build(model: nn.Module, probe: torch.Tensor) -> tuple[nn.Module, str]:
     for fold in (True, False):
-        twin = copy.deepcopy(model)
-        _strip_capture_hooks(twin)
+        twin = _copy(model)
+        if twin is None:
+            break
+        _strip_xaikit_hooks(twin)
         twin.eval()
         for p in twin.parameters():
             p.requires_grad_(False)
@@ -161,8 +227,8 @@ def inference_twin(model: nn.Module, example: torch.Tensor | None = None) -> nn.
     applies.  ``example``: a batch of real inputs, used (its first two images) to check the twin
     when it is built.  Gradients with respect to the *input* flow through the twin as usual; its
     parameters are frozen."""
-    if not enabled() or model.training or not isinstance(model, nn.Module):
-        return model
+    if not enabled() or model.training or not isinstance(model, nn.Module) or hasattr(model, "xaikit_twin"):
+        return model  # (a twin is its own twin)
     inf = getattr(model, "xaikit", None)
     if getattr(inf, "is_vit", False) or not any(isinstance(m, nn.Conv2d) for m in model.modules()):
         return model
@@ -179,6 +245,8 @@ def inference_twin(model: nn.Module, example: torch.Tensor | None = None) -> nn.
         return model
     twin.xaikit_twin = how
     _TWINS[model] = (key, twin)
+    for observer, handles in _OBSERVERS.get(model, {}).items():
+        handles.append(twin.register_forward_hook(observer))
     return twin
 
 
