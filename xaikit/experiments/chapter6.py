@@ -53,6 +53,16 @@ def methods(names: Sequence[str], cfg: Mapping) -> dict:
     return {m: dict(mo.get(m, {})) for m in names if m in known}
 
 
+def _map_cache(es: EvalSet):
+    """One map cache per eval set (keyed by its images, labels and weights): every table and figure
+    of the chapter explains an image with a method once (Figures 2 and 4 read Table 1's maps,
+    Table 2's G = 32 row and Figure 5's θ = 70 point read Table 1's Group-CAM maps)."""
+    from .chapter2 import _eval_key
+    from .store import MapCache
+
+    return MapCache(_eval_key({}, es), root=cache_dir() / "maps" / "06_group_cam")
+
+
 def run(cfg: Mapping, es: EvalSet, meths: Mapping, metrics: Sequence[str], tag: str,
         metric_options: Mapping | None = None) -> pd.DataFrame:
     """Per-image results of ``meths`` x ``metrics`` on an eval set (computed once, then read back)."""
@@ -64,7 +74,8 @@ def run(cfg: Mapping, es: EvalSet, meths: Mapping, metrics: Sequence[str], tag: 
                      meta=dict(tag=tag, model=es.key, dataset=es.dataset, methods=list(meths)))
     return evaluate(es.model, es.data, [(m, dict(o)) for m, o in meths.items()], metrics,
                     batch_size=int(cfg.get("batch_size", 8)), store=st, model_name=es.name,
-                    dataset_name=es.dataset, metric_options=metric_options, target="label")
+                    dataset_name=es.dataset, metric_options=metric_options, target="label",
+                    map_cache=_map_cache(es))
 
 
 def _io_options(cfg) -> dict:
@@ -209,9 +220,8 @@ _MAPS: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDicti
 
 
 def maps_for(es: EvalSet, meths: Mapping, images01: torch.Tensor, target) -> dict:
-    """Maps of every method, keyed by label. Figures 2 and 4 explain the same images with the same
-    methods, so maps are memoized per (model, method, options, images, targets) within the kernel:
-    RISE and Score-CAM on the photos are the costliest part of the figures."""
+    """Maps of every method for any images and targets (Figure 3's second classes), keyed by label,
+    memoized per (model, method, options, images, targets) within the kernel."""
     from .. import attributors
 
     x = es.model.xaikit.normalize(images01)
@@ -227,14 +237,22 @@ def maps_for(es: EvalSet, meths: Mapping, images01: torch.Tensor, target) -> dic
     return out
 
 
+def table_maps(cfg, es: EvalSet, meths: Mapping, n: int) -> dict:
+    """``{label: (n,H,W)}`` maps of the first ``n`` images for the ground-truth targets, read from the
+    chapter's map cache (the tables computed them: batches as in :func:`run`)."""
+    _, maps = evaluate(es.model, es.data, [(m, dict(o)) for m, o in meths.items()], [],
+                       batch_size=int(cfg.get("batch_size", 8)), model_name=es.name, dataset_name=es.dataset,
+                       target="label", map_cache=_map_cache(es), keep_maps=True)
+    return {label(m): v[:n] for m, v in maps.items()}
+
+
 def saliency_figure(cfg, es: EvalSet, names: Sequence[str], n: int):
     """Figure 2: images (rows) explained by every method (columns), target = ground truth where known."""
     from ..reports.figures import saliency_grid
     from .chapter2 import row_titles
 
     data = es.data[list(range(min(n, len(es.data))))]
-    t = _targets(es.model, es.model.xaikit.normalize(data.images), data.labels, "label")
-    maps = maps_for(es, methods(names, cfg), data.images, t)
+    maps = table_maps(cfg, es, methods(names, cfg), len(data))
     return saliency_grid(data.images, maps, row_titles=row_titles(es, data.images, data.labels),
                          suptitle=f"{es.name}: saliency maps")
 
@@ -295,7 +313,7 @@ def curves_figure(cfg, es: EvalSet, names: Sequence[str], n: int | None = None):
     data = es.data[list(range(min(int(n or len(es.data)), len(es.data))))]
     x = es.model.xaikit.normalize(data.images)
     t = _targets(es.model, x, data.labels, "label")
-    maps = maps_for(es, methods(names, cfg), data.images, t)
+    maps = table_maps(cfg, es, methods(names, cfg), len(data))
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     ins = {m: M.insertion(es.model, x, s, t, steps=steps, return_curves=True)["curves"] for m, s in maps.items()}
     dele = {m: M.deletion(es.model, x, s, t, steps=steps, return_curves=True)["curves"] for m, s in maps.items()}
@@ -360,6 +378,7 @@ def finetune(cfg, base: torch.nn.Module, epochs: int, n_train: int, n_test: int,
     seed, data order, SGD (momentum 0.9, weight decay 1e-4, lr divided by 10 at 3/4 of the epochs,
     as the paper's 15-of-20 schedule). Returns top-1 test accuracy (percent) before and after each."""
     from ..data.synthetic import synthetic
+    from ..models import to_channels_last
     from ..training.small import evaluate as accuracy
 
     C, S, seed = int(cfg.get("synthetic_classes", 10)), int(cfg.get("synthetic_size", 32)), int(cfg.get("seed", 0))
@@ -371,6 +390,7 @@ def finetune(cfg, base: torch.nn.Module, epochs: int, n_train: int, n_test: int,
         seed_everything(seed)
         model = copy.deepcopy(base)
         model.xaikit = base.xaikit
+        to_channels_last(model)  # the faster layout for training on CPU (single backward)
         opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, [max(1, (3 * epochs) // 4)], 0.1)
         gen = torch.Generator().manual_seed(seed)

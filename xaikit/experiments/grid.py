@@ -17,7 +17,7 @@ import torch
 from ..config import progress
 from ..data.base import Batch, collate
 from ..errors import ConfigError
-from .store import ResultStore, config_hash
+from .store import MapCache, ResultStore, config_hash
 
 #: metric name -> columns it produces (percent unless noted)
 METRIC_COLUMNS = {
@@ -167,6 +167,9 @@ def evaluate(model, data, methods, metrics=("recognition",), *, target: str = "l
                 dt = time.perf_counter() - t0
                 if map_cache is not None:
                     map_cache.put(mkeys[mname], ids, sal, dt)
+                    # score the map as the cache returns it (float16): a table computed now and
+                    # one read from the cache later are identical
+                    sal = MapCache.stored(sal)
             if keep_maps:
                 maps[mname].append(sal.detach().cpu())
             new = [dict(image=i, method=mname, model=model_name, dataset=dataset_name, metric="T",

@@ -121,6 +121,13 @@ class MapCache:
             return None
         return d["sal"].float(), float(d["seconds"])
 
+    @staticmethod
+    def stored(sal):
+        """``sal`` as :meth:`get` will return it (stored as float16, read back as float32)."""
+        import torch
+
+        return sal.detach().to(torch.float16).float().to(sal.device)
+
     def put(self, method_key: str, ids, sal, seconds: float) -> None:
         import torch
 

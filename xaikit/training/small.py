@@ -24,7 +24,8 @@ from ..config import cache_dir, progress, seed_everything
 from ..errors import ConfigError
 
 #: bump when the loop changes in a way that changes the weights (invalidates cached checkpoints)
-TRAINER_VERSION = 1
+#: 2: convolutional models train channels-last (1.3-1.4x faster per step on a 2-core CPU)
+TRAINER_VERSION = 2
 
 #: per-architecture defaults: each trains in about 1-3 CPU minutes on 2 cores at 32 px, 10 classes
 DEFAULTS = {
@@ -158,12 +159,16 @@ def train(arch: str = "resnet18_cifar", *, num_classes: int | None = None, size:
     if cache and path.exists() and not retrain:
         return _load(cfg, path, train_ds.class_names)
 
-    from ..models import load
+    from ..models import load, to_channels_last
 
     dev = torch.device(device)
     seed_everything(cfg["seed"])
     model = load(cfg["arch"], weights="random", num_classes=cfg["num_classes"], input_size=cfg["size"],
                  class_names=train_ds.class_names, **cfg["arch_kwargs"]).to(dev)
+    # channels-last: oneDNN's faster layout on CPU (ResNet-18 at 48 px: 0.26 vs 0.34 s per step of 64)
+    # and cuDNN's on GPU. Single backward only: double backprop (training/interpretable.py) keeps the
+    # default layout, which crashed channels-last on CPU.
+    to_channels_last(model)
     inf = model.xaikit
     x, y = train_ds.tensors()
     gen = torch.Generator().manual_seed(cfg["seed"])
