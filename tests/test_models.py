@@ -30,7 +30,8 @@ def test_bundled_weights_classify_real_photos(lite0, photos):
 def test_metadata_of_bundled_model(lite0):
     inf = lite0.xaikit
     assert (inf.mean, inf.std, inf.input_size) == ((0.5,) * 3, (0.5,) * 3, 224)
-    assert inf.default_layer == "conv_head" and inf.feature_layer == "bn2" and inf.classifier == "classifier"
+    # the post-activation map (BatchNorm + ReLU6), not the bare conv_head: see models/zoo.py
+    assert inf.default_layer == "bn2" and inf.feature_layer == "bn2" and inf.classifier == "classifier"
     assert inf.stages == ["blocks.0", "blocks.1", "blocks.2", "blocks.4", "blocks.6"]
     for name in [inf.default_layer, inf.feature_layer, inf.classifier, *inf.stages]:
         assert isinstance(xk.models.get_layer(lite0, name), nn.Module)

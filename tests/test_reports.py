@@ -125,6 +125,37 @@ def test_figure_saved_stamped_closed_and_displayable(reports, profile, pdf):
         rep.figure(np.zeros(3), "x")
 
 
+def test_palette_png_keeps_colours_and_metadata(reports, tmp_path):
+    from PIL import Image
+
+    from xaikit.reports.reporter import palette_png
+
+    fig, ax = plt.subplots(figsize=(3, 2))
+    im = ax.imshow(np.linspace(0, 1, 64 * 64).reshape(64, 64), cmap="jet")
+    fig.colorbar(im)
+    png = tmp_path / "f.png"
+    fig.savefig(png, dpi=80)
+    plt.close(fig)
+    before = np.asarray(Image.open(png).convert("RGB"), dtype=float)
+    palette_png(png, {"Title": "Figure 9"})
+    out = Image.open(png)
+    after = np.asarray(out.convert("RGB"), dtype=float)
+    assert out.mode == "P" and out.text["Title"] == "Figure 9"
+    # dithered: local averages (what the eye sees) stay within a few levels of the original
+    blur = lambda a: a.reshape(a.shape[0] // 4, 4, a.shape[1] // 4, 4, 3).mean((1, 3))  # noqa: E731
+    h, w = (before.shape[0] // 4) * 4, (before.shape[1] // 4) * 4
+    assert np.abs(blur(after[:h, :w]) - blur(before[:h, :w])).mean() < 3.0
+
+
+def test_short_class_names_for_figures():
+    from xaikit.models.zoo import ModelInfo
+
+    inf = ModelInfo(name="m", num_classes=3, class_names=["motor scooter, scooter", "a" * 30, "cat"])
+    assert inf.short_name(0) == "motor scooter"
+    assert inf.short_name(1, 10) == "a" * 9 + "…"
+    assert inf.short_name(2) == "cat" and inf.short_name(7) == "class 7"
+
+
 def test_overlay_keeps_low_res_map_aligned():
     fig, ax = plt.subplots()
     img = np.random.default_rng(0).random((3, 32, 48))

@@ -212,8 +212,8 @@ def row_titles(es: EvalSet, images_x: torch.Tensor, labels: torch.Tensor) -> lis
     inf = es.model.xaikit
     out = []
     for lab, p in zip(labels.tolist(), pred.tolist()):
-        gt = inf.class_name(lab) if isinstance(lab, int) and lab >= 0 else "—"
-        out.append(f"GT: {gt[:18]}\npred: {inf.class_name(p)[:18]}")
+        gt = inf.short_name(lab, 18) if isinstance(lab, int) and lab >= 0 else "—"
+        out.append(f"GT: {gt}\npred: {inf.short_name(p, 18)}")
     return out
 
 

@@ -350,7 +350,7 @@ def maps_figure(cfg: Mapping, spec: str, methods: Sequence[str], n: int = 4):
     inf = gap.xaikit
     with torch.no_grad():
         pg, pc = gap(x).argmax(1).tolist(), ca(x).argmax(1).tolist()
-    titles = [f"GT: {inf.class_name(int(y))[:18]}\nGAP: {inf.class_name(a)[:18]}\nCA: {inf.class_name(b)[:18]}"
+    titles = [f"GT: {inf.short_name(int(y), 18)}\nGAP: {inf.short_name(a, 18)}\nCA: {inf.short_name(b, 18)}"
               for y, a, b in zip(t.tolist(), pg, pc)]
     return saliency_grid(imgs, maps, row_titles=titles,
                          suptitle=f"{_spec(spec)[0]}: GAP vs CA-Stream saliency maps (target = ground truth)")
@@ -382,7 +382,7 @@ def unseen_figure(cfg: Mapping, spec: str, n: int = 4):
     with torch.no_grad():
         pred = s(x).argmax(1).tolist()
     # class names such as "green circle (striped)": wrapped, not cut, so the row says which class it is
-    titles = ["\n".join(textwrap.wrap(f"unseen: {nm}", 20) + [f"pred: {s.xaikit.class_name(p)[:18]}"])
+    titles = ["\n".join(textwrap.wrap(f"unseen: {nm}", 20) + [f"pred: {s.xaikit.short_name(p, 18)}"])
               for nm, p in zip(names, pred)]
     return saliency_grid(b.images, {"raw attention": att}, row_titles=titles,
                          suptitle=f"{name}+CA-Stream: raw attention on unseen classes")

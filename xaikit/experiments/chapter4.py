@@ -315,7 +315,7 @@ def _titles(t: Trained, images01, labels) -> list[str]:
     with torch.no_grad():
         pred = t.model(t.model.xaikit.normalize(images01)).argmax(-1).tolist()
     inf = t.model.xaikit
-    return [f"GT: {inf.class_name(int(l))[:14]}" for l in labels.tolist()], pred
+    return [f"GT: {inf.short_name(int(l), 14)}" for l in labels.tolist()], pred
 
 
 def gradient_figure(zoo: Zoo, arch: str, lam: float, n: int = 4):

@@ -294,7 +294,7 @@ def classes_figure(cfg, es: EvalSet, n: int):
             row = 2 * r + k
             cls = int(pair[r, k])
             overlay(axes[row, 0], data.images[r], None,
-                    title=f"target: {inf.class_name(cls)[:16]}\np={float(probs[r, cls]):.2f}")
+                    title=f"target: {inf.short_name(cls, 16)}\np={float(probs[r, cls]):.2f}")
             for c, lab in enumerate(labs, 1):
                 overlay(axes[row, c], data.images[r], per[k][lab][r], title=lab if row == 0 else None)
     fig.suptitle(f"{es.key}: several classes in one image, a map per class", fontsize=10)

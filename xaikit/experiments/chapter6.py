@@ -296,7 +296,7 @@ def class_figure(cfg, es: EvalSet, names: Sequence[str] = ("gradcam", "groupcam"
         for c, (k, m) in enumerate(cols, 1):
             cls = int(pair[r, k])
             overlay(axes[r, c], imgs[r], maps[k][label(m)][r],
-                    title=f"{label(m)}\n{inf.class_name(cls)[:16]} ({probs[r, cls]:.2f})")
+                    title=f"{label(m)}\n{inf.short_name(cls, 16)} ({probs[r, cls]:.2f})")
     fig.suptitle(f"{es.name}: maps for two classes of the same image", fontsize=10)
     fig.tight_layout()
     return fig

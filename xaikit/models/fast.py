@@ -92,9 +92,9 @@ def _state_key(model: nn.Module) -> tuple:
     key = []
     for t in list(model.parameters()) + list(model.buffers()):
         try:
-            key.append((t.data_ptr(), t._version, t.dtype, tuple(t.shape)))
+            key.append((id(t), t.data_ptr(), t._version, t.dtype, tuple(t.shape)))
         except RuntimeError:  # an inference-mode tensor has no version counter
-            key.append((t.data_ptr(), -1, t.dtype, tuple(t.shape)))
+            key.append((id(t), t.data_ptr(), -1, t.dtype, tuple(t.shape)))
     return tuple(key)
 
 
@@ -227,7 +227,7 @@ def inference_twin(model: nn.Module, example: torch.Tensor | None = None) -> nn.
     applies.  ``example``: a batch of real inputs, used (its first two images) to check the twin
     when it is built.  Gradients with respect to the *input* flow through the twin as usual; its
     parameters are frozen."""
-    if not enabled() or model.training or not isinstance(model, nn.Module) or hasattr(model, "xaikit_twin"):
+    if not isinstance(model, nn.Module) or not enabled() or model.training or hasattr(model, "xaikit_twin"):
         return model  # (a twin is its own twin)
     inf = getattr(model, "xaikit", None)
     if getattr(inf, "is_vit", False) or not any(isinstance(m, nn.Conv2d) for m in model.modules()):

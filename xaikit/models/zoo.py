@@ -69,6 +69,12 @@ class ModelInfo:
             return self.class_names[int(idx)]
         return f"class {int(idx)}"
 
+    def short_name(self, idx: int, width: int = 18) -> str:
+        """A figure label: the class name's first synonym ("motor scooter" of "motor scooter, scooter"),
+        cut with an ellipsis beyond ``width`` characters."""
+        name = self.class_name(idx).split(", ")[0]
+        return name if len(name) <= width else name[: width - 1].rstrip() + "…"
+
     # -- transformers --------------------------------------------------------------------
     def reshape(self, tokens: torch.Tensor) -> torch.Tensor:
         """ViT tokens (B, N, C) -> feature grid (B, C, h, w), dropping the class/distill tokens.
@@ -172,8 +178,12 @@ def _default_layers(name: str, model: nn.Module) -> dict:
             out["default_layer"] = f"{last}.conv3" if f"{last}.conv3" in mods else f"{last}.conv2"
     elif "efficientnet" in n or "mobilenet" in n:
         if "conv_head" in mods:
-            out.update(default_layer="conv_head", feature_layer="bn2" if "bn2" in mods else "conv_head",
-                       classifier="classifier")
+            # the last feature map *after* its BatchNorm and activation (timm's bn2), as torchvision's
+            # features[-1] and ResNet's layer4 are: CAM methods assume non-negative activations. At the
+            # bare conv_head (pre-BN, negative values) Score-CAM's weighted sums are negative before the
+            # ReLU and its maps came out all zero on most bundled photos (AD 76 %, AG 0).
+            last = "bn2" if "bn2" in mods else "conv_head"
+            out.update(default_layer=last, feature_layer=last, classifier="classifier")
         elif "features" in mods:  # torchvision efficientnet/mobilenet
             feats = [k for k in mods if k.startswith("features.") and k.count(".") == 1]
             out.update(default_layer=feats[-1], feature_layer="features", classifier="classifier")
