@@ -41,16 +41,19 @@ def test_metadata_of_bundled_model(lite0):
 
 
 @pytest.mark.parametrize("name,layer", [
-    ("resnet50", "layer4.2.conv3"),          # conv3 of the last bottleneck
-    ("torchvision:vgg16", "features.28"),    # torchvision VGG16: last conv of block 5
-    ("torchvision:vgg16_bn", "features.40"),
-    ("vgg16", "features.28"),                # timm's VGG16 has the same features
-    ("torchvision:resnet50", "layer4.2.conv3"),
+    ("resnet50", "layer4.2"),                # the last bottleneck's output (official Opti-CAM code: layer4[-1])
+    ("torchvision:vgg16", "features.29"),    # torchvision VGG16: last conv of block 5, after its ReLU
+    ("torchvision:vgg16_bn", "features.42"), # the official code's "target layer 42"
+    ("vgg16", "features.29"),                # timm's VGG16 has the same features
+    ("torchvision:resnet50", "layer4.2"),
 ])
 def test_default_layers_cnn(name, layer):
     m = xk.models.load(name, weights="random")
     assert m.xaikit.default_layer == layer
-    xk.models.get_layer(m, layer)
+    # post-activation: CAM methods combine non-negative maps
+    cam = xk.attributors.create("gradcam", m)
+    A = cam.features(torch.randn(1, 3, 64, 64), None)[0]
+    assert float(A.min()) >= 0 and cam(torch.randn(1, 3, 64, 64)).shape == (1, 64, 64)
 
 
 def test_vit_metadata_and_token_reshape():

@@ -165,17 +165,22 @@ def _default_layers(name: str, model: nn.Module) -> dict:
         out.update(default_layer=f"encoder.layers.{last}.ln_1", feature_layer=f"encoder.layers.{last}",
                    classifier="heads")
     elif n.startswith("vgg"):
-        # last conv of block 5: the last Conv2d of `features` (torchvision: features.28 / 40 with BN)
+        # last conv of block 5 after its activation, before the max pooling (torchvision: features.29,
+        # features.42 with BN), as the official Opti-CAM code ("target layer 42" of VGG16-BN)
+        names = list(mods)
         feats = [k for k, m in mods.items() if k.startswith("features") and isinstance(m, nn.Conv2d)]
         if feats:
-            out.update(default_layer=feats[-1], feature_layer="features",
+            after = names[names.index(feats[-1]) + 1:]
+            act = [k for k in after if k.startswith("features") and isinstance(mods[k], (nn.ReLU, nn.ReLU6, nn.GELU))]
+            out.update(default_layer=act[0] if act else feats[-1], feature_layer="features",
                        classifier="classifier" if "classifier" in mods else "head")
     elif "resnet" in n or "resnext" in n:
         out.update(feature_layer="layer4", classifier="fc")
         blocks = [k for k in mods if k.startswith("layer4.") and k.count(".") == 1]
         if blocks:
-            last = blocks[-1]
-            out["default_layer"] = f"{last}.conv3" if f"{last}.conv3" in mods else f"{last}.conv2"
+            # the output of the last bottleneck (after the residual sum and ReLU): the official Opti-CAM
+            # code's ``layer4[-1]`` (the thesis' "conv3 of bottleneck 2 of block 4", after its activation)
+            out["default_layer"] = blocks[-1]
     elif "efficientnet" in n or "mobilenet" in n:
         if "conv_head" in mods:
             # the last feature map *after* its BatchNorm and activation (timm's bn2), as torchvision's
