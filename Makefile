@@ -40,6 +40,7 @@ bless: install
 	$(BIN)/python -m xaikit.run --profile ci --bless $(if $(NB),--notebooks $(NB),)
 
 bench: install-test
+	$(BIN)/python benchmarks/forward.py
 	$(BIN)/python benchmarks/attributors.py
 	$(BIN)/python benchmarks/metrics.py
 

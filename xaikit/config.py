@@ -45,8 +45,9 @@ def auto_batch(size, device=None, budget: int | None = None, cap: int = 256) -> 
     8 at 224x224, 32 at 128x128, 256 (the cap) at 32x32 on CPU; 8x more on CUDA.
 
     Measured on a 2-core CPU (EfficientNet-Lite0 at 224 px, medians of interleaved rounds,
-    ``benchmarks/forward.py``): per image, a chunk of 8 runs in 16.6 ms, 16 in 22.6 ms and 64 in
-    32.1 ms (activations leave the cache).
+    ``benchmarks/forward.py``): per image, on the inference twin the perturbation loops use, a chunk
+    of 8 runs in 11.6 ms, 16 in 11.5 ms and 64 in 21.1 ms (activations leave the cache); on the model
+    as loaded 20.6, 30.2 and 60.5 ms.
     """
     h, w = (int(size[-2]), int(size[-1])) if len(size) >= 2 else (int(size[0]), int(size[0]))
     if budget is None:

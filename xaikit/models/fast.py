@@ -10,8 +10,9 @@ itself: an eval-mode copy where
   ``W' = W * g / sqrt(v + eps)``, ``b' = (b - mu) * g / sqrt(v + eps) + beta`` — exact in eval mode;
 * 4-D weights are stored channels-last, which oneDNN (CPU) and cuDNN run faster.
 
-EfficientNet-Lite0 at 224 px on a 2-core CPU, chunk of 8: 2.3-2.6x faster per forward pass
-(``benchmarks/forward.py``).  Outputs equal the model's up to float rounding (|Δ logit| ~ 1e-5).
+EfficientNet-Lite0 at 224 px on a 2-core CPU: 1.8x faster per image in chunks of 8 (11.6 vs 20.6 ms),
+2.6-2.9x in chunks of 16-64; ResNet-50 1.3-1.6x (``benchmarks/forward.md``).  Outputs equal the
+model's up to float rounding (|Δ logit| ~ 1e-5).
 
 Safety, since results must never be silently wrong:
 

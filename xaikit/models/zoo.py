@@ -301,11 +301,13 @@ def load(name: str, weights: str | os.PathLike = "imagenet", num_classes: int | 
     or a path to a local checkpoint (a state_dict, or a dict holding one under ``model``/``state_dict``).
 
     ``channels_last=True``: convolutional models are stored in the channels-last memory format,
-    which oneDNN runs faster on CPU (EfficientNet-Lite0 at 224 px, chunk 8: 13.7 vs 16.6 ms per image;
-    chunk 64: 21.5 vs 32.1; ``benchmarks/forward.py``) and which CUDA tensor cores prefer. Inputs may stay in the usual
+    which oneDNN runs faster on CPU (EfficientNet-Lite0 at 224 px, chunk 8: 17.4 vs 20.6 ms per image;
+    chunk 64: 30.2 vs 60.5; ``benchmarks/forward.py``) and which CUDA tensor cores prefer. Inputs may stay in the usual
     layout; outputs equal the default layout's up to float rounding. Models without convolutions are
     left as they are. Off by default: double backpropagation (interpretable-gradient training)
-    through channels-last convolutions crashed (segmentation fault) in torch 2.14.1 on CPU.
+    through channels-last convolutions crashed (segmentation fault) in torch 2.14.1 on CPU. The
+    perturbation methods and metrics do not need it: they run on :func:`xaikit.models.inference_twin`
+    (channels-last and BatchNorm folded, 11.6 ms per image at chunk 8).
     """
     import timm
 
