@@ -102,3 +102,25 @@ def test_figure_maps_are_memoized_per_model_images_and_target(small):
     es2 = EvalSet("other", other, data, "synthetic")  # another model never sees the first one's maps
     c = ch6.maps_for(es2, meths, data.images, t0)["Grad-CAM"]
     assert torch.allclose(c, attributors.create("gradcam", other)(other.xaikit.normalize(data.images), t0))
+
+
+def test_finetune_snapshots_record_every_epoch_and_do_not_change_the_run(small):
+    cfg = {"synthetic_classes": 4, "synthetic_size": 32, "seed": 0}
+    kw = dict(epochs=2, n_train=32, n_test=16, batch_size=16, groups=4)
+    plain = ch6.finetune(cfg, small, **kw)
+    snaps = []
+    base_state = {k: v.clone() for k, v in small.state_dict().items()}
+    with_snaps = ch6.finetune(cfg, small, snapshots=snaps, **kw)
+    # collecting snapshots is read-only: same accuracies, base model untouched
+    pd.testing.assert_series_equal(plain["top-1"], with_snaps["top-1"])
+    assert all(torch.equal(v, small.state_dict()[k]) for k, v in base_state.items())
+    assert [e for e, _ in snaps] == [0, 1, 2]
+    assert all(torch.equal(snaps[0][1][k], v) for k, v in base_state.items())  # epoch 0 = before training
+    w = "conv1.weight" if "conv1.weight" in base_state else next(k for k in base_state if k.endswith("weight"))
+    assert not torch.equal(snaps[-1][1][w], base_state[w])  # the last one is the fine-tuned model
+    fig = ch6.finetune_figure(cfg, small, snaps, n=2)
+    images = [ax for ax in fig.axes if ax.images]
+    assert len(images) == 2 * (1 + 3)  # 2 rows x (image + 3 epochs)
+    assert images[1].get_title().startswith("epoch 0: p=")
+    with pytest.raises(xk.errors.InputError, match="snapshots"):
+        ch6.finetune_figure(cfg, small, [], n=2)

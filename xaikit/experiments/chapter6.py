@@ -372,11 +372,14 @@ def _channels_of(model, x01) -> int:
 
 
 def finetune(cfg, base: torch.nn.Module, epochs: int, n_train: int, n_test: int, lr: float = 0.01,
-             batch_size: int = 64, groups: int = 16) -> pd.DataFrame:
+             batch_size: int = 64, groups: int = 16, snapshots: list | None = None) -> pd.DataFrame:
     """§5 at the profile's scale: fine-tune copies of ``base`` (a small model trained on synthetic data)
     on fresh synthetic images, plain vs Group-CAM-masked (``groupcam_augment``), with identical
     seed, data order, SGD (momentum 0.9, weight decay 1e-4, lr divided by 10 at 3/4 of the epochs,
-    as the paper's 15-of-20 schedule). Returns top-1 test accuracy (percent) before and after each."""
+    as the paper's 15-of-20 schedule). Returns top-1 test accuracy (percent) before and after each.
+
+    ``snapshots``: a list that receives ``(epoch, state_dict)`` of the Group-CAM-fine-tuned model
+    before training (epoch 0) and after every epoch, for :func:`finetune_figure` (Figure 8)."""
     from ..data.synthetic import synthetic
     from ..models import to_channels_last
     from ..training.small import evaluate as accuracy
@@ -396,7 +399,10 @@ def finetune(cfg, base: torch.nn.Module, epochs: int, n_train: int, n_test: int,
         gen = torch.Generator().manual_seed(seed)
         t0 = time.perf_counter()
         steps = (len(x) + batch_size - 1) // batch_size
-        for _ in progress(range(epochs), total=epochs, desc=f"fine-tune ({kind})"):
+        keep = snapshots is not None and kind == "groupcam"
+        if keep:
+            snapshots.append((0, _state(model)))
+        for epoch in progress(range(epochs), total=epochs, desc=f"fine-tune ({kind})"):
             perm = torch.randperm(len(x), generator=gen)
             for s in range(steps):
                 idx = perm[s * batch_size:(s + 1) * batch_size]
@@ -409,6 +415,8 @@ def finetune(cfg, base: torch.nn.Module, epochs: int, n_train: int, n_test: int,
                 loss.backward()
                 opt.step()
             sched.step()
+            if keep:
+                snapshots.append((epoch + 1, _state(model)))
         model.eval()
         rows.append({"model": f"fine-tuned, {'Group-CAM-masked' if kind == 'groupcam' else 'plain'} images",
                      "epochs": epochs, "top-1": accuracy(model, test_ds) * 100,
@@ -416,6 +424,51 @@ def finetune(cfg, base: torch.nn.Module, epochs: int, n_train: int, n_test: int,
     out = pd.DataFrame(rows)
     out["paper top-1 (ResNet-50, ImageNet)"] = [float("nan"), 76.15, 76.74]
     return out.round(2)
+
+
+def _state(model: torch.nn.Module) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def finetune_figure(cfg, base: torch.nn.Module, snapshots: Sequence, n: int = 3):
+    """Figure 8: Group-CAM maps (the chapter's options, ground-truth class) of the first ``n`` synthetic
+    test images, from the model before fine-tuning (epoch 0) and after each epoch of fine-tuning with
+    Group-CAM-masked images; each title gives the probability of the ground-truth class."""
+    import matplotlib.pyplot as plt
+
+    from .. import attributors
+    from ..errors import InputError
+    from ..reports.figures import overlay
+    from .common import synthetic_eval_data
+
+    if not snapshots:
+        raise InputError("finetune_figure needs the snapshots of a fine-tuning run: pass snapshots=[] to "
+                         "ch6.finetune(...) and then the same list here")
+    data = synthetic_eval_data(cfg, n=n)
+    imgs, y = data.images, data.labels
+    opts = methods(["groupcam"], cfg)["groupcam"]
+    model = copy.deepcopy(base)
+    model.xaikit = base.xaikit
+    fig, axes = plt.subplots(len(imgs), 1 + len(snapshots), figsize=(1.9 * (1 + len(snapshots)) + 0.6,
+                             1.9 * len(imgs) + 0.5), squeeze=False, constrained_layout=True)
+    handle = None
+    for c, (epoch, state) in enumerate(snapshots, 1):
+        model.load_state_dict(state)
+        model.eval()
+        x = model.xaikit.normalize(imgs)
+        sal = attributors.create("groupcam", model, **opts)(x, y).detach()
+        with torch.no_grad():
+            p = model(x).softmax(-1).gather(1, y[:, None])[:, 0]
+        for r in range(len(imgs)):
+            handle = overlay(axes[r, c], imgs[r], sal[r], title=f"epoch {epoch}: p={p[r]:.2f}")
+    for r in range(len(imgs)):
+        overlay(axes[r, 0], imgs[r], None, title="image" if r == 0 else None)
+        axes[r, 0].set_ylabel(f"GT: {base.xaikit.short_name(int(y[r]), 18)}", fontsize=8)
+    cb = fig.colorbar(handle, ax=axes, shrink=0.8, fraction=0.03, pad=0.01)
+    cb.set_label("saliency", fontsize=8)
+    fig.suptitle("Group-CAM maps while fine-tuning with Group-CAM-masked images (epoch 0 = before)",
+                 fontsize=10)
+    return fig
 
 
 # ---------------------------------------------------------------------------------------- claims
