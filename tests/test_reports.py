@@ -182,6 +182,11 @@ def test_saliency_grid_layout_titles_and_colorbar():
         saliency_grid(imgs, {"a": rng.random((3, 16, 16))})
     with pytest.raises(InputError, match="row_titles"):
         saliency_grid(imgs, maps, row_titles=["only one"])
+    # long column titles are wrapped instead of running into the next column; given line breaks are kept
+    fig = saliency_grid(imgs, {"ViT-ReciproCAM [3x3] w/o CLS": maps["gradcam"], "Grad-CAM\nbaseline": maps["gradcam"]})
+    assert fig.axes[1].get_title() == "ViT-ReciproCAM\n[3x3] w/o CLS"
+    assert fig.axes[2].get_title() == "Grad-CAM\nbaseline"
+    plt.close(fig)
 
 
 def test_curves_auc_and_labels():

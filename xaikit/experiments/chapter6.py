@@ -287,18 +287,20 @@ def class_figure(cfg, es: EvalSet, names: Sequence[str] = ("gradcam", "groupcam"
     with torch.no_grad():
         probs = es.model(es.model.xaikit.normalize(imgs)).softmax(-1)
     cols = [(k, m) for k in (0, 1) for m in meths]
-    fig, axes = plt.subplots(len(imgs), 1 + len(cols), figsize=(2.3 * (1 + len(cols)), 2.5 * len(imgs)),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(imgs), 1 + len(cols), figsize=(2.3 * (1 + len(cols)) + 0.6, 2.5 * len(imgs)),
+                             squeeze=False, constrained_layout=True)
     maps = [maps_for(es, meths, imgs, pair[:, k]) for k in (0, 1)]
     inf = es.model.xaikit
+    handle = None
     for r in range(len(imgs)):
         overlay(axes[r, 0], imgs[r], None, title="input")
         for c, (k, m) in enumerate(cols, 1):
             cls = int(pair[r, k])
-            overlay(axes[r, c], imgs[r], maps[k][label(m)][r],
-                    title=f"{label(m)}\n{inf.short_name(cls, 16)} ({probs[r, cls]:.2f})")
+            handle = overlay(axes[r, c], imgs[r], maps[k][label(m)][r],
+                             title=f"{label(m)}\n{inf.short_name(cls, 16)} ({probs[r, cls]:.2f})")
+    if handle is not None:
+        fig.colorbar(handle, ax=axes, shrink=0.8, fraction=0.03, pad=0.01).set_label("saliency", fontsize=8)
     fig.suptitle(f"{es.name}: maps for two classes of the same image", fontsize=10)
-    fig.tight_layout()
     return fig
 
 

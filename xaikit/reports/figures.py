@@ -63,6 +63,13 @@ def overlay(ax, image01, sal=None, alpha: float = 0.5, cmap: str = "jet", title:
     return handle
 
 
+def _wrap(title: str, width: int) -> str:
+    """Wrap each line of a column title at ``width`` characters (long names ran into their neighbours)."""
+    import textwrap
+
+    return "\n".join(textwrap.fill(line, max(8, width)) or line for line in str(title).split("\n"))
+
+
 def saliency_grid(images01, maps: Mapping[str, object], row_titles: Sequence[str] | None = None,
                   alpha: float = 0.5, cmap: str = "jet", size: float = 1.8, show_image: bool = True,
                   colorbar: bool = True, suptitle: str | None = None):
@@ -98,7 +105,7 @@ def saliency_grid(images01, maps: Mapping[str, object], row_titles: Sequence[str
             j0 = 1
         for j, name in enumerate(cols):
             handle = overlay(axes[i, j0 + j], imgs[i], _np(maps[name])[i], alpha=alpha, cmap=cmap,
-                             title=name if i == 0 else None)
+                             title=_wrap(name, int(size * 11)) if i == 0 else None)
         if row_titles is not None:
             axes[i, 0].set_ylabel(str(row_titles[i]), fontsize=8)
     if colorbar and handle is not None:
