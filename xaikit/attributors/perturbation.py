@@ -243,9 +243,8 @@ class ExtremalPerturbation(Attributor):
         return self.last_masks
 
     def _attribute(self, x, t):
-        f = self.fast(x)
         with torch.no_grad():
-            logits = f(x)
+            logits = self.fast(x)(x)
         t = resolve_target(t, logits)
         self.last_logits, self.last_target = logits, t
         B, _, H, W = x.shape
@@ -283,13 +282,14 @@ class ExtremalPerturbation(Attributor):
         regul = float(self.regul_weight)
         tt = t[index]
         sign = 1.0 if self.variant == "preserve" else -1.0
+        net = self.fast(x)  # the inference twin: gradients flow to the mask through it as through the model
         for it in progress(range(int(self.max_iter)), total=int(self.max_iter), desc="extremal"):
             with torch.enable_grad():
                 mask_, mask = gen.generate(pmask)
                 xm = pyr.apply(mask_ if self.variant == "preserve" else 1 - mask_, index)
                 if self.jitter and it % 2 == 0:
                     xm = torch.flip(xm, dims=(3,))
-                reward = sign * class_score(self.fast(x)(xm), tt, self.score)
+                reward = sign * class_score(net(xm), tt, self.score)
                 srt = mask.reshape(n, -1).sort(dim=1)[0]
                 reg = -((srt - ref) ** 2).mean(1) * regul
                 energy = reward + reg
