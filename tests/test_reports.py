@@ -117,6 +117,10 @@ def test_figure_saved_stamped_closed_and_displayable(reports, profile, pdf):
     assert not plt.fignum_exists(fig.number), "rep.figure must close the figure"
     assert out.path.read_bytes().startswith(PNG_MAGIC) and out._repr_png_() == out.path.read_bytes()
     assert out.path == rep.dir / "figures" / "figure_3_3.png"
+    from PIL import Image
+
+    with Image.open(out.path) as im:  # written once: palette PNG carrying the provenance text
+        assert im.mode == "P" and im.text["Title"] == "Figure 3.3" and profile in im.text["Software"]
     assert (rep.dir / "figures" / "figure_3_3.pdf").exists() == pdf
     stamps = [t.get_text() for t in fig.texts]
     assert any(f"profile {profile}" in s for s in stamps)

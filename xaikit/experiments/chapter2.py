@@ -234,7 +234,7 @@ def failure_figure(cfg, es: EvalSet, n: int = 3):
     import matplotlib.pyplot as plt
 
     from .. import metrics as M
-    from ..reports.figures import curves, overlay
+    from ..reports.figures import curves, overlay, saliency_colorbar
 
     steps = int(cfg.get("insertion_steps", 224))
     meths = _methods(["scorecam", "opticam"], cfg)
@@ -258,8 +258,7 @@ def failure_figure(cfg, es: EvalSet, n: int = 3):
         curves(axes[r, 2], {m: res[m][0]["curves"][i] for m in maps},
                title=f"insertion (Score-CAM gain {float(gap[i]) * 100:+.1f})", legend=True)
         curves(axes[r, 3], {m: res[m][1]["curves"][i] for m in maps}, title="deletion", legend=True)
-    cb = fig.colorbar(handle, ax=axes[:, :2], shrink=0.6, fraction=0.04, pad=0.01)
-    cb.set_label("saliency", fontsize=8)
+    saliency_colorbar(fig, handle, axes[:, :2], shrink=0.6, fraction=0.04)
     fig.suptitle(f"{es.name}: the {len(pick)} images where Score-CAM gains most over Opti-CAM on insertion/deletion "
                  "(gain = ΔI − ΔD, AUC points)", fontsize=10)
     return fig

@@ -280,7 +280,7 @@ def class_figure(cfg, es: EvalSet, names: Sequence[str] = ("gradcam", "groupcam"
     """Figure 3: class-discriminative maps — for each image, each method's map for two classes."""
     import matplotlib.pyplot as plt
 
-    from ..reports.figures import overlay
+    from ..reports.figures import overlay, saliency_colorbar
 
     imgs, pair = two_classes(cfg, es, n)
     meths = methods(names, cfg)
@@ -299,7 +299,7 @@ def class_figure(cfg, es: EvalSet, names: Sequence[str] = ("gradcam", "groupcam"
             handle = overlay(axes[r, c], imgs[r], maps[k][label(m)][r],
                              title=f"{label(m)}\n{inf.short_name(cls, 16)} ({probs[r, cls]:.2f})")
     if handle is not None:
-        fig.colorbar(handle, ax=axes, shrink=0.8, fraction=0.03, pad=0.01).set_label("saliency", fontsize=8)
+        saliency_colorbar(fig, handle, axes)
     fig.suptitle(f"{es.name}: maps for two classes of the same image", fontsize=10)
     return fig
 
@@ -440,7 +440,7 @@ def finetune_figure(cfg, base: torch.nn.Module, snapshots: Sequence, n: int = 3)
 
     from .. import attributors
     from ..errors import InputError
-    from ..reports.figures import overlay
+    from ..reports.figures import overlay, saliency_colorbar
     from .common import synthetic_eval_data
 
     if not snapshots:
@@ -466,8 +466,7 @@ def finetune_figure(cfg, base: torch.nn.Module, snapshots: Sequence, n: int = 3)
     for r in range(len(imgs)):
         overlay(axes[r, 0], imgs[r], None, title="image" if r == 0 else None)
         axes[r, 0].set_ylabel(f"GT: {base.xaikit.short_name(int(y[r]), 18)}", fontsize=8)
-    cb = fig.colorbar(handle, ax=axes, shrink=0.8, fraction=0.03, pad=0.01)
-    cb.set_label("saliency", fontsize=8)
+    saliency_colorbar(fig, handle, axes)
     fig.suptitle("Group-CAM maps while fine-tuning with Group-CAM-masked images (epoch 0 = before)",
                  fontsize=10)
     return fig

@@ -63,6 +63,13 @@ def overlay(ax, image01, sal=None, alpha: float = 0.5, cmap: str = "jet", title:
     return handle
 
 
+def saliency_colorbar(fig, handle, ax, shrink: float = 0.8, fraction: float = 0.03):
+    """The colourbar of saliency overlays (``handle`` from :func:`overlay`) beside the axes ``ax``."""
+    cb = fig.colorbar(handle, ax=ax, shrink=shrink, fraction=fraction, pad=0.01)
+    cb.set_label("saliency", fontsize=8)
+    return cb
+
+
 def _wrap(title: str, width: int) -> str:
     """Wrap each line of a column title at ``width`` characters (long names ran into their neighbours)."""
     import textwrap
@@ -109,9 +116,7 @@ def saliency_grid(images01, maps: Mapping[str, object], row_titles: Sequence[str
         if row_titles is not None:
             axes[i, 0].set_ylabel(str(row_titles[i]), fontsize=8)
     if colorbar and handle is not None:
-        cb = fig.colorbar(handle, ax=axes, shrink=0.8, fraction=0.03, pad=0.01)
-        cb.set_label("saliency", fontsize=8)
-        cb.ax.tick_params(labelsize=7)
+        saliency_colorbar(fig, handle, axes).ax.tick_params(labelsize=7)
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
     return fig

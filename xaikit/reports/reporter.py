@@ -1,6 +1,7 @@
 """``Reporter``: the one object a notebook writes its tables, figures, claims and provenance through."""
 from __future__ import annotations
 
+import io
 import os
 import time
 from pathlib import Path
@@ -13,13 +14,15 @@ from . import provenance as prov
 from .tables import artefact_name, side_by_side, write_table
 
 
-def palette_png(path, meta: Mapping | None = None, colors: int = 256) -> None:
-    """Rewrite a PNG with a ``colors``-colour palette (median cut) and Floyd-Steinberg dithering: about
-    a third of the RGB size, with colourbars and overlays that still read true (quantizing without
-    dithering collapsed a jet colourbar to a dozen wrong bands). PNG text metadata is kept."""
+def palette_png(path, meta: Mapping | None = None, colors: int = 256, source=None) -> None:
+    """Write ``path`` as a PNG with a ``colors``-colour palette (median cut) and Floyd-Steinberg
+    dithering: about a third of the RGB size, with colourbars and overlays that still read true
+    (quantizing without dithering collapsed a jet colourbar to a dozen wrong bands), and ``meta`` as
+    PNG text. The image is read from ``source`` (a file object, e.g. a rendered figure in memory) or,
+    without one, from ``path`` itself (rewritten in place)."""
     from PIL import Image, PngImagePlugin
 
-    with Image.open(path) as im:
+    with Image.open(path if source is None else source) as im:
         rgb = im.convert("RGB")
     pal = rgb.quantize(colors=colors, method=Image.Quantize.MEDIANCUT)
     out = rgb.quantize(palette=pal, dither=Image.Dither.FLOYDSTEINBERG)
@@ -119,8 +122,10 @@ class Reporter:
         base = self.figures_dir / artefact_name("figure", ident)
         png = base.with_suffix(".png")
         meta = {"Title": f"Figure {ident}", "Description": caption or "", "Software": self.stamp}
-        fig.savefig(png, dpi=dpi, bbox_inches="tight", metadata=meta)
-        palette_png(png, meta)
+        buf = io.BytesIO()  # rendered once in memory, written once as the palette PNG
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+        buf.seek(0)
+        palette_png(png, meta, source=buf)
         pdf_path = None
         if pdf or (pdf is None and self.profile == "full"):
             pdf_path = base.with_suffix(".pdf")
