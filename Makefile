@@ -6,6 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PROFILE ?= default
 JOBS   ?= 2
+DEVICE ?=
 
 .PHONY: install install-test reports test test-fast bless bench clean-cache
 
@@ -26,7 +27,7 @@ install: $(VENV)/.stamp-base
 install-test: $(VENV)/.stamp-test
 
 reports: install
-	$(BIN)/python -m xaikit.run --profile $(PROFILE)
+	$(BIN)/python -m xaikit.run --profile $(PROFILE) $(if $(DEVICE),--device $(DEVICE),)
 
 test: install-test
 	XAIKIT_QUIET=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope \

@@ -12,6 +12,9 @@ _ROOT = Path(__file__).resolve().parent
 os.environ["XAIKIT_QUIET"] = "1"                      # no progress bars in compared outputs
 os.environ.setdefault("MPLBACKEND", "Agg")            # figures are saved by rep.figure, not shown
 os.environ.setdefault("XAIKIT_ROOT", str(_ROOT))      # nbval kernels start in notebooks/
+# the strict-device guard (xaikit.core.devices): data that reaches a model without being moved to its
+# device fails here as it would on a GPU; inherited by nbval's kernels and the rehearsal's runner
+os.environ.setdefault("XAIKIT_STRICT_DEVICE", "1")
 # pytest-xdist runs one worker per core: one thread each avoids oversubscription
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
     os.environ.setdefault(_var, "1")

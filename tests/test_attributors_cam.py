@@ -23,7 +23,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def photos(model):
-    b = load_batch(xk.data.samples(names=["chelsea", "coffee", "motorcycle"], size=224))
+    b = load_batch(xk.data.samples(names=["chelsea", "coffee", "motorcycle"], size=224)).to("cpu")
     return model.xaikit.normalize(b.images), b.labels
 
 
@@ -71,7 +71,7 @@ MID = "blocks.2.1.bn2"
 
 @pytest.fixture(scope="module")
 def small(model):
-    b = load_batch(xk.data.samples(names=["chelsea"], size=128))
+    b = load_batch(xk.data.samples(names=["chelsea"], size=128)).to("cpu")
     return model.xaikit.normalize(b.images)
 
 
@@ -199,7 +199,7 @@ def test_batch_equals_single_images(model, photos):
 
 
 def test_opticam_objective_increases_and_beats_initialization(model):
-    b = load_batch(xk.data.samples(names=["chelsea", "coffee", "motorcycle"], size=64))
+    b = load_batch(xk.data.samples(names=["chelsea", "coffee", "motorcycle"], size=64)).to("cpu")
     x = model.xaikit.normalize(b.images)
     oc = xk.attributors.create("opticam", model, max_iter=8, return_history=True)
     s, hist = oc(x)

@@ -14,7 +14,7 @@ def lite0():
 
 @pytest.fixture(scope="module")
 def photos():
-    return xk.data.load_batch(xk.data.samples(["chelsea", "coffee"], size=224))
+    return xk.data.load_batch(xk.data.samples(["chelsea", "coffee"], size=224)).to("cpu")  # moved: on the model's device
 
 
 def test_bundled_weights_classify_real_photos(lite0, photos):

@@ -50,8 +50,8 @@ from xaikit.experiments import chapter1 as ch1
 
 cfg = xk.config.resolve(profile=profile, seed=seed, device=device, images=images, imagenet_root=imagenet_root)
 rep = xk.reports.Reporter("01_background", cfg)
-cnn = xk.models.load(cnn_model, weights="bundled")
-vit = xk.models.load(vit_model, weights="random")  # the transformer-specific methods only need a ViT
+cnn = xk.models.load(cnn_model, weights="bundled", device=cfg.device)
+vit = xk.models.load(vit_model, weights="random", device=cfg.device)  # the transformer-specific methods only need a ViT
 photos = xk.experiments.common.photo_data(cfg, n=1, size=catalogue_size)
 x_cnn = cnn.xaikit.normalize(photos.images)
 x_vit = torch.rand(1, 3, vit.xaikit.input_size, vit.xaikit.input_size, generator=torch.Generator().manual_seed(seed))

@@ -106,20 +106,11 @@ def set_threads(n: int | None = None) -> int:
 
 
 def device(name: str | None = "auto"):
-    """``"auto"`` picks CUDA when present, else CPU; any torch device string is accepted."""
-    import torch
+    """``"auto"`` picks CUDA when present, else CPU; any torch device string is accepted
+    (:func:`xaikit.core.devices.resolve_device`)."""
+    from .core.devices import resolve_device
 
-    if name in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        from .errors import ConfigError
-
-        raise ConfigError(
-            f"device={name!r} was asked for but CUDA is not available on this machine; "
-            "use device='cpu' (or 'auto'), or run the 'full' profile on a GPU machine."
-        )
-    return dev
+    return resolve_device(name)
 
 
 class Config(dict):

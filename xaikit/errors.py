@@ -31,3 +31,7 @@ class WeightsError(XaikitError, FileNotFoundError):
 
 class ConfigError(XaikitError):
     """A parameter or profile value that xaikit cannot use."""
+
+
+class DeviceError(XaikitError):
+    """Tensors on different devices (found by the strict-device guard, see xaikit.core.devices)."""

@@ -118,13 +118,16 @@ def declared_parameters(notebook: str | os.PathLike) -> dict:
     return out
 
 
-def parameters_for(stem: str, profile_name: str, profile: dict, declared: Iterable[str] | None = None) -> dict:
+def parameters_for(stem: str, profile_name: str, profile: dict, declared: Iterable[str] | None = None,
+                   device: str | None = None) -> dict:
     """The parameters papermill injects: ``_defaults`` keys the notebook declares, then the
-    notebook's own section, then ``profile``."""
+    notebook's own section, then ``profile`` (and ``device`` when the runner overrides it)."""
     declared = set(declared) if declared is not None else None
     params = {k: v for k, v in profile.get(DEFAULTS_KEY, {}).items() if declared is None or k in declared}
     params.update(profile.get(stem, {}))
     params["profile"] = profile_name
+    if device is not None and (declared is None or "device" in declared):
+        params["device"] = str(device)
     return params
 
 
@@ -310,22 +313,34 @@ def bless(source: Path, executed: Path) -> Path:
 
 def run(profile: str = "default", patterns: Sequence[str] | None = None, dry_run: bool = False,
         notebooks: str | os.PathLike | None = None, reports: str | os.PathLike | None = None,
-        timeout: float | None = None, log=print, bless_claims: bool = False) -> int:
+        timeout: float | None = None, log=print, bless_claims: bool = False, device: str | None = None,
+        strict_device: bool | None = None) -> int:
     """Run (or, with ``dry_run``, only check) the selected notebooks of a profile; returns the exit
     code: 0 only if every notebook passed (or, dry, if the profile checks out). With
-    ``bless_claims`` (``ci`` profile only) each passing notebook is rewritten by :func:`bless`."""
+    ``bless_claims`` (``ci`` profile only) each passing notebook is rewritten by :func:`bless`.
+    ``device`` overrides every notebook's ``device`` parameter (``"cuda"``, ``"cpu"``; checked before any
+    notebook starts); ``strict_device=True`` runs the kernels with the strict-device guard
+    (:mod:`xaikit.core.devices`), None keeps the environment's ``XAIKIT_STRICT_DEVICE``."""
     from .reports import provenance as prov
     from .reports.index import write_index
 
     name, prof = load_profile(profile)
     all_nbs = list_notebooks(notebooks)
     chosen = select(all_nbs, patterns)
+    if device is not None:
+        from .core.devices import resolve_device
+
+        resolve_device(device)  # `--device cuda` without CUDA: one clear error, before anything runs
+    if strict_device is not None:
+        from .core.devices import STRICT_ENV
+
+        os.environ[STRICT_ENV] = "1" if strict_device else "0"  # inherited by the kernels
     if dry_run:
         problems = check_profile(name, prof, all_nbs)
         missing = [s for s, sec in prof.items() if s != DEFAULTS_KEY and not sec and s not in {n.stem for n in all_nbs}]
         for nb in chosen:
             declared = declared_parameters(nb)
-            log(f"would run {nb.name} with {parameters_for(nb.stem, name, prof, declared)}")
+            log(f"would run {nb.name} with {parameters_for(nb.stem, name, prof, declared, device)}")
         if not chosen:
             log(f"no notebook to run in {Path(notebooks) if notebooks else notebooks_dir()}")
         for s in missing:
@@ -348,7 +363,7 @@ def run(profile: str = "default", patterns: Sequence[str] | None = None, dry_run
     log(f"profile {name}: {len(chosen)} notebook(s) -> {root}")
     try:
         for nb in chosen:
-            params = parameters_for(nb.stem, name, prof, declared_parameters(nb))
+            params = parameters_for(nb.stem, name, prof, declared_parameters(nb), device)
             log(f"running {nb.name} {params}")
             res = run_notebook(nb, params, root / nb.stem, reports if reports is not None else reports_dir(),
                                timeout=timeout)
@@ -384,6 +399,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--bless", action="store_true",
                     help="(ci only) rewrite each passing notebook stripped, keeping its claims output for nbval")
     ap.add_argument("--timeout", type=float, default=None, help="per-cell timeout in seconds")
+    ap.add_argument("--device", default=None,
+                    help="override every notebook's device parameter (cuda, cuda:1, cpu, auto)")
+    ap.add_argument("--strict-device", action="store_true", default=None,
+                    help="fail on any data tensor that reaches a model without being moved to its device "
+                         "(the CPU-only check of the device rule; XAIKIT_STRICT_DEVICE=1 does the same)")
     args = ap.parse_args(argv)
     try:
         if args.list:
@@ -391,12 +411,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             for nb in select(list_notebooks(args.notebooks_dir), args.notebooks):
                 declared = declared_parameters(nb)
                 print(f"{nb.stem}: declares {declared}; profile {name} injects "
-                      f"{parameters_for(nb.stem, name, prof, declared)}")
+                      f"{parameters_for(nb.stem, name, prof, declared, args.device)}")
             return 0
         if args.bless:
             os.environ["XAIKIT_QUIET"] = "1"  # no progress bars in the stored claims output
         return run(args.profile, args.notebooks, args.dry_run, args.notebooks_dir, args.reports_dir, args.timeout,
-                   bless_claims=args.bless)
+                   bless_claims=args.bless, device=args.device, strict_device=args.strict_device)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -24,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import auto_batch
+from ..core.devices import back, model_device, to_device
 from ..errors import ConfigError, InputError, LayerError
 
 # ------------------------------------------------------------------------------------ registry
@@ -159,12 +160,11 @@ def check_input(x, model: nn.Module | None = None) -> torch.Tensor:
                                  f"{x.shape[-2]}x{x.shape[-1]}; resize with model.xaikit.transform")
         if x.shape[-1] < 8 or x.shape[-2] < 8:
             raise InputError(f"images of {x.shape[-2]}x{x.shape[-1]} pixels are too small for this model")
-        try:
-            p = next(model.parameters())
-            if x.device != p.device or x.dtype != p.dtype:
-                x = x.to(device=p.device, dtype=p.dtype)
-        except StopIteration:
-            pass
+        # the device rule (xaikit.core.devices): run where the model lives, whatever the input's device
+        x = to_device(x, model_device(model))
+        p = next(model.parameters(), None)
+        if p is not None and x.dtype != p.dtype:
+            x = x.to(dtype=p.dtype)
     return x
 
 
@@ -361,6 +361,7 @@ class Attributor:
     def explain(self, x, target=None, upsample: bool = False, normalize: bool = True) -> torch.Tensor:
         """(B, h, w) map at the method's resolution, min-max normalized per image unless
         ``normalize=False``; with ``upsample=True`` resized (bilinear) to the input size."""
+        home = x.device if isinstance(x, torch.Tensor) else None
         x = check_input(x, self.model)
         t = check_target(target, x.shape[0], self.num_classes, x.device)
         self._auto_batch = auto_batch(x.shape[-2:], x.device)
@@ -371,7 +372,7 @@ class Attributor:
         out = normalize_maps(raw) if normalize else raw.detach().float()
         if upsample:
             out = _upsample(out, x.shape[-2:])
-        return out.detach()
+        return back(out.detach(), home)  # results go back to the device of the inputs
 
     def __call__(self, x, target=None) -> torch.Tensor:
         """(B, H, W) saliency in [0, 1], upsampled to the input size."""

@@ -24,7 +24,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError, LayerError
-from .base import Attributor, class_score, normalize_maps, register, resolve_target, upsample
+from .base import (Attributor, check_input, check_target, class_score, normalize_maps, register, resolve_target,
+                   upsample)
 
 
 def combine(weights: torch.Tensor, A: torch.Tensor, relu: bool = True) -> torch.Tensor:
@@ -82,7 +83,11 @@ class CAMFamily(Attributor):
     defaults = {"relu": True, "score": "logit"}
 
     def features(self, x, target):
-        """(A, G, logits, target): activations (B, K, h, w), their gradients (or None) and logits."""
+        """(A, G, logits, target): activations (B, K, h, w), their gradients (or None) and logits, on the
+        model's device (``x`` may be anywhere)."""
+        x = check_input(x, self.model)
+        if target is not None:
+            target = check_target(target, x.shape[0], self.num_classes, x.device)
         with self.capture(grad=self.needs_grads) as cap:
             if self.needs_grads:
                 with torch.enable_grad():

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, InputError
+from ..core.devices import back
 from .base import Attributor, check_input, check_target, class_score, model_guard, register, resolve_target
 
 REDUCTIONS = ("abs_max", "abs_sum", "abs_mean", "sum", "max", "l2")
@@ -71,10 +72,11 @@ class GradientAttributor(Attributor):
 
     def attributions(self, x, target=None) -> torch.Tensor:
         """Raw attribution (B, 3, H, W) in normalized input space, before channel reduction."""
+        home = x.device if isinstance(x, torch.Tensor) else None
         x = check_input(x, self.model)
         t = check_target(target, x.shape[0], self.num_classes, x.device)
         with model_guard(self.model):
-            return self._raw(x, t).detach()
+            return back(self._raw(x, t).detach(), home)
 
     def _raw(self, x, t):  # pragma: no cover - abstract
         raise NotImplementedError

@@ -19,6 +19,8 @@ from typing import Sequence
 import torch
 from torch.utils.data import Dataset
 
+from ..core.devices import host, to_device
+
 
 @dataclass
 class Batch:
@@ -32,8 +34,10 @@ class Batch:
         return self.images.shape[0]
 
     def to(self, device):
-        return Batch(self.images.to(device), self.labels.to(device), [b.to(device) for b in self.boxes],
-                     [b.to(device) for b in self.box_labels], self.names)
+        """The batch on ``device`` (every tensor moved; names kept)."""
+        return Batch(to_device(self.images, device), to_device(self.labels, device),
+                     [to_device(b, device) for b in self.boxes], [to_device(b, device) for b in self.box_labels],
+                     self.names)
 
     def __getitem__(self, idx):
         if isinstance(idx, int):
@@ -46,7 +50,9 @@ class Batch:
 
 
 def collate(items: Sequence[dict]) -> Batch:
-    """Stack dataset items (same image size) into a :class:`Batch`."""
+    """Stack dataset items (same image size) into a :class:`Batch` of CPU tensors (the device rule,
+    :mod:`xaikit.core.devices`: data lives on the host until an experiment moves a batch; in strict mode
+    the tensors are marked so that forgetting the move fails on a CPU-only machine too)."""
     imgs = torch.stack([it["image"] for it in items])
     labels = [it["label"] for it in items]
     if isinstance(labels[0], torch.Tensor) and labels[0].dim() > 0:
@@ -58,7 +64,7 @@ def collate(items: Sequence[dict]) -> Batch:
     blabs = [torch.as_tensor(it.get("box_labels", torch.zeros(0)), dtype=torch.long).reshape(-1)
              for it in items]
     names = [str(it.get("name", i)) for i, it in enumerate(items)]
-    return Batch(imgs, lab, boxes, blabs, names)
+    return Batch(host(imgs.cpu()), host(lab), [host(b) for b in boxes], [host(b) for b in blabs], names)
 
 
 def load_batch(dataset: Dataset, indices: Sequence[int] | None = None) -> Batch:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..core.devices import host
 from ..errors import ConfigError
 
 #: bump when the drawing changes, so cached models trained on older data are not reused
@@ -332,7 +333,7 @@ class SyntheticDataset(Dataset):
             imgs[j] = it["image"]
             labs.append(it["label"])
         lab = torch.stack(labs) if self.multilabel else torch.tensor(labs, dtype=torch.long)
-        return imgs, lab
+        return host(imgs), host(lab)  # data stays on the host until a loop moves a batch (core.devices)
 
 
 def synthetic(n: int = 1000, num_classes: int = 10, size: int = 32, seed: int = 0, split: str = "train",

@@ -17,6 +17,9 @@ from typing import Mapping, Sequence
 import pandas as pd
 import torch
 
+from ..core.devices import back, on_model
+from ..core.targets import logits_of, predict
+from ..errors import DeviceError
 from .common import label
 
 #: the architecture measured for each model of thesis Table 1.1 (the published numbers are torchvision's
@@ -199,6 +202,8 @@ def measure_method(name: str, model, x: torch.Tensor, target: torch.Tensor, **op
             t0 = time.perf_counter()
             sal = a(x, target)
             dt = time.perf_counter() - t0
+    except DeviceError:
+        raise  # a device bug is xaikit's, never a property of the method
     except Exception as e:  # noqa: BLE001 - a catalogue reports failures, it does not stop at them
         row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
         return row
@@ -221,8 +226,7 @@ def method_catalogue(cnn, vit, x_cnn: torch.Tensor, x_vit: torch.Tensor,
     for m in (methods or attributors.available()):
         info = method_info(m)
         model, x = (vit, x_vit) if info["applies to"] == "ViT" else (cnn, x_cnn)
-        with torch.no_grad():
-            target = model(x).argmax(1)
+        target = predict(model, x)
         opts = dict((options or {}).get(m, {}))
         r = measure_method(m, model, x, target, **opts)
         rows.append({**info, "measured on": model.xaikit.name if hasattr(model.xaikit, "name") else "",
@@ -252,8 +256,7 @@ def metric_catalogue(model, x: torch.Tensor, boxes: Sequence[torch.Tensor], expl
     from .. import attributors, metrics
 
     cam = attributors.create(explainer, model)
-    with torch.no_grad():
-        logits = model(x)
+    logits = logits_of(model, x)
     target = logits.argmax(1)
     probs = logits.softmax(1)
     sal = cam(x, target)
@@ -271,6 +274,8 @@ def metric_catalogue(model, x: torch.Tensor, boxes: Sequence[torch.Tensor], expl
         with count_passes(model) as c:
             try:
                 fn(**args, **opts)
+            except DeviceError:
+                raise  # a device bug is xaikit's, never a property of the metric
             except Exception as e:  # noqa: BLE001
                 err = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
         row.update({"forward passes / image": c["forward"] / x.shape[0] if not err else float("nan"),
@@ -296,16 +301,16 @@ def cam_overview(model, image01: torch.Tensor, k: int = 4) -> dict:
     from ..attributors.cam import combine
 
     cam = attributors.create("cam", model)
-    x = model.xaikit.normalize(image01[None])
+    x = on_model(model, model.xaikit.normalize(image01[None]))
     A, _, logits, t = cam.features(x, None)
     w = cam.weights(A, None, x, logits, t)
     s = combine(w, A, relu=False)
     sal = cam(x, t)
     contrib = (w[0, :, None, None] * A[0]).mean((1, 2))
     top = contrib.topk(k).indices
-    return {"A": A[0], "w": w[0], "sum": s[0], "sal": sal[0], "target": int(t[0]),
-            "prob": float(logits.softmax(1)[0, t[0]]), "top": top, "contrib": contrib,
-            "logit": float(logits[0, t[0]])}
+    return back({"A": A[0], "w": w[0], "sum": s[0], "sal": sal[0], "target": int(t[0]),
+                 "prob": float(logits.softmax(1)[0, t[0]]), "top": top, "contrib": contrib,
+                 "logit": float(logits[0, t[0]])}, image01)
 
 
 def cam_figure(cfg: Mapping, model, photo: str = "chelsea", k: int = 4, size: int | None = None):
@@ -356,7 +361,7 @@ def scorecam_process(model, image01: torch.Tensor, channels: int = 4, layer: str
     from ..attributors.cam import channel_minmax, mask_input
 
     sc = attributors.create("scorecam", model, layer=layer or None)
-    x = model.xaikit.normalize(image01[None])
+    x = on_model(model, model.xaikit.normalize(image01[None]))
     sal = sc(x)
     t = sc.last_target
     A, _, _, _ = sc.features(x, t)
@@ -368,8 +373,8 @@ def scorecam_process(model, image01: torch.Tensor, channels: int = 4, layer: str
     masks = channel_minmax(upsample(A[:, pick], x.shape[-2:], align_corners=sc.align_corners))[0]
     masked = model.xaikit.denormalize(mask_input(x.expand(len(pick), -1, -1, -1), masks[:, None], sc.info,
                                                  sc.mask_space)).clamp(0, 1)
-    return {"sal": sal[0], "target": int(t[0]), "channels": pick, "masks": masks, "masked": masked,
-            "scores": scores[pick], "weights": w[pick], "live": n_live, "K": int(A.shape[1])}
+    return back({"sal": sal[0], "target": int(t[0]), "channels": pick, "masks": masks, "masked": masked,
+                 "scores": scores[pick], "weights": w[pick], "live": n_live, "K": int(A.shape[1])}, image01)
 
 
 def scorecam_figure(cfg: Mapping, model, photo: str = "chelsea", channels: int = 4, size: int | None = None,

@@ -14,6 +14,8 @@ import pandas as pd
 import torch
 
 from ..config import cache_dir
+from ..core.devices import back, on_model, to_device
+from ..core.targets import logits_of, predict, resolve_targets
 from .common import EvalSet, chunk, compare, label, means, resolve_eval_set
 from .grid import evaluate
 from .store import ResultStore, config_hash
@@ -193,7 +195,6 @@ def _published_ablation() -> pd.DataFrame:
 def maps_for(es: EvalSet, methods: Mapping, n: int, cfg: Mapping) -> tuple[torch.Tensor, dict, torch.Tensor]:
     """Images, ``{label: (n,H,W)}`` maps and targets of the first ``n`` images of an eval set, read from
     the same map cache as the tables (a figure never recomputes a map a table already has)."""
-    from .grid import _targets
     from .store import MapCache
 
     cache = MapCache(_eval_key(cfg, es), root=cache_dir() / "maps" / "02_opti_cam")
@@ -202,13 +203,12 @@ def maps_for(es: EvalSet, methods: Mapping, n: int, cfg: Mapping) -> tuple[torch
                        target="label", map_cache=cache, keep_maps=True)
     n = min(int(n), len(es.data))
     data = es.data[list(range(n))]
-    t = _targets(es.model, es.model.xaikit.normalize(data.images), data.labels, "label")
+    t = resolve_targets(es.model, es.model.xaikit.normalize(data.images), data.labels, "label")
     return data.images, {label(m): v[:n] for m, v in maps.items()}, t
 
 
 def row_titles(es: EvalSet, images_x: torch.Tensor, labels: torch.Tensor) -> list[str]:
-    with torch.no_grad():
-        pred = es.model(es.model.xaikit.normalize(images_x)).argmax(-1)
+    pred = predict(es.model, es.model.xaikit.normalize(images_x))
     inf = es.model.xaikit
     out = []
     for lab, p in zip(labels.tolist(), pred.tolist()):

@@ -18,6 +18,8 @@ import pandas as pd
 import torch
 
 from ..config import cache_dir
+from ..core.devices import back, on_model, to_device
+from ..core.targets import logits_of, predict, resolve_targets
 from ..data.base import Batch, load_batch
 from ..errors import ConfigError
 from .common import chunk, label, means
@@ -268,8 +270,7 @@ def complexity_table(cfg: Mapping, specs: Sequence[str], lite_spec: str | None =
         for pool, init in (("gap", None), ("ca", "paper"), ("ca", "gap")):
             model = gap if init is None else stream(cfg, lite_spec, init=init, train=False)
             c = complexity(model if init else stream(cfg, lite_spec, init="gap", train=False), input_size=224)
-            with torch.no_grad():
-                top1 = float(100 * (model(x).argmax(1) == y).float().mean())
+            top1 = float(100 * (predict(model, x) == y).float().mean())
             rep = {"GFLOPs": c["gflops_" + pool], "params_M": (c["params_backbone"] if pool == "gap" else c["params_total"]) / 1e6,
                    "param_pct": c["param_pct"] if pool == "ca" else float("nan"), "top1": top1}
             rows.append({"model": name, "paper model": "", "pool": pool.upper(),
@@ -333,14 +334,13 @@ def _maps(model, x, t, methods, cfg):
 def maps_figure(cfg: Mapping, spec: str, methods: Sequence[str], n: int = 4):
     """Figure 3.3: saliency maps of the GAP model and of the CA model, and the stream's raw attention."""
     from ..reports.figures import saliency_grid
-    from .grid import _targets
 
     data = eval_batch(cfg, spec)
     k = min(n, len(data.names))
     imgs, labels = data.images[:k], data.labels[:k]
     gap, ca = backbone(cfg, spec), stream(cfg, spec)
     x = gap.xaikit.normalize(imgs)
-    t = _targets(gap, x, labels, "label")
+    t = resolve_targets(gap, x, labels, "label")
     maps = {}
     mg, mc = _maps(gap, x, t, methods, cfg), _maps(ca, x, t, methods, cfg)
     for m in methods:
@@ -348,8 +348,7 @@ def maps_figure(cfg: Mapping, spec: str, methods: Sequence[str], n: int = 4):
         maps[f"{label(m)} CA"] = mc[m]
     maps["raw attention"] = ca.attention(x, upsample=True)
     inf = gap.xaikit
-    with torch.no_grad():
-        pg, pc = gap(x).argmax(1).tolist(), ca(x).argmax(1).tolist()
+    pg, pc = predict(gap, x).tolist(), predict(ca, x).tolist()
     titles = [f"GT: {inf.short_name(int(y), 18)}\nGAP: {inf.short_name(a, 18)}\nCA: {inf.short_name(b, 18)}"
               for y, a, b in zip(t.tolist(), pg, pc)]
     return saliency_grid(imgs, maps, row_titles=titles,
@@ -379,8 +378,7 @@ def unseen_figure(cfg: Mapping, spec: str, n: int = 4):
         names = list(b.names)
     x = s.xaikit.normalize(b.images)
     att = s.attention(x, upsample=True)
-    with torch.no_grad():
-        pred = s(x).argmax(1).tolist()
+    pred = predict(s, x).tolist()
     # class names such as "green circle (striped)": wrapped, not cut, so the row says which class it is
     titles = ["\n".join(textwrap.wrap(f"unseen: {nm}", 20) + [f"pred: {s.xaikit.short_name(p, 18)}"])
               for nm, p in zip(names, pred)]

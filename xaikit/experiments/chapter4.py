@@ -18,6 +18,8 @@ import pandas as pd
 import torch
 
 from ..config import cache_dir
+from ..core.devices import back, on_model, runs_on_model, to_device
+from ..core.targets import logits_of, predict, resolve_targets
 from ..errors import ConfigError
 from .common import label
 from .store import ResultStore, config_hash
@@ -248,8 +250,10 @@ def table_43(zoo: Zoo, arch: str, lambdas: Sequence[float], method: str = "gradc
     return side_by_side(rows, "thesis:4.3", match_lambda=True)
 
 
+@runs_on_model("x01", "y", like="x01")
 def gradients(model, x01: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Standard dL_C/dx and guided d_G L_C/dx (the teacher of eq. 4.3) of a model in eval mode."""
+    """Standard dL_C/dx and guided d_G L_C/dx (the teacher of eq. 4.3) of a model in eval mode, on the
+    device of ``x01`` (computed where the model lives)."""
     from ..training.guided import guided_gradient
 
     x = model.xaikit.normalize(x01).detach().requires_grad_(True)
@@ -312,8 +316,7 @@ def _grad_image(g: torch.Tensor, q: float = 0.99) -> torch.Tensor:
 
 
 def _titles(t: Trained, images01, labels) -> list[str]:
-    with torch.no_grad():
-        pred = t.model(t.model.xaikit.normalize(images01)).argmax(-1).tolist()
+    pred = predict(t.model, t.model.xaikit.normalize(images01)).tolist()
     inf = t.model.xaikit
     return [f"GT: {inf.short_name(int(l), 14)}" for l in labels.tolist()], pred
 

@@ -23,9 +23,11 @@ import pandas as pd
 import torch
 
 from ..config import cache_dir
+from ..core.devices import back, on_model, synchronize, to_device
+from ..core.targets import logits_of, predict, resolve_targets
 from ..errors import ConfigError
 from .common import EvalSet, chunk, fingerprint, resolve_eval_set
-from .grid import _targets, evaluate
+from .grid import evaluate
 from .store import ResultStore, config_hash
 
 #: method variants of the paper, label -> (attributor, options)
@@ -151,8 +153,8 @@ def time_table(cfg: Mapping, es: EvalSet, labels: Sequence[str] = tuple(VARIANTS
 
     n = min(int(n or cfg.get("time_images", 2)), len(es.data))
     repeats = int(repeats or cfg.get("time_repeats", 3))
-    x = es.model.xaikit.normalize(es.data.images[:n])
-    t = _targets(es.model, x, es.data.labels[:n], "label")
+    x = on_model(es.model, es.model.xaikit.normalize(es.data.images[:n]))  # timed calls start on the device
+    t = resolve_targets(es.model, x, es.data.labels[:n], "label")
     cams = {}
     for lab in labels:
         m, o = VARIANTS[lab]
@@ -162,8 +164,10 @@ def time_table(cfg: Mapping, es: EvalSet, labels: Sequence[str] = tuple(VARIANTS
     for _ in range(repeats):
         for i in range(n):
             for lab, cam in cams.items():
+                synchronize(x.device)
                 t0 = time.perf_counter()
                 cam(x[i:i + 1], t[i:i + 1])
+                synchronize(x.device)  # CUDA runs asynchronously: time the work, not its launch
                 ts[lab].append(time.perf_counter() - t0)
     rows = []
     for lab in labels:
@@ -257,7 +261,7 @@ def saliency_figure(cfg, es: EvalSet, kind: str, n: int):
 
     data = figure_data(cfg, es, kind, n)
     x = es.model.xaikit.normalize(data.images)
-    t = _targets(es.model, x, data.labels, "label")
+    t = resolve_targets(es.model, x, data.labels, "label")
     lab = data.labels if data.labels.dim() == 1 else t
     what = {"single": "single object", "instances": "several instances of one class"}[kind]
     return saliency_grid(data.images, maps(cfg, es, data.images, t), row_titles=row_titles(es, data.images, lab),
@@ -267,8 +271,7 @@ def saliency_figure(cfg, es: EvalSet, kind: str, n: int):
 def class_pairs(es: EvalSet, data) -> torch.Tensor:
     """(B, 2) classes to explain per image: the two highest-scoring ground-truth classes (multi-hot labels),
     else the two top predictions."""
-    with torch.no_grad():
-        logits = es.model(es.model.xaikit.normalize(data.images))
+    logits = logits_of(es.model, es.model.xaikit.normalize(data.images))
     if data.labels.dim() > 1:
         logits = logits.masked_fill(data.labels <= 0, float("-inf"))
     return logits.topk(2, dim=1).indices
@@ -282,8 +285,7 @@ def classes_figure(cfg, es: EvalSet, n: int):
 
     data = figure_data(cfg, es, "classes", n)
     pair = class_pairs(es, data)
-    with torch.no_grad():
-        probs = es.model(es.model.xaikit.normalize(data.images)).softmax(-1)
+    probs = logits_of(es.model, es.model.xaikit.normalize(data.images)).softmax(-1)
     per = [maps(cfg, es, data.images, pair[:, k]) for k in (0, 1)]
     labs = list(FIGURE_METHODS)
     inf = es.model.xaikit
@@ -309,7 +311,7 @@ def cls_token_figure(cfg, es: EvalSet, n: int):
 
     data = figure_data(cfg, es, "single", n)
     x = es.model.xaikit.normalize(data.images)
-    t = _targets(es.model, x, data.labels, "label")
+    t = resolve_targets(es.model, x, data.labels, "label")
     meths = {}
     for base in ("ViT-ReciproCAM", "ViT-ReciproCAM [3x3]"):
         meths[base] = VARIANTS[base]

@@ -23,9 +23,11 @@ import pandas as pd
 import torch
 
 from ..config import cache_dir, progress, seed_everything
+from ..core.devices import back, model_device, on_model, synchronize, to_device
+from ..core.targets import logits_of, predict, resolve_targets
 from .chapter1 import count_passes
 from .common import EvalSet, chunk, compare, label, means
-from .grid import _targets, evaluate
+from .grid import evaluate
 from .store import ResultStore, config_hash
 
 METHODS = ["gradcam", "gradcampp", "rise", "scorecam", "groupcam"]
@@ -129,12 +131,7 @@ def groups_table(cfg, es: EvalSet, groups: Sequence[int], theta: float = 70.0) -
 
 def _channels(es: EvalSet) -> int:
     """Channels K of the model's default CAM layer."""
-    from .. import attributors
-
-    cam = attributors.create("gradcam", es.model)
-    x = es.model.xaikit.normalize(es.data.images[:1])
-    A, _, _, _ = cam.features(x, None)
-    return int(A.shape[1])
+    return _channels_of(es.model, es.data.images[:1])
 
 
 def _published_groups() -> pd.DataFrame:
@@ -163,8 +160,8 @@ def time_table(cfg, es: EvalSet, names: Sequence[str], n: int | None = None, rep
     from .. import attributors
 
     n = min(int(n or cfg.get("time_images", 2)), len(es.data))
-    x = es.model.xaikit.normalize(es.data.images[:n])
-    t = _targets(es.model, x, es.data.labels[:n], "label")
+    x = on_model(es.model, es.model.xaikit.normalize(es.data.images[:n]))  # timed calls start on the device
+    t = resolve_targets(es.model, x, es.data.labels[:n], "label")
     rows = []
     for m, o in methods(names, cfg).items():
         cam = attributors.create(m, es.model, **o)
@@ -173,8 +170,10 @@ def time_table(cfg, es: EvalSet, names: Sequence[str], n: int | None = None, rep
         ts = []
         for _ in range(int(repeats)):
             for i in range(n):
+                synchronize(x.device)
                 t0 = time.perf_counter()
                 cam(x[i:i + 1], t[i:i + 1])
+                synchronize(x.device)  # CUDA runs asynchronously: time the work, not its launch
                 ts.append(time.perf_counter() - t0)
         rows.append({"model": es.name, "method": m, "time_s": sum(ts) / len(ts),
                      "passes": int(passes["forward"] + passes["backward"])})
@@ -195,8 +194,8 @@ def pointing_table(cfg, es: EvalSet, names: Sequence[str], tolerance: float | No
 
     H = es.data.images.shape[-1]
     tol = float(tolerance if tolerance is not None else 15.0 * H / 224)
-    x = es.model.xaikit.normalize(es.data.images)
-    t = _targets(es.model, x, es.data.labels, "label")
+    x = on_model(es.model, es.model.xaikit.normalize(es.data.images))
+    t = resolve_targets(es.model, x, es.data.labels, "label")
     bs = int(cfg.get("batch_size", 8))
     per, means_ = {}, {}
     for m, o in methods(names, cfg).items():
@@ -266,13 +265,11 @@ def two_classes(cfg, es: EvalSet, n: int = 2):
         data = synthetic_eval_data(cfg, n=n, classes_per_image=2)
         imgs = data.images
         lab = data.labels
-        with torch.no_grad():
-            logits = es.model(es.model.xaikit.normalize(imgs)).masked_fill(lab <= 0, float("-inf"))
+        logits = logits_of(es.model, es.model.xaikit.normalize(imgs)).masked_fill(lab <= 0, float("-inf"))
         pair = logits.topk(2, dim=1).indices
     else:
         imgs = es.data.images[:n]
-        with torch.no_grad():
-            pair = es.model(es.model.xaikit.normalize(imgs)).topk(2, dim=1).indices
+        pair = logits_of(es.model, es.model.xaikit.normalize(imgs)).topk(2, dim=1).indices
     return imgs, pair
 
 
@@ -284,8 +281,7 @@ def class_figure(cfg, es: EvalSet, names: Sequence[str] = ("gradcam", "groupcam"
 
     imgs, pair = two_classes(cfg, es, n)
     meths = methods(names, cfg)
-    with torch.no_grad():
-        probs = es.model(es.model.xaikit.normalize(imgs)).softmax(-1)
+    probs = logits_of(es.model, es.model.xaikit.normalize(imgs)).softmax(-1)
     cols = [(k, m) for k in (0, 1) for m in meths]
     fig, axes = plt.subplots(len(imgs), 1 + len(cols), figsize=(2.3 * (1 + len(cols)) + 0.6, 2.5 * len(imgs)),
                              squeeze=False, constrained_layout=True)
@@ -314,7 +310,7 @@ def curves_figure(cfg, es: EvalSet, names: Sequence[str], n: int | None = None):
     steps = int(cfg.get("insertion_steps", 224))
     data = es.data[list(range(min(int(n or len(es.data)), len(es.data))))]
     x = es.model.xaikit.normalize(data.images)
-    t = _targets(es.model, x, data.labels, "label")
+    t = resolve_targets(es.model, x, data.labels, "label")
     maps = table_maps(cfg, es, methods(names, cfg), len(data))
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     ins = {m: M.insertion(es.model, x, s, t, steps=steps, return_curves=True)["curves"] for m, s in maps.items()}
@@ -367,9 +363,10 @@ def groupcam_augment(model, images01: torch.Tensor, target: torch.Tensor, groups
 
 
 def _channels_of(model, x01) -> int:
+    """Channels K of the model's default CAM layer (one forward of one image)."""
     from .. import attributors
 
-    A = attributors.create("gradcam", model).features(model.xaikit.normalize(x01), None)[0]
+    A = attributors.create("gradcam", model).features(model.xaikit.normalize(x01[:1]), None)[0]
     return int(A.shape[1])
 
 
@@ -408,7 +405,7 @@ def finetune(cfg, base: torch.nn.Module, epochs: int, n_train: int, n_test: int,
             perm = torch.randperm(len(x), generator=gen)
             for s in range(steps):
                 idx = perm[s * batch_size:(s + 1) * batch_size]
-                xb, yb = x[idx], y[idx]
+                xb, yb = to_device((x[idx], y[idx]), model_device(model))  # one move per batch
                 if kind == "groupcam":
                     xb = groupcam_augment(model, xb, yb, groups=groups)
                 model.train()
@@ -459,8 +456,7 @@ def finetune_figure(cfg, base: torch.nn.Module, snapshots: Sequence, n: int = 3)
         model.eval()
         x = model.xaikit.normalize(imgs)
         sal = attributors.create("groupcam", model, **opts)(x, y).detach()
-        with torch.no_grad():
-            p = model(x).softmax(-1).gather(1, y[:, None])[:, 0]
+        p = logits_of(model, x).softmax(-1).gather(1, y[:, None])[:, 0]
         for r in range(len(imgs)):
             handle = overlay(axes[r, c], imgs[r], sal[r], title=f"epoch {epoch}: p={p[r]:.2f}")
     for r in range(len(imgs)):

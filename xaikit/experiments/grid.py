@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 
 from ..config import progress
+from ..core.targets import logits_of, resolve_targets
 from ..data.base import Batch, collate
 from ..errors import ConfigError
 from .store import MapCache, ResultStore, config_hash
@@ -59,21 +60,6 @@ def _as_list(spec) -> list[tuple[str, dict]]:
     return out
 
 
-def _targets(model, x, labels, how: str) -> torch.Tensor:
-    with torch.no_grad():
-        pred = model(x).argmax(-1)
-    if how == "pred":
-        return pred
-    if how != "label":
-        raise ConfigError(f"target={how!r}: use 'label' (ground truth, the thesis' protocol) or 'pred'")
-    if labels.dim() > 1:  # multi-label: explain the predicted class when it is a positive label,
-        pos = labels.gather(1, pred[:, None])[:, 0] > 0  # else the highest-scoring positive label
-        with torch.no_grad():
-            logits = model(x).masked_fill(labels <= 0, float("-inf"))
-        return torch.where(pos, pred, logits.argmax(-1))
-    return torch.where(labels >= 0, labels.to(pred.device), pred)
-
-
 def _score(metric: str, opts: dict, model, x, sal, t, cam, boxes, box_labels) -> dict:
     from .. import metrics as M
 
@@ -95,8 +81,7 @@ def _score(metric: str, opts: dict, model, x, sal, t, cam, boxes, box_labels) ->
         return {"ADCC": r["ADCC"], "Coherency": r["Coherency"], "Complexity": r["Complexity"],
                 "Drop": r["AD"], "Increase": r["AI"]}
     if metric == "localization":
-        with torch.no_grad():
-            probs = model(x).softmax(-1)
+        probs = logits_of(model, x).softmax(-1)
         r = M.localization(sal, boxes, probs=probs, target=t, box_labels=box_labels, reduce=False, **opts)
         return {k: r[k] for k in METRIC_COLUMNS["localization"] if k in r}
     if metric == "box_study":
@@ -154,7 +139,7 @@ def evaluate(model, data, methods, metrics=("recognition",), *, target: str = "l
         items = _get_items(data, bidx)
         ids = [f"{i:06d}:{nm}" for i, nm in zip(bidx, items.names)]
         x = model.xaikit.normalize(items.images.to(device)) if hasattr(model, "xaikit") else items.images.to(device)
-        t = _targets(model, x, items.labels.to(device), target)
+        t = resolve_targets(model, x, items.labels.to(device), target)
         for mname, cam in cams.items():
             if all((i, mname) in done for i in ids) and not keep_maps:
                 continue

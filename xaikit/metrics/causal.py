@@ -12,6 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..core.devices import runs_on_model
 from ..errors import InputError
 from ..models.fast import inference_twin
 from ._common import (SCORES, Space, batch_for, check_choice, check_images, check_sal, chunks, gaussian_blur,
@@ -84,6 +85,7 @@ def _causal(model, x, sal, target, steps, substrate, insert, score, batch_size, 
     return a
 
 
+@runs_on_model("x", "sal", "target")
 def insertion(model, x, sal, target=None, steps: int = 224, substrate: str = "blur",
               score: str = "prob", batch_size: int | None = None, space: str = "pixel", klen: int = 11,
               sigma: float = 5.0, return_curves: bool = False):
@@ -99,6 +101,7 @@ def insertion(model, x, sal, target=None, steps: int = 224, substrate: str = "bl
                    return_curves, "insertion")
 
 
+@runs_on_model("x", "sal", "target")
 def deletion(model, x, sal, target=None, steps: int = 224, substrate: str = "black",
              score: str = "prob", batch_size: int | None = None, space: str = "pixel", klen: int = 11,
              sigma: float = 5.0, return_curves: bool = False):
@@ -109,6 +112,7 @@ def deletion(model, x, sal, target=None, steps: int = 224, substrate: str = "bla
                    return_curves, "deletion")
 
 
+@runs_on_model("x", "sal", "target")
 def overall(model, x, sal, target=None, steps: int = 224, deletion_substrate: str = "black", **kw):
     """Group-CAM's over-all score per image: AUC(insertion) - AUC(deletion) (§4.3). Higher is better."""
     kw.pop("return_curves", None)
@@ -129,6 +133,7 @@ def _baseline(x: torch.Tensor, baseline, model) -> torch.Tensor:
     raise InputError(f"baseline={baseline!r}: use 'min' (Quantus' 'black'), 'zero', 'black' or a number.")
 
 
+@runs_on_model("x", "sal", "target")
 @torch.no_grad()
 def aopc(model, x, sal, target=None, patch_size: int = 14, regions: int = 10, baseline="min",
          score: str = "prob", batch_size: int | None = None, return_curves: bool = False):

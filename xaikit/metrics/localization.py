@@ -13,6 +13,7 @@ import math
 import numpy as np
 import torch
 
+from ..core.devices import back
 from ..errors import InputError
 from ._common import reduce_dict
 
@@ -126,7 +127,8 @@ def localization(sal, boxes, probs=None, target=None, box_labels=None, tolerance
     only boxes of the target class count. A constant map has an empty ``{S > mean}``: no predicted
     box (IoU 0, |B_p| = 0) and its argmax is the first pixel.
     """
-    sal = _check(sal)
+    home = sal.device if isinstance(sal, torch.Tensor) else torch.device("cpu")
+    sal = _check(sal)  # the geometry runs on the CPU (connected components in NumPy)
     B, H, W = sal.shape
     if probs is not None:
         probs = torch.as_tensor(probs).detach().float().cpu()
@@ -183,7 +185,7 @@ def localization(sal, boxes, probs=None, target=None, box_labels=None, tolerance
     res = {k: torch.where(has, v, nan) for k, v in res.items()}
     if not reduce:
         res["BA_hits"] = ba_hits
-        return res
+        return back(res, home)  # results go back to the device of the maps
     return reduce_dict(res, True)
 
 
@@ -192,13 +194,14 @@ def pointing_game(sal, boxes, target, box_labels=None, tolerance: float = 15, re
     then the mean over classes (percent). ``sal[i]`` explains class ``target[i]``; with
     ``box_labels`` only boxes of that class count. Returns ``{"SP", "per_category": {c: acc}}``, or
     per-image hits with ``reduce=False``. Images without boxes are skipped."""
+    home = sal.device if isinstance(sal, torch.Tensor) else torch.device("cpu")
     sal = _check(sal)
     B = sal.shape[0]
     target = torch.as_tensor(target).reshape(-1).long().cpu().expand(B)
     bx = _select_boxes(boxes, box_labels, target, B)
     hits = _point_hits(sal, bx, tolerance)
     if not reduce:
-        return hits * 100
+        return back(hits * 100, home)
     per = {}
     for c in torch.unique(target).tolist():
         h = hits[(target == c) & ~torch.isnan(hits)]

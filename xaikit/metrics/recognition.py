@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from ..core.devices import runs_on_model
 from ._common import Space, check_images, check_sal, logits, reduce_dict, resolve_target
 from .localization import box_masks
 
@@ -26,6 +27,7 @@ def _probs(model, xs: torch.Tensor, t: torch.Tensor, batch_size: int) -> torch.T
     return logits(model, xs, batch_size).softmax(-1).gather(1, t[:, None])[:, 0]
 
 
+@runs_on_model("x", "sal", "target")
 @torch.no_grad()
 def recognition(model, x, sal, target=None, reduce: bool = True, space: str = "pixel",
                 batch_size: int | None = None) -> dict:
@@ -50,6 +52,7 @@ def recognition(model, x, sal, target=None, reduce: bool = True, space: str = "p
     return reduce_dict(res, reduce)
 
 
+@runs_on_model("x", "sal", "boxes", "target", "box_labels")
 @torch.no_grad()
 def box_study(model, x, sal, boxes, target=None, box_labels=None, reduce: bool = True,
               space: str = "pixel", batch_size: int | None = None) -> dict:
@@ -87,6 +90,7 @@ def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(den > 0, (a * b).sum(1) / den.clamp(min=1e-30), torch.full_like(den, float("nan")))
 
 
+@runs_on_model("x", "sal", "target")
 def adcc(model, explainer, x, target=None, sal=None, reduce: bool = True, space: str = "pixel",
          batch_size: int | None = None) -> dict:
     """ADCC (Poppi et al. 2021; thesis eq. 1.12–1.14, ViT-ReciproCAM eq. 1), in percent.

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from ..core.devices import on_model
 from ..errors import InputError
 from ._common import batch_for, check_images, chunks, logits, resolve_target
 
@@ -34,7 +35,7 @@ def max_sensitivity(explainer, x, target=None, radius: float = 0.2, n: int = 10,
     if target is None:
         if model is None:
             raise InputError("max_sensitivity(target=None) needs model= to find the predicted class.")
-        target = logits(model, x, batch_size).argmax(-1)
+        target = logits(model, on_model(model, x), batch_size).argmax(-1).to(x.device)
     t = torch.as_tensor(target, device=x.device).long().reshape(-1).expand(B)
     e0 = (_explain(explainer, x, t, batch_size) if sal is None
           else torch.as_tensor(sal).detach().float().reshape(B, -1).to(x.device))

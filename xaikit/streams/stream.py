@@ -16,6 +16,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
+from ..core.devices import runs_on_model
 from ..errors import ConfigError, InputError, LayerError
 from .block import CABlock, ProjCABlock
 
@@ -287,6 +288,7 @@ class CAStream(nn.Module):
         """Logits of the unmodified backbone (GAP pooling)."""
         return self.backbone(x.detach())
 
+    @runs_on_model("x", model="self")
     def attention(self, x: torch.Tensor, stage: int = -1, upsample: bool = False) -> torch.Tensor:
         """Class-agnostic raw attention ``a`` of a stream block, (B, h, w) (thesis Fig. 3.3/3.4).
 
