@@ -24,7 +24,7 @@ README = "data/README.md"
 #: dataset path parameter -> loader name in :mod:`xaikit.data.folders` (and its data/README.md section)
 ROOT_KEYS = {"imagenet_root": "imagenet_val", "imagenet_train_root": "imagenet_train", "voc_root": "voc",
              "cub_root": "cub", "cifar_root": "cifar100", "chest_root": "chest_xray", "chest_xray_root": "chest_xray",
-             "kvasir_root": "kvasir", "mit67_root": "mit67"}
+             "kvasir_root": "kvasir", "mit67_root": "mit67", "coco_root": "coco"}
 
 #: ROUGH seconds per image per method for a ResNet-50-sized CNN at 224 px on one recent GPU, batched.
 #: Not measured end to end: derived from the method's number of passes x ~1 ms per batched ResNet-50
@@ -155,6 +155,11 @@ def check_dataset(name: str, root) -> str | None:
         return missing(base, *F.KVASIR_CLASSES)
     if name == "mit67":
         return missing(p, "Images", "TrainImages.txt", "TestImages.txt")
+    if name == "coco":  # val2017 (the split the profiles use), or else a complete train2017
+        if (p / "train2017").is_dir() and (p / "annotations" / "instances_train2017.json").is_file() \
+                and not (p / "val2017").exists():
+            return None
+        return missing(p, "annotations/instances_val2017.json", "val2017")
     raise KeyError(name)
 
 

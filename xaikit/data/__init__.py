@@ -1,6 +1,7 @@
 """Datasets: synthetic (generated, with exact boxes), bundled real photos, real datasets by path."""
 from .base import Batch, collate, load_batch, resize_item
-from .folders import (FolderDataset, chest_xray, cifar100, cub, dataset, imagenet_val, kvasir, mit67, voc)
+from .folders import (FolderDataset, chest_xray, cifar100, coco, cub, dataset, imagenet_train, imagenet_val, kvasir,
+                      mit67, voc)
 from .samples import PHOTOS, Samples, load_photo, samples
 from .synthetic import SyntheticDataset, synthetic, synthetic_splits
 from .synthetic import class_names as synthetic_class_names

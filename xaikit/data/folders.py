@@ -15,10 +15,17 @@ loader             dataset                boxes
 ``chest_xray``     Kermany et al. 2018    none
 ``kvasir``         Kvasir v2              none
 ``mit67``          MIT Indoor-67          none
+``coco``           COCO 2017 instances    ``instances_<split>.json`` (multi-hot labels)
 =================  =====================  ===========================================
+
+A corrupt file (truncated JPEG, malformed XML / JSON / list file, garbage pickle, a list naming a
+missing image) raises a :class:`~xaikit.errors.DataError` that names the dataset, the file and the
+fix; images are decoded lazily, so a damaged JPEG is reported by ``dataset[i]``.
+:mod:`xaikit.data.miniature` writes tiny copies of every layout here, in the real formats.
 """
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import xml.etree.ElementTree as ET
@@ -60,6 +67,9 @@ LAYOUTS = {
     "mit67": """<root>/   (indoorCVPR_09 + the split files)
   Images/airport_inside/*.jpg ... (67 category folders)
   TrainImages.txt  TestImages.txt   (lines like 'airport_inside/airport_inside_0001.jpg')""",
+    "coco": """<root>/   (the folder holding val2017/ and annotations/)
+  val2017/000000397133.jpg ...            (from val2017.zip; train2017/ likewise)
+  annotations/instances_val2017.json      (from annotations_trainval2017.zip)""",
 }
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -87,10 +97,25 @@ def _root(dataset: str, root) -> Path:
     return p
 
 
+def _rel(root: Path, p: Path) -> str:
+    """``p`` relative to the dataset root when inside it (shorter messages that still name the file)."""
+    p = Path(p)
+    return p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
+
+
 def _need(dataset, root, *paths: Path):
     for p in paths:
         if not p.exists():
-            raise _error(dataset, root, f"missing {p.relative_to(root) if p.is_relative_to(root) else p}")
+            raise _error(dataset, root, f"missing {_rel(root, p)}")
+
+
+def _read_text(dataset, root, path: Path) -> str:
+    """A text file of the dataset (list, table, ...); unreadable or non-text bytes give a DataError."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise _error(dataset, root, f"cannot read {_rel(root, path)} as text ({type(e).__name__}: {e}); the file is "
+                                    "damaged: extract it again from the dataset archive") from e
 
 
 def _images_in(folder: Path) -> list[Path]:
@@ -125,10 +150,12 @@ class FolderDataset(Dataset):
 
         try:
             with Image.open(rec["path"]) as im:
+                im.load()  # decode here, inside the try: a truncated file raises (LOAD_TRUNCATED_IMAGES is False)
                 return np.asarray(im.convert("RGB"))
         except Exception as e:
-            raise DataError(f"{self.dataset}: cannot read image {rec['path']} ({type(e).__name__}: {e}). "
-                            f"Is the file complete? See {README}.") from e
+            raise DataError(f"{self.dataset}: cannot read image {rec['path']} ({type(e).__name__}: {e}). The file is "
+                            f"missing, truncated or not an image: extract it again from the dataset archive "
+                            f"(or remove it and its annotation). See {README}.") from e
 
     def __getitem__(self, i):
         rec = self.records[i]
@@ -166,20 +193,26 @@ class ArrayDataset(FolderDataset):
 # --------------------------------------------------------------------------------------- XML
 def _parse_xml(dataset, root, path: Path, one_based: bool = True):
     """PASCAL-VOC-format annotation -> (names, boxes xyxy with x1/y1 exclusive, difficult flags)."""
+    fix = "extract it again from the annotation archive"
     try:
         tree = ET.parse(path).getroot()
-    except ET.ParseError as e:
-        raise _error(dataset, root, f"malformed XML {path.name}: {e}") from e
+    except (ET.ParseError, OSError) as e:
+        raise _error(dataset, root, f"malformed XML {path.name} ({_rel(root, path)}: {e}); {fix}") from e
+    if tree.tag != "annotation":
+        raise _error(dataset, root, f"malformed XML {path.name} ({_rel(root, path)}): root element <{tree.tag}>, "
+                                    f"expected <annotation>; {fix}")
     names, boxes, diff = [], [], []
     for obj in tree.iter("object"):
         bb = obj.find("bndbox")
         nm = obj.findtext("name")
         if bb is None or nm is None:
-            raise _error(dataset, root, f"malformed XML {path.name}: <object> without <name> or <bndbox>")
+            raise _error(dataset, root, f"malformed XML {path.name} ({_rel(root, path)}): <object> without <name> "
+                                        f"or <bndbox>; {fix}")
         try:
             x0, y0, x1, y1 = (float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
         except (TypeError, ValueError) as e:
-            raise _error(dataset, root, f"malformed XML {path.name}: bad <bndbox> coordinates") from e
+            raise _error(dataset, root, f"malformed XML {path.name} ({_rel(root, path)}): bad <bndbox> coordinates; "
+                                        f"{fix}") from e
         off = 1.0 if one_based else 0.0  # VOC pixels are 1-based inclusive -> 0-based, x1 exclusive
         boxes.append([x0 - off, y0 - off, x1 - off + 1.0, y1 - off + 1.0])
         names.append(nm.strip())
@@ -277,7 +310,7 @@ def imagenet_train(root=None, size: int = 224, limit: int | None = None) -> Fold
 # ---------------------------------------------------------------------------------------- CUB
 def _read_table(ds, root, path: Path, ncols: int, conv=str):
     rows = {}
-    for ln, line in enumerate(path.read_text().splitlines(), 1):
+    for ln, line in enumerate(_read_text(ds, root, path).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split()
@@ -314,6 +347,9 @@ def cub(root=None, split: str = "test", size: int = 224) -> FolderDataset:
         if iid not in labels or iid not in bxs:
             raise _error(ds, root, f"image id {iid} has no line in image_class_labels.txt or bounding_boxes.txt")
         x, y, w, h = bxs[iid]
+        if not (root / "images" / images[iid]).is_file():
+            raise _error(ds, root, f"images.txt (image id {iid}) names images/{images[iid]}, which is missing: "
+                                   "extract CUB_200_2011.tgz again (or remove the image's lines from the .txt files)")
         recs.append({"path": root / "images" / images[iid], "label": labels[iid] - 1, "name": images[iid],
                      "boxes": [[x, y, x + w, y + h]], "box_labels": [labels[iid] - 1]})
     return FolderDataset(ds, root, recs, names, size)
@@ -335,10 +371,14 @@ def voc(root=None, split: str = "val", size: int = 224, difficult: bool = True) 
     _need(ds, root, root / "JPEGImages", root / "Annotations", lst)
     cidx = {c: i for i, c in enumerate(VOC_CLASSES)}
     recs = []
-    for stem in (s.split()[0] for s in lst.read_text().splitlines() if s.strip()):
+    lines = _read_text(ds, root, lst).splitlines()
+    for ln, stem in ((k, s.split()[0]) for k, s in enumerate(lines, 1) if s.strip()):
         x = root / "Annotations" / f"{stem}.xml"
         img = root / "JPEGImages" / f"{stem}.jpg"
-        _need(ds, root, x, img)
+        for p in (x, img):
+            if not p.is_file():
+                raise _error(ds, root, f"{_rel(root, lst)} line {ln} names {stem!r}, but {_rel(root, p)} is missing: "
+                                       "extract the VOC tar again (or remove the line)")
         names, bxs, diff = _parse_xml(ds, root, x, one_based=True)
         keep = [j for j in range(len(names)) if difficult or not diff[j]]
         bad = [names[j] for j in keep if names[j] not in cidx]
@@ -358,7 +398,8 @@ def _unpickle(ds, root, path):
         with open(path, "rb") as f:
             return pickle.load(f, encoding="bytes")
     except Exception as e:
-        raise _error(ds, root, f"cannot unpickle {path.name} ({type(e).__name__}: {e})") from e
+        raise _error(ds, root, f"cannot unpickle {path.name} ({_rel(root, path)}; {type(e).__name__}: {e}): the "
+                               "file is damaged or truncated: extract cifar-100-python.tar.gz again") from e
 
 
 def cifar100(root=None, split: str = "test", size: int = 32, coarse: bool = False) -> ArrayDataset:
@@ -382,6 +423,10 @@ def cifar100(root=None, split: str = "test", size: int = 32, coarse: bool = Fals
     fnames = d.get(b"filenames") or [f"{split}_{i:05d}".encode() for i in range(len(imgs))]
     names = [f.decode() if isinstance(f, bytes) else str(f) for f in fnames]
     cls = [c.decode() if isinstance(c, bytes) else str(c) for c in meta[nk]]
+    labels = np.asarray(d[lk])
+    if labels.size and (labels.min() < 0 or labels.max() >= len(cls)):
+        raise _error(ds, root, f"malformed {split}: labels outside 0..{len(cls) - 1} (the {len(cls)} names of meta); "
+                               "extract cifar-100-python.tar.gz again")
     return ArrayDataset(ds, root, imgs, d[lk], names, cls, size)
 
 
@@ -444,7 +489,7 @@ def mit67(root=None, split: str = "test", size: int = 224) -> FolderDataset:
         raise _error(ds, root, "no category folders in Images/")
     cidx = {c: i for i, c in enumerate(classes)}
     recs = []
-    for ln, line in enumerate(lst.read_text().splitlines(), 1):
+    for ln, line in enumerate(_read_text(ds, root, lst).splitlines(), 1):
         line = line.strip()
         if not line:
             continue
@@ -453,18 +498,91 @@ def mit67(root=None, split: str = "test", size: int = 224) -> FolderDataset:
             raise _error(ds, root, f"malformed {lst.name} line {ln}: {line!r} is not '<category>/<file>' "
                                    "with a category folder in Images/")
         p = root / "Images" / line
-        _need(ds, root, p)
+        if not p.is_file():
+            raise _error(ds, root, f"{lst.name} line {ln} names Images/{line}, which is missing: extract "
+                                   "indoorCVPR_09.tar again (or remove the line)")
         recs.append({"path": p, "label": cidx[cat], "name": line})
     return FolderDataset(ds, root, recs, [c.replace("_", " ") for c in classes], size)
 
 
+# --------------------------------------------------------------------------------------- COCO
+COCO_SPLITS = ("val2017", "train2017")
+
+
+def _load_json(ds, root, path: Path):
+    try:
+        with open(path, "rb") as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise _error(ds, root, f"malformed JSON {_rel(root, path)} ({type(e).__name__}: {e}): the file is damaged or "
+                               "truncated: extract annotations_trainval2017.zip again") from e
+
+
+def coco(root=None, split: str = "val2017", size: int = 224, crowd: bool = False) -> FolderDataset:
+    """COCO 2017 object instances: multi-hot labels over the 80 categories, one box per annotation.
+
+    Categories get contiguous indices 0..79 in increasing COCO category id (the ids run 1..90 with
+    gaps), named from the JSON; each ``bbox`` ``[x, y, w, h]`` becomes ``x0, y0, x0 + w, y0 + h`` with
+    ``box_labels`` the contiguous index.  Crowd annotations (``iscrowd=1``: one box over a group of
+    objects) are dropped unless ``crowd=True``; images left without annotation are skipped (val2017
+    has 48 images with none).  Images come in increasing image id."""
+    ds = "coco"
+    _split_arg(ds, split, COCO_SPLITS)
+    root = _root(ds, root)
+    ann = root / "annotations" / f"instances_{split}.json"
+    _need(ds, root, root / split, ann)
+    doc = _load_json(ds, root, ann)
+    fix = "extract annotations_trainval2017.zip again"
+
+    def bad(what):
+        return _error(ds, root, f"malformed {_rel(root, ann)}: {what}; {fix}")
+
+    keys = ("images", "annotations", "categories")
+    if not isinstance(doc, dict) or not all(isinstance(doc.get(k), list) for k in keys):
+        raise bad("expected a JSON object with the lists 'images', 'annotations' and 'categories'")
+    try:
+        cats = sorted((int(c["id"]), str(c["name"])) for c in doc["categories"])
+        files = {int(im["id"]): str(im["file_name"]) for im in doc["images"]}
+    except (KeyError, TypeError, ValueError) as e:
+        raise bad(f"an image or category entry lacks 'id', 'name' or 'file_name' ({type(e).__name__}: {e})") from e
+    if not cats:
+        raise bad("no categories")
+    cidx = {cid: i for i, (cid, _) in enumerate(cats)}
+    per_image: dict[int, list] = {}
+    for k, a in enumerate(doc["annotations"]):
+        try:
+            iid, cid = int(a["image_id"]), int(a["category_id"])
+            x, y, w, h = (float(v) for v in a["bbox"])
+            is_crowd = bool(a.get("iscrowd", 0))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            aid = a.get("id", k) if isinstance(a, dict) else k
+            raise bad(f"annotation {aid} needs image_id, category_id and a bbox [x, y, w, h] "
+                      f"({type(e).__name__}: {e})") from e
+        if iid not in files or cid not in cidx:
+            raise bad(f"annotation {a.get('id', k)} refers to an unknown "
+                      + ("image_id" if iid not in files else "category_id") + f" ({iid if iid not in files else cid})")
+        if is_crowd and not crowd:
+            continue
+        per_image.setdefault(iid, []).append(([x, y, x + w, y + h], cidx[cid]))
+    recs = []
+    for iid in sorted(per_image):
+        p = root / split / files[iid]
+        if not p.is_file():
+            raise _error(ds, root, f"{_rel(root, ann)} lists image {iid} as {split}/{files[iid]}, which is missing: "
+                                   f"extract {split}.zip again")
+        bl = [l for _, l in per_image[iid]]
+        recs.append({"path": p, "label": sorted(set(bl)), "name": files[iid],
+                     "boxes": [b for b, _ in per_image[iid]], "box_labels": bl})
+    return FolderDataset(ds, root, recs, [n for _, n in cats], size, multilabel=True)
+
+
 LOADERS = {"imagenet_val": imagenet_val, "imagenet_train": imagenet_train, "cub": cub, "voc": voc, "cifar100": cifar100,
-           "chest_xray": chest_xray, "kvasir": kvasir, "mit67": mit67}
+           "chest_xray": chest_xray, "kvasir": kvasir, "mit67": mit67, "coco": coco}
 
 
 def dataset(name: str, root=None, **kw) -> Dataset:
     """Any real dataset by name (``imagenet_val``, ``imagenet_train``, ``cub``, ``voc``, ``cifar100``, ``chest_xray``,
-    ``kvasir``, ``mit67``); ``root=None`` reads ``$XAIKIT_DATA/<name>``."""
+    ``kvasir``, ``mit67``, ``coco``); ``root=None`` reads ``$XAIKIT_DATA/<name>``."""
     if name not in LOADERS:
         raise ConfigError(f"unknown dataset {name!r}; available: {sorted(LOADERS)} (and xk.data.synthetic)")
     return LOADERS[name](root, **kw)
