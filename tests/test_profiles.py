@@ -15,7 +15,7 @@ FIXTURES = ROOT / "tests" / "fixtures"
 
 REAL = xr.list_notebooks(ROOT / "notebooks")
 if REAL:
-    NOTEBOOKS, PROFILES_DIR, PROFILES = REAL, ROOT / "profiles", ["ci", "default", "full"]
+    NOTEBOOKS, PROFILES_DIR, PROFILES = REAL, ROOT / "profiles", ["ci", "default", "full", "rehearsal"]
 else:  # no notebook written yet: check the machinery on the fixtures
     NOTEBOOKS, PROFILES_DIR, PROFILES = (xr.list_notebooks(FIXTURES / "notebooks"), FIXTURES / "profiles",
                                          ["ci"])
@@ -32,7 +32,7 @@ def _claims_cells(nb):
 
 def test_there_is_something_to_check():
     assert NOTEBOOKS, "no notebooks and no fixture notebooks found"
-    for name in ["ci", "default", "full"]:  # the shipped profiles always parse
+    for name in ["ci", "default", "full", "rehearsal"]:  # the shipped profiles always parse
         pname, prof = xr.load_profile(name, ROOT / "profiles")
         assert pname == name and isinstance(prof, dict)
 
@@ -103,3 +103,64 @@ def test_nbval_sanitize_rules_mask_run_dependent_text_only():
     assert sanitize(a) == sanitize(b)
     claim = "Opti-CAM has the best AG: True"
     assert sanitize(claim) == claim and sanitize("AG 12.5 vs 3 samples") == "AG 12.5 vs 3 samples"
+
+
+# ----------------------------------------------------------------------------- rehearsal = full, smaller
+#: what a rehearsal may change from `full`: sizes, paths, device and the weights (random, same architecture)
+REHEARSAL_KNOBS = {"device", "random_weights", "image_size", "chunk", "images", "catalogue_size", "figure_size",
+                   "extremal_steps", "opticam_steps", "insertion_steps", "ms_samples", "more_images",
+                   "figure_images", "test_images", "train_images", "stream_epochs", "stream_lr_step",
+                   "stream_batch_size", "finetune_epochs", "finetune_batch_size", "epochs", "batch_size",
+                   "eval_batch", "cost_batch", "cost_repeats", "time_images", "time_repeats", "rise_masks",
+                   "pointing_images", "finetune_images", "finetune_test"}
+
+
+def test_rehearsal_is_full_with_only_sizes_paths_and_weights_changed():
+    from xaikit.profiles import base_of
+
+    assert base_of("rehearsal", ROOT / "profiles") == "full"
+    _, full = xr.load_profile("full", ROOT / "profiles")
+    _, reh = xr.load_profile("rehearsal", ROOT / "profiles")
+    for nb in REAL:
+        declared = xr.declared_parameters(nb)
+        f = xr.parameters_for(nb.stem, "full", full, declared)
+        r = xr.parameters_for(nb.stem, "rehearsal", reh, declared)
+        changed = {k for k in set(f) | set(r) if k != "profile" and f.get(k) != r.get(k)}
+        roots = {k for k in changed if k.endswith("_root")}
+        assert all(str(r[k]).startswith("miniature:") for k in roots), {k: r[k] for k in roots}
+        assert changed - roots <= REHEARSAL_KNOBS, f"{nb.stem}: rehearsal changes {sorted(changed - roots - REHEARSAL_KNOBS)}"
+        assert r.get("device") == "cpu" and (r.get("random_weights") or "random_weights" not in declared)
+        # every dataset full reads has a miniature in the rehearsal
+        assert {k for k, v in f.items() if k.endswith("_root") and v} <= roots
+
+
+def test_base_profiles_merge_and_refuse_cycles(tmp_path):
+    (tmp_path / "a.yaml").write_text("_defaults: {x: 1}\nnb: {x: 2, y: 3, dev: cuda}\nother: {dev: cuda}\n")
+    (tmp_path / "b.yaml").write_text("_base: a\n_defaults: {dev: cpu}\nnb: {y: 4}\n")
+    _, b = xr.load_profile("b", tmp_path)
+    assert b == {"_defaults": {"x": 1, "dev": "cpu"}, "nb": {"x": 2, "y": 4, "dev": "cpu"}, "other": {"dev": "cpu"}}
+    (tmp_path / "c.yaml").write_text("_base: d\n")
+    (tmp_path / "d.yaml").write_text("_base: c\n")
+    with pytest.raises(Exception, match="circular"):
+        xr.load_profile("c", tmp_path)
+
+
+@pytest.mark.parametrize("script", sorted((ROOT / "tools").glob("nb[0-9][0-9].py")), ids=lambda p: p.stem)
+def test_committed_notebook_is_what_its_generator_writes(script, tmp_path):
+    """tools/nbNN.py is the source of notebooks/NN_*.ipynb: a hand edit of the notebook would be lost at the
+    next regeneration (it happened to Figure 8)."""
+    import importlib.util
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    spec = importlib.util.spec_from_file_location(f"_gen_{script.stem}", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    from nbbuild import build
+
+    out = tmp_path / "nb.ipynb"
+    build(out, mod.CELLS)
+    committed = next((ROOT / "notebooks").glob(f"{script.stem[2:]}_*.ipynb"))
+    a = [c.source for c in nbformat.read(str(committed), as_version=4).cells]
+    b = [c.source for c in nbformat.read(str(out), as_version=4).cells]
+    assert a == b, f"{committed.name} differs from what {script.name} writes: regenerate it (python {script})"

@@ -27,7 +27,9 @@ PyTorch's `meta` device (no weights, no compute); GFLOPs = multiply-adds, as the
 profile = "ci"
 seed = 0
 device = "auto"
-table11_archs = {"alexnet": "torchvision:alexnet", "vgg16": "torchvision:vgg16_bn", "resnet50": "torchvision:resnet50", "efficientnet_b0": "torchvision:efficientnet_b0", "vit_base_patch16_224": "vit_base_patch16_224", "convnext_base": "torchvision:convnext_base"}
+random_weights = False  # True: pretrained models get random weights of the same architecture (rehearsal)
+image_size = None  # input resolution of pretrained models (None: each model's own)
+table11_archs = {"alexnet": "torchvision:alexnet", "vgg16": "torchvision:vgg16_bn", "resnet50": "torchvision:resnet50", "efficientnet_b0": "torchvision:efficientnet_b0", "vit_base_patch16_224": "torchvision:vit_b_16", "convnext_base": "torchvision:convnext_base"}
 accuracy_models = []
 bundled_models = ["tf_efficientnet_lite0"]
 flops_size = 224
@@ -48,7 +50,7 @@ import torch
 import xaikit as xk
 from xaikit.experiments import chapter1 as ch1
 
-cfg = xk.config.resolve(profile=profile, seed=seed, device=device, images=images, imagenet_root=imagenet_root)
+cfg = xk.config.resolve(profile=profile, seed=seed, device=device, random_weights=random_weights, image_size=image_size, images=images, imagenet_root=imagenet_root)
 rep = xk.reports.Reporter("01_background", cfg)
 cnn = xk.models.load(cnn_model, weights="bundled", device=cfg.device)
 vit = xk.models.load(vit_model, weights="random", device=cfg.device)  # the transformer-specific methods only need a ViT

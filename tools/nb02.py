@@ -25,6 +25,8 @@ numbers are not expected to match, the **ranking of the methods** is what the cl
 profile = "ci"
 seed = 0
 device = "auto"
+random_weights = False  # True: pretrained models get random weights of the same architecture (rehearsal)
+image_size = None  # input resolution of pretrained models (None: each model's own)
 cnn_models = ["tf_efficientnet_lite0@bundled", "resnet18_cifar@synthetic"]
 vit_models = ["deit_tiny_synth@synthetic"]
 loc_models = ["resnet18_cifar@synthetic"]
@@ -54,7 +56,7 @@ imagenet_root = ""
 import xaikit as xk
 from xaikit.experiments import chapter2 as ch2
 
-cfg = xk.config.resolve(profile=profile, seed=seed, device=device, photos=photos, photo_size=photo_size, images=images,
+cfg = xk.config.resolve(profile=profile, seed=seed, device=device, random_weights=random_weights, image_size=image_size, photos=photos, photo_size=photo_size, images=images,
                         synthetic_images=synthetic_images, synthetic_size=synthetic_size,
                         synthetic_classes=synthetic_classes, train_images=train_images,
                         train_epochs=train_epochs, opticam_steps=opticam_steps, extremal_steps=extremal_steps,

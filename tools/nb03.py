@@ -27,6 +27,8 @@ training set here, so its stream is shown untrained (paper init) and GAP-initial
 profile = "ci"
 seed = 0
 device = "auto"
+random_weights = False  # True: pretrained models get random weights of the same architecture (rehearsal)
+image_size = None  # input resolution of pretrained models (None: each model's own)
 models = ["resnet18_cifar@synthetic"]
 variant_model = "resnet18_cifar@synthetic"
 lite_model = "tf_efficientnet_lite0@bundled"
@@ -43,6 +45,10 @@ stream_epochs = 2
 stream_lr = 0.05
 stream_lr_step = 0
 stream_batch_size = 64
+finetune_epochs = 20  # VOC / CUB: fine-tuning of ImageNet backbones (pretrained models only)
+finetune_lr = 0.01
+finetune_lr_step = 15
+finetune_batch_size = 64
 insertion_steps = 16
 batch_size = 8
 chunk = None  # forward passes per chunk of the perturbation methods; None: sized from the image size
@@ -56,10 +62,12 @@ cub_root = ""
 import xaikit as xk
 from xaikit.experiments import chapter3 as ch3
 
-cfg = xk.config.resolve(profile=profile, seed=seed, device=device, images=images, synthetic_size=synthetic_size,
+cfg = xk.config.resolve(profile=profile, seed=seed, device=device, random_weights=random_weights, image_size=image_size, images=images, synthetic_size=synthetic_size,
                         synthetic_classes=synthetic_classes, train_images=train_images, test_images=test_images,
                         train_epochs=train_epochs, stream_epochs=stream_epochs, stream_lr=stream_lr,
                         stream_lr_step=stream_lr_step, stream_batch_size=stream_batch_size,
+                        finetune_epochs=finetune_epochs, finetune_lr=finetune_lr, finetune_lr_step=finetune_lr_step,
+                        finetune_batch_size=finetune_batch_size,
                         insertion_steps=insertion_steps, batch_size=batch_size, chunk=chunk,
                         imagenet_root=imagenet_root, imagenet_train_root=imagenet_train_root,
                         voc_root=voc_root, cub_root=cub_root)

@@ -29,6 +29,8 @@ rule of Chefer et al. (2021b), xaikit's `chefer`.
 profile = "ci"
 seed = 0
 device = "auto"
+random_weights = False  # True: pretrained models get random weights of the same architecture (rehearsal)
+image_size = None  # input resolution of pretrained models (None: each model's own)
 models = ["deit_tiny_synth@synthetic"]
 time_model = "deit_tiny_synth@synthetic"
 synthetic_sizes = {}
@@ -51,7 +53,7 @@ imagenet_root = ""
 import xaikit as xk
 from xaikit.experiments import chapter5 as ch5
 
-cfg = xk.config.resolve(profile=profile, seed=seed, device=device, synthetic_sizes=synthetic_sizes, images=images,
+cfg = xk.config.resolve(profile=profile, seed=seed, device=device, random_weights=random_weights, image_size=image_size, synthetic_sizes=synthetic_sizes, images=images,
                         synthetic_images=synthetic_images, synthetic_size=synthetic_size,
                         synthetic_classes=synthetic_classes, train_images=train_images, train_epochs=train_epochs,
                         time_images=time_images, time_repeats=time_repeats,

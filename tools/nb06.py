@@ -9,7 +9,7 @@ CELLS = [
 ("md", """
 # Group-CAM: group score-weighted visual explanations (Zhang et al. 2021)
 
-Regenerates the paper's Tables 1–4, Figures 2–5 and the fine-tuning experiment of §5 (Figure 7), each
+Regenerates the paper's Tables 1–4, Figures 2–5 and the fine-tuning experiment of §5 (Figures 7–8), each
 table next to the published numbers. Group-CAM splits the K activation maps into G groups, sums each group's
 Grad-CAM-weighted maps, de-noises them below the θ-th percentile, masks the input over a blurred copy and
 weights each group by the gain in class confidence (eqs. 1–7). Data and networks depend on the **profile**:
@@ -28,6 +28,8 @@ deletion replaces pixels by black (the protocol of the official code, from RISE)
 profile = "ci"
 seed = 0
 device = "auto"
+random_weights = False  # True: pretrained models get random weights of the same architecture (rehearsal)
+image_size = None  # input resolution of pretrained models (None: each model's own)
 io_models = ["resnet18_cifar@synthetic"]
 pointing_model = "resnet18_cifar@synthetic"
 time_model = "resnet18_cifar@synthetic"
@@ -60,7 +62,7 @@ import xaikit as xk
 from xaikit.experiments import chapter6 as ch6
 from xaikit.experiments.common import resolve_eval_set, synthetic_model
 
-cfg = xk.config.resolve(profile=profile, seed=seed, device=device, photos=photos, images=images,
+cfg = xk.config.resolve(profile=profile, seed=seed, device=device, random_weights=random_weights, image_size=image_size, photos=photos, images=images,
                         synthetic_images=synthetic_images, synthetic_size=synthetic_size,
                         synthetic_classes=synthetic_classes, train_images=train_images, train_epochs=train_epochs,
                         insertion_steps=insertion_steps, rise_masks=rise_masks, time_images=time_images,
@@ -120,14 +122,21 @@ rep.figure(ch6.class_figure(cfg, io[0], ["gradcam", "groupcam"], figure_images),
 rep.figure(ch6.curves_figure(cfg, io[0], methods, figure_images), "4", caption="Insertion / deletion curves (Group-CAM Figure 4)")
 """),
 ("md", """
-## §5, Figure 7 — fine-tuning with Group-CAM
+## §5, Figures 7–8 — fine-tuning with Group-CAM
 Each training image is replaced by `M ⊙ I + (1 − M) ⊙ blur(I)`, M = Group-CAM map (G = 16, no de-noising) of the
 ground-truth class binarized at its mean; compared with fine-tuning on the plain images, same seed and schedule.
+Figure 8 shows the Group-CAM maps of the model being fine-tuned, before (epoch 0) and after each epoch.
 """),
 ("code", """
 base = synthetic_model(finetune_model, cfg)
-t7 = ch6.finetune(cfg, base, finetune_epochs, finetune_images, finetune_test, lr=finetune_lr)
+snapshots = []  # (epoch, weights) of the Group-CAM-fine-tuned model, for Figure 8
+t7 = ch6.finetune(cfg, base, finetune_epochs, finetune_images, finetune_test, lr=finetune_lr,
+                  snapshots=snapshots)
 rep.table(t7, "7", caption="Top-1 accuracy after fine-tuning with / without Group-CAM (Group-CAM §5, Figure 7)")
+"""),
+("code", """
+rep.figure(ch6.finetune_figure(cfg, base, snapshots, figure_images), "8",
+           caption="Group-CAM maps during fine-tuning with Group-CAM-masked images (Group-CAM Figure 8)")
 """),
 ("md", """
 ## Claims

@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .data.miniature import is_miniature, resolve_root
+
 README = "data/README.md"
 
 #: dataset path parameter -> loader name in :mod:`xaikit.data.folders` (and its data/README.md section)
@@ -259,7 +261,7 @@ def _as_names(v):
 def check(profile, folder=None, cuda_available: bool | None = None) -> Report:
     """Preflight report of ``profile``: a name under ``profiles/``, a YAML path, or an already
     loaded ``{section: {param: value}}`` dict.  ``cuda_available`` overrides detection (tests)."""
-    from .run import DEFAULTS_KEY, load_profile
+    from .profiles import DEFAULTS_KEY, load_profile
 
     if isinstance(profile, dict):
         name, prof = "<dict>", {k: dict(v or {}) for k, v in profile.items()}
@@ -288,6 +290,13 @@ def check(profile, folder=None, cuda_available: bool | None = None) -> Report:
                         rep.problems.append(Problem(sec, key, value, "folder does not exist",
                                                     f"put the dataset there or correct the path ({README})"))
                     continue
+                if is_miniature(value):
+                    try:  # a rehearsal's miniature: built now (seconds), then checked like a real folder
+                        value = resolve_root(value)
+                    except Exception as e:  # noqa: BLE001 - report, never crash the preflight
+                        rep.problems.append(Problem(sec, key, value, f"cannot build the miniature ({e})",
+                                                    "see xaikit.data.miniature"))
+                        continue
                 why = check_dataset(ds, value)
                 if why:
                     rep.problems.append(Problem(sec, key, value, f"{ds}: {why}",

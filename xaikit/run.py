@@ -29,143 +29,11 @@ from typing import Iterable, Sequence
 
 from .config import repo_root, reports_dir
 from .errors import ConfigError
+from .profiles import (DEFAULTS_KEY, RESERVED, available_profiles, check_profile, declared_parameters,  # noqa: F401
+                       list_notebooks, load_profile, notebooks_dir, parameters_for, profiles_dir, select)
 
-DEFAULTS_KEY = "_defaults"
-RESERVED = ("profile",)  # injected by the runner into every notebook
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS")
-
-
-# ----------------------------------------------------------------------------------- profiles
-def profiles_dir() -> Path:
-    return repo_root() / "profiles"
-
-
-def notebooks_dir() -> Path:
-    return repo_root() / "notebooks"
-
-
-def available_profiles(folder: str | os.PathLike | None = None) -> list[str]:
-    folder = Path(folder) if folder else profiles_dir()
-    return sorted(p.stem for p in folder.glob("*.yaml"))
-
-
-def load_profile(profile: str | os.PathLike, folder: str | os.PathLike | None = None) -> tuple[str, dict]:
-    """``(name, {stem: {param: value}})`` from ``profiles/<profile>.yaml`` or from a YAML path
-    (the profile's name is then the file's stem). Sections may be empty (``null``)."""
-    import yaml
-
-    p = Path(profile)
-    if p.suffix not in (".yaml", ".yml"):
-        p = (Path(folder) if folder else profiles_dir()) / f"{profile}.yaml"
-    if not p.exists():
-        raise ConfigError(f"profile file {p} not found; available profiles: "
-                          f"{available_profiles(p.parent) or 'none'} (or pass a path to a .yaml file)")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"profile {p} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"profile {p} must map notebook stems to parameter dicts, got {type(data).__name__}")
-    out = {}
-    for key, section in data.items():
-        section = section or {}
-        if not isinstance(section, dict):
-            raise ConfigError(f"profile {p}: section {key!r} must be a mapping of parameters, "
-                              f"got {section!r}")
-        bad = [k for k in section if k in RESERVED]
-        if bad:
-            raise ConfigError(f"profile {p}: section {key!r} sets {bad}, which the runner injects itself; "
-                              "remove it (the profile's name is the file name)")
-        out[str(key)] = dict(section)
-    return p.stem, out
-
-
-def list_notebooks(folder: str | os.PathLike | None = None) -> list[Path]:
-    folder = Path(folder) if folder else notebooks_dir()
-    return sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith((".", "_")))
-
-
-def select(notebooks: Sequence[Path], patterns: Iterable[str] | None) -> list[Path]:
-    """Notebooks whose stem equals or starts with one of ``patterns`` (``"02"`` -> ``02_opti_cam``)."""
-    if not patterns:
-        return list(notebooks)
-    chosen, unknown = [], []
-    for pat in patterns:
-        pat = Path(pat).stem if pat.endswith(".ipynb") else pat
-        hits = [nb for nb in notebooks if nb.stem == pat or nb.stem.startswith(pat)]
-        if not hits:
-            unknown.append(pat)
-        chosen += [h for h in hits if h not in chosen]
-    if unknown:
-        raise ConfigError(f"no notebook matches {unknown}; available: {[nb.stem for nb in notebooks]}")
-    return sorted(chosen)
-
-
-def declared_parameters(notebook: str | os.PathLike) -> dict:
-    """``{name: default}`` of the notebook's ``parameters`` cell (papermill's ``inspect_notebook``)."""
-    import papermill as pm
-
-    info = pm.inspect_notebook(str(notebook))
-    out = {}
-    for name, p in info.items():
-        try:
-            import ast
-
-            out[name] = ast.literal_eval(p["default"])
-        except (ValueError, SyntaxError):
-            out[name] = p["default"]
-    return out
-
-
-def parameters_for(stem: str, profile_name: str, profile: dict, declared: Iterable[str] | None = None,
-                   device: str | None = None) -> dict:
-    """The parameters papermill injects: ``_defaults`` keys the notebook declares, then the
-    notebook's own section, then ``profile`` (and ``device`` when the runner overrides it)."""
-    declared = set(declared) if declared is not None else None
-    params = {k: v for k, v in profile.get(DEFAULTS_KEY, {}).items() if declared is None or k in declared}
-    params.update(profile.get(stem, {}))
-    params["profile"] = profile_name
-    if device is not None and (declared is None or "device" in declared):
-        params["device"] = str(device)
-    return params
-
-
-def check_profile(profile_name: str, profile: dict, notebooks: Sequence[Path]) -> list[str]:
-    """Problems that would make an override silently reach nothing: a section naming no notebook,
-    a key the notebook does not declare, a ``_defaults`` key no notebook declares, a notebook that
-    does not declare ``profile``. Returns human-readable lines (empty when all is well)."""
-    problems = []
-    by_stem = {nb.stem: nb for nb in notebooks}
-    declared_all = {}
-    for nb in notebooks:
-        try:
-            declared_all[nb.stem] = declared_parameters(nb)
-        except Exception as exc:  # noqa: BLE001 - report, do not crash the check
-            problems.append(f"{nb.name}: cannot read its parameters cell ({type(exc).__name__}: {exc})")
-            continue
-        if not declared_all[nb.stem]:
-            problems.append(f"{nb.name}: no cell tagged 'parameters'; tag the first code cell 'parameters'")
-        elif "profile" not in declared_all[nb.stem]:
-            problems.append(f"{nb.name}: its parameters cell does not declare `profile` (add profile = \"ci\")")
-    for stem, section in profile.items():
-        if stem == DEFAULTS_KEY:
-            continue
-        if stem not in by_stem:
-            if section:
-                problems.append(f"profile {profile_name}: section {stem!r} names no notebook in "
-                                f"{notebooks[0].parent if notebooks else 'notebooks/'}")
-            continue
-        if stem not in declared_all:
-            continue
-        for key in section:
-            if key not in declared_all[stem]:
-                problems.append(f"profile {profile_name}: {stem}.{key} is not a parameter of {stem}.ipynb "
-                                f"(it declares {sorted(declared_all[stem])})")
-    for key in profile.get(DEFAULTS_KEY, {}):
-        if declared_all and not any(key in d for d in declared_all.values()):
-            problems.append(f"profile {profile_name}: _defaults.{key} is a parameter of no notebook")
-    return problems
 
 
 # ------------------------------------------------------------------------------------ running
@@ -349,7 +217,10 @@ def run(profile: str = "default", patterns: Sequence[str] | None = None, dry_run
             log(f"PROBLEM {p}")
         from .preflight import check as preflight  # data paths, cached weights, CUDA, time estimate
 
-        pre = preflight(prof and {s: prof[s] for s in prof if s == DEFAULTS_KEY or s in {nb.stem for nb in chosen}})
+        # what each chosen notebook would really receive (a `_defaults` key it does not declare is not checked)
+        pre = preflight({nb.stem: parameters_for(nb.stem, name, prof, declared_parameters(nb), device)
+                         for nb in chosen})
+        pre.profile = name
         for line in pre.lines()[1:]:
             log(line)
         n = len(problems) + len(pre.problems)

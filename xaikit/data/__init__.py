@@ -8,4 +8,5 @@ from .synthetic import class_names as synthetic_class_names
 
 __all__ = ["Batch", "collate", "load_batch", "resize_item", "PHOTOS", "Samples", "load_photo", "samples",
            "SyntheticDataset", "synthetic", "synthetic_splits", "synthetic_class_names",
-           "FolderDataset", "dataset", "imagenet_val", "cub", "voc", "cifar100", "chest_xray", "kvasir", "mit67"]
+           "FolderDataset", "dataset", "imagenet_val", "imagenet_train", "cub", "voc", "cifar100", "coco", "chest_xray",
+           "kvasir", "mit67"]

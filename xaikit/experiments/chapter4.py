@@ -21,7 +21,7 @@ from ..config import cache_dir
 from ..core.devices import back, on_model, runs_on_model, to_device
 from ..core.targets import logits_of, predict, resolve_targets
 from ..errors import ConfigError
-from .common import label
+from .common import dataset_root, label
 from .store import ResultStore, config_hash
 
 METHODS = ["gradcam", "gradcampp", "scorecam", "ablationcam", "xgradcam"]
@@ -79,6 +79,7 @@ def datasets(cfg: Mapping):
         if not root:
             raise ConfigError("dataset='cifar100' needs cifar_root: the folder holding CIFAR-100's python "
                               "pickles (cifar-100-python/{train,test,meta}); see data/README.md")
+        root = dataset_root(cfg, "cifar_root")
         return folders.cifar100(root, "train", size=size), folders.cifar100(root, "test", size=size)
     raise ConfigError(f"dataset={name!r}: use 'synthetic' or 'cifar100'")
 

