@@ -38,13 +38,11 @@ def test_shapes_range_and_targets(tiny, name):
     s = a(x)
     assert s.shape == (3, 16, 20) and s.dtype == torch.float32
     assert s.min() >= 0 and s.max() <= 1
-    assert torch.equal(a.last_target, tiny(x).argmax(1))  # None -> predicted class
-    a(x, 2)
-    assert a.last_target.tolist() == [2, 2, 2]
-    a(x, torch.tensor([0, 4, 1]))
-    assert a.last_target.tolist() == [0, 4, 1]
+    assert torch.equal(a.explain(x).target, tiny(x).argmax(1))  # None -> predicted class
+    assert a.explain(x, 2).target.tolist() == [2, 2, 2]
+    assert a.explain(x, torch.tensor([0, 4, 1])).target.tolist() == [0, 4, 1]
     if name != "fakecam":
-        assert a.explain(x).shape == (3, 8, 10)
+        assert a.explain(x).maps.shape == (3, 8, 10)
 
 
 def test_bad_inputs_raise_helpful_errors(tiny):
@@ -88,7 +86,7 @@ def test_vit_reshape_transform_gives_grid_maps():
     vit = xk.models.load("vit_tiny_patch16_224", weights="random", img_size=64)
     vit.xaikit.input_size = 64
     a = xk.attributors.create("gradcam", vit)
-    low = a.explain(torch.randn(2, 3, 64, 64))
+    low = a.explain(torch.randn(2, 3, 64, 64)).maps
     assert low.shape == (2, 4, 4) and torch.isfinite(low).all()
 
 

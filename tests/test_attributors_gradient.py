@@ -186,7 +186,9 @@ def test_batch_of_three_equals_single_calls(resnet, name, opts):
     x = small_x(3)
     att = xk.attributors.create(name, resnet, batch_size=5, **opts)
     full = att(x)
-    tgt = att.last_target.clone()
+    e = att.explain(x, upsample=True)
+    assert torch.allclose(e.maps, full) and e.extras["attributions"].shape == (3, 3, 64, 64)
+    tgt = e.target
     singles = torch.cat([att(x[i:i + 1]) for i in range(3)])
     assert torch.allclose(full, singles, atol=1e-5)
     assert full.shape == (3, 64, 64)

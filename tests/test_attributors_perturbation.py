@@ -34,7 +34,7 @@ def test_rise_all_ones_masks_is_uniform():
     model = tiny_cnn()
     x = torch.randn(2, 3, 16, 16)
     rise = xk.attributors.create("rise", model, masks=torch.ones(5, 16, 16), p=0.5)
-    raw = rise.explain(x, target=1, normalize=False)
+    raw = rise.explain(x, target=1, normalize=False).maps
     p = model(x).softmax(1)[:, 1]
     # S = 1/(N p) sum_i f(x) * 1 = f(x) / p everywhere
     assert torch.allclose(raw, (p / 0.5).view(2, 1, 1).expand(2, 16, 16), atol=1e-6)
@@ -47,7 +47,7 @@ def test_rise_equals_hand_computed_weighted_average():
     x = torch.rand(2, 3, 8, 8, generator=g) + 0.5
     masks = (torch.rand(6, 8, 8, generator=g) > 0.5).float()
     rise = xk.attributors.create("rise", model, masks=masks, p=0.5, score="logit", batch_size=4)
-    raw = rise.explain(x, target=torch.tensor([0, 3]), normalize=False)
+    raw = rise.explain(x, target=torch.tensor([0, 3]), normalize=False).maps
     expected = torch.zeros(2, 8, 8)
     for b, c in enumerate([0, 3]):
         for m in masks:
@@ -111,9 +111,11 @@ def test_extremal_area_constraint_adam():
     x = torch.randn(1, 3, 32, 32)
     ex = xk.attributors.create("extremal", model, areas=(0.1, 0.3), max_iter=200, step=4, sigma=6,
                                optimizer="adam", learning_rate=0.05)
-    masks = ex.masks(x)
+    e = ex.explain(x, normalize=False)
+    masks = e.extras["masks"]
     assert masks.shape == (1, 2, 32, 32)
-    assert torch.allclose(ex.last_area, torch.tensor([[0.1, 0.3]]), atol=0.03)
+    assert torch.allclose(e.maps, masks.sum(1))
+    assert torch.allclose(e.extras["area"], torch.tensor([[0.1, 0.3]]), atol=0.03)
     assert torch.allclose(masks.mean((2, 3)), torch.tensor([[0.1, 0.3]]), atol=0.06)
 
 
@@ -122,8 +124,7 @@ def test_extremal_area_constraint_torchray_sgd():
     model = tiny_cnn()
     x = torch.randn(1, 3, 32, 32)
     ex = xk.attributors.create("extremal", model, areas=(0.1, 0.3), max_iter=400, step=4, sigma=6)
-    ex.masks(x)
-    assert torch.allclose(ex.last_area, torch.tensor([[0.1, 0.3]]), atol=0.03)
+    assert torch.allclose(ex.explain(x).extras["area"], torch.tensor([[0.1, 0.3]]), atol=0.03)
 
 
 def test_extremal_preserve_finds_the_informative_quadrant():

@@ -68,7 +68,7 @@ def test_raw_attention_rows_sum_to_one_and_map(vit):
     assert len(attns) == 3
     for a in attns:
         assert torch.allclose(a.sum(-1), torch.ones(a.shape[:-1]), atol=1e-5)  # before dropping CLS
-    raw = ra.explain(x, normalize=False)
+    raw = ra.explain(x, normalize=False).maps
     expected = attns[-1].mean(1)[:, 0, 1:].reshape(2, 4, 4)
     assert torch.allclose(raw, expected, atol=1e-6)
     assert ra(x).shape == (2, 64, 64)
@@ -91,10 +91,10 @@ def test_rollout_with_uniform_attention_is_uniform():
         nn.init.zeros_(b.attn.qkv.bias)
     x = xs()
     ro = xk.attributors.create("rollout", model)
-    raw = ro.explain(x, normalize=False)
+    raw = ro.explain(x, normalize=False).maps
     # A_hat = I/2 + U/2 with U = 11^T/N idempotent -> A_hat^L = 2^-L I + (1 - 2^-L) U
     assert torch.allclose(raw, torch.full((2, 4, 4), (1 - 0.5 ** 3) / 17), atol=1e-6)
-    ra = xk.attributors.create("raw_attention", model).explain(x, normalize=False)
+    ra = xk.attributors.create("raw_attention", model).explain(x, normalize=False).maps
     assert torch.allclose(ra, torch.full((2, 4, 4), 1 / 17), atol=1e-6)
     assert float(raw.max() - raw.min()) < 1e-6
 
@@ -106,7 +106,7 @@ def test_rollout_matches_manual_rollout(vit):
     for a in attns:
         h = 0.5 * a.detach().mean(1) + 0.5 * torch.eye(17)
         joint = (h / h.sum(-1, keepdim=True)) @ joint
-    raw = xk.attributors.create("rollout", vit).explain(x, normalize=False)
+    raw = xk.attributors.create("rollout", vit).explain(x, normalize=False).maps
     assert torch.allclose(raw, joint[:, 0, 1:].reshape(2, 4, 4), atol=1e-6)
 
 
@@ -119,10 +119,10 @@ def test_chefer_matches_explicit_gradients(vit):
     for a in attns:
         R = R + (a.grad * a.detach()).clamp(min=0).mean(1) @ R
     ch = xk.attributors.create("chefer", vit)
-    raw = ch.explain(x, t, normalize=False)
+    raw = ch.explain(x, t, normalize=False).maps
     assert torch.allclose(raw, R[:, 0, 1:].reshape(2, 4, 4), atol=1e-5)
     # class-specific: another target gives another map (rollout would not change)
-    other = ch.explain(x, torch.tensor([5, 1]), normalize=False)
+    other = ch.explain(x, torch.tensor([5, 1]), normalize=False).maps
     assert not torch.allclose(raw, other)
 
 
@@ -155,7 +155,7 @@ def test_vit_reciprocam_stub_single_informative_token(kernel, tap):
         return torch.stack([s, torch.zeros_like(s)], 1)
 
     model.forward_head = head
-    raw = cam.explain(x, 0, normalize=False)[0].flatten()
+    raw = cam.explain(x, 0, normalize=False).maps[0].flatten()
     assert int(raw.argmax()) == k
     others = torch.cat([raw[:k], raw[k + 1:]])
     assert float(raw[k]) > float(others.max())
@@ -171,7 +171,7 @@ def test_vit_reciprocam_stub_single_informative_token(kernel, tap):
 def test_vit_reciprocam_matches_loop_over_masks(vit):
     x = xs(1)
     cam = xk.attributors.create("vit_reciprocam", vit, cls_token=False, batch_size=5)
-    raw = cam.explain(x, 3, normalize=False)[0].flatten()
+    raw = cam.explain(x, 3, normalize=False).maps[0].flatten()
     _, F = cam.features(x)
     masks = reciprocam_masks(4, 4, "gaussian").view(16, 16)
     blk = vit.blocks[-1]

@@ -86,13 +86,15 @@ def test_model_without_stages_for_ca_stream():
 
 
 def test_full_profile_without_dataset_path_says_where_to_set_it():
-    cfg = xk.config.resolve(profile="full", imagenet_root="")
+    from xaikit.experiments import chapter2 as ch2
+
+    cfg = ch2.Params.create(profile="full", imagenet_root="")
     with pytest.raises(ConfigError, match="imagenet_root"):
-        xk.experiments.common.resolve_eval_set("resnet50@imagenet", cfg)
+        xk.experiments.resolve_eval_set("torchvision:resnet50@IMAGENET1K_V1", cfg)
 
 
 def test_cuda_requested_without_gpu():
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     with pytest.raises(ConfigError, match="CUDA is not available"):
-        xk.config.device("cuda")
+        xk.core.resolve_device("cuda")

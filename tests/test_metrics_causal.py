@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import xaikit as xk
-from xaikit.metrics._common import gaussian_blur
+from xaikit.core.conventions import gaussian_blur
 
 from test_metrics_stubs import MeanLinear, tiny_cnn
 
@@ -33,11 +33,11 @@ def test_deletion_black_closed_form():
     model = MeanLinear(k=(2.0, 0.0))
     x = torch.full((1, 3, 4, 4), 1.0)
     sal = torch.rand(1, 4, 4)
-    r = xk.metrics.deletion(model, x, sal, target=0, steps=4, return_curves=True)
+    r = xk.metrics.deletion_curves(model, x, sal, target=0, steps=4)
     want = [sig(2 * (1 - k / 16)) for k in (0, 4, 8, 12, 16)]
-    assert r["counts"].tolist() == [0, 4, 8, 12, 16]
-    assert torch.allclose(r["curves"][0], torch.tensor(want), atol=1e-6)
-    assert r["auc"][0].item() == pytest.approx(np.trapezoid(want, np.linspace(0, 1, 5)), abs=1e-6)
+    assert r.counts.tolist() == [0, 4, 8, 12, 16]
+    assert torch.allclose(r.curves[0], torch.tensor(want), atol=1e-6)
+    assert r.auc[0].item() == pytest.approx(np.trapezoid(want, np.linspace(0, 1, 5)), abs=1e-6)
 
 
 def test_insertion_order_follows_saliency():
@@ -49,10 +49,10 @@ def test_insertion_order_follows_saliency():
     good[:, :2] = 1
     good = good + torch.linspace(0, 0.1, 16).view(4, 4)
     sal = torch.stack([good / good.max(), 1 - good / good.max()])
-    r = xk.metrics.insertion(model, x, sal, target=0, steps=8, substrate="black", return_curves=True)
-    assert r["auc"][0] > r["auc"][1]
-    assert torch.allclose(r["curves"][:, 0], torch.tensor([0.5, 0.5]))        # black start: logit 0
-    assert torch.allclose(r["curves"][0, 4], r["curves"][0, -1])               # bright half all in at step 4
+    r = xk.metrics.insertion_curves(model, x, sal, target=0, steps=8, substrate="black")
+    assert r.auc[0] > r.auc[1]
+    assert torch.allclose(r.curves[:, 0], torch.tensor([0.5, 0.5]))        # black start: logit 0
+    assert torch.allclose(r.curves[0, 4], r.curves[0, -1])               # bright half all in at step 4
 
 
 def reference_curve(model, x, sal, t, steps, insert, substrate):
@@ -86,14 +86,14 @@ def test_causal_agrees_with_reference_loop(insert, substrate):
     x = model.xaikit.normalize(torch.rand(3, 3, 24, 24))
     sal = torch.rand(3, 24, 24)
     t = torch.tensor([0, 3, 1])
-    fn = xk.metrics.insertion if insert else xk.metrics.deletion
-    r = fn(model, x, sal, t, steps=20, substrate=substrate, batch_size=7, return_curves=True)
+    fn = xk.metrics.insertion_curves if insert else xk.metrics.deletion_curves
+    r = fn(model, x, sal, t, steps=20, substrate=substrate, batch_size=7)
     ref = reference_curve(model, x, sal, t, 20, insert, substrate)
-    assert (r["curves"] - ref).abs().max() < 1e-5
-    assert torch.allclose(r["auc"], xk.metrics.auc(ref), atol=1e-6)
+    assert (r.curves - ref).abs().max() < 1e-5
+    assert torch.allclose(r.auc, xk.metrics.auc(ref), atol=1e-6)
     # endpoints: insertion goes from the substrate to x, deletion from x to the substrate
     p_x = model(x).softmax(-1).gather(1, t[:, None])[:, 0]
-    end = r["curves"][:, -1] if insert else r["curves"][:, 0]
+    end = r.curves[:, -1] if insert else r.curves[:, 0]
     assert torch.allclose(end, p_x, atol=1e-5)
 
 
@@ -105,8 +105,8 @@ def test_overall_and_logit_score():
     ins = xk.metrics.insertion(model, x, sal, 0, steps=8)
     dele = xk.metrics.deletion(model, x, sal, 0, steps=8)
     assert torch.allclose(xk.metrics.overall(model, x, sal, 0, steps=8), ins - dele)
-    lg = xk.metrics.insertion(model, x, sal, 0, steps=8, score="logit", return_curves=True)
-    assert torch.allclose(lg["curves"][:, -1], model(x)[:, 0], atol=1e-5)
+    lg = xk.metrics.insertion_curves(model, x, sal, 0, steps=8, score="logit")
+    assert torch.allclose(lg.curves[:, -1], model(x)[:, 0], atol=1e-5)
 
 
 def test_constant_map_is_defined():
@@ -124,11 +124,10 @@ def test_aopc_hand_computed():
     sal = torch.zeros(1, 4, 4)
     sal[:, :2, :2] = 1.0                                  # and most salient
     sal[:, 2:, 2:] = 0.5
-    r = xk.metrics.aopc(model, x, sal, target=0, patch_size=2, regions=2, baseline="zero",
-                        return_curves=True)
+    r = xk.metrics.aopc_curves(model, x, sal, target=0, patch_size=2, regions=2, baseline="zero")
     p0 = sig(2 * 1.5)
     # mean(x) = (4*3 + 12*1)/16 = 1.5; without the top-left patch 12/16; without bottom-right too 8/16
     d1 = p0 - sig(2 * 0.75)
     d2 = p0 - sig(2 * 0.5)
-    assert torch.allclose(r["curves"][0], torch.tensor([d1, d2]), atol=1e-6)
-    assert r["aopc"][0].item() == pytest.approx((0 + d1 + d2) / 3, abs=1e-6)
+    assert torch.allclose(r.curves[0], torch.tensor([d1, d2]), atol=1e-6)
+    assert r.aopc[0].item() == pytest.approx((0 + d1 + d2) / 3, abs=1e-6)

@@ -27,10 +27,10 @@ def test_aopc_curves_match_quantus_region_perturbation():
     q = metric(model=model, x_batch=x.numpy(), y_batch=y.numpy(), a_batch=sal[:, None].numpy(),
                channel_first=True, device="cpu", softmax=True)
     q = np.asarray(q, dtype=np.float64)                     # (B, 10) drops f(x) - f(x_k)
-    r = xk.metrics.aopc(model, x, sal, y, patch_size=14, regions=10, return_curves=True)
-    assert q.shape == tuple(r["curves"].shape)
-    np.testing.assert_allclose(r["curves"].numpy(), q, atol=1e-5)
-    np.testing.assert_allclose(r["aopc"].numpy(), q.sum(1) / 11, atol=1e-5)
+    r = xk.metrics.aopc_curves(model, x, sal, y, patch_size=14, regions=10)
+    assert q.shape == tuple(r.curves.shape)
+    np.testing.assert_allclose(r.curves.numpy(), q, atol=1e-5)
+    np.testing.assert_allclose(r.aopc.numpy(), q.sum(1) / 11, atol=1e-5)
 
 
 def _explainer(model):

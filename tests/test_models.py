@@ -142,7 +142,7 @@ def test_load_stores_conv_models_channels_last_with_unchanged_outputs():
 
 
 def test_auto_batch_is_a_pixel_budget():
-    from xaikit.config import auto_batch
+    from xaikit.core import auto_batch
 
     assert auto_batch((224, 224)) == 8            # 2**19 / 224**2 = 10.4 -> power of two below
     assert auto_batch((128, 128)) == 32

@@ -1,40 +1,112 @@
-"""Common machinery of every saliency method: the :class:`Attributor` base class, the registry,
-input/target validation, activation/gradient capture at a layer, map normalization and upsampling.
+"""Common machinery of every saliency method: the :class:`Attributor` base class, the :class:`Explanation`
+it returns, the registry (:func:`create`, :func:`available`), option checks, map normalization and
+upsampling.
 
-Conventions (shared by all methods, and reused by :mod:`xaikit.metrics`):
+Conventions (shared by all methods; the vocabulary is :mod:`xaikit.core.conventions`, the target rule
+:mod:`xaikit.core.targets`, the device rule :mod:`xaikit.core.devices`):
 
-* ``x`` is a *normalized* batch ``(B, 3, H, W)`` (``model.xaikit.normalize`` of [0, 1] pixels).
+* ``x`` is a *normalized* batch ``(B, 3, H, W)`` (``model.xaikit.normalize`` of [0, 1] pixels), on any
+  device: the method runs where the model lives and returns its tensors on the device of ``x``.
 * ``target``: ``None`` = the predicted class, an ``int`` for every image, or a ``(B,)`` integer tensor.
 * ``attributor(x, target)`` -> ``(B, H, W)`` in [0, 1]: raw map -> :func:`normalize_maps` ->
   :func:`upsample` (bilinear) to the input size.
-* ``attributor.explain(x, target, upsample=False)`` -> ``(B, h, w)`` at the method's own resolution
-  (the layer's, for CAM methods), **after** per-image min-max normalization; pass
-  ``normalize=False`` for the raw map (after the method's activation ``h``, e.g. ReLU, but not rescaled).
-* After a call, ``attributor.last_target`` holds the ``(B,)`` classes that were explained and
-  ``attributor.last_logits`` the clean logits when the method computed them.
+* ``attributor.explain(x, target, upsample=False)`` -> :class:`Explanation`: ``maps`` ``(B, h, w)`` at the
+  method's own resolution (the layer's, for CAM methods), **after** per-image min-max normalization
+  (``normalize=False``: the raw map, after the method's activation ``h``, e.g. ReLU, not rescaled), the
+  ``target`` classes explained, the clean ``logits`` and the method's ``extras`` (CAM weights, Score-CAM
+  channel scores, Opti-CAM loss history, ...). Nothing of a call is kept on the attributor.
+* Options are keyword-only arguments of each method's constructor, checked there (a
+  :class:`~xaikit.errors.ConfigError` names the option, the value and what is allowed); ``attributor.options``
+  holds every resolved option (canonical names, JSON-able values) but ``batch_size`` and ``reshape``,
+  which change how the work is split, not the map.
 """
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import difflib
-from typing import Callable, Iterable, Sequence
+import hashlib
+import importlib
+import inspect
+import math
+from typing import Any, Callable
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import auto_batch
+from ..core.conventions import auto_batch, check_count, check_images
 from ..core.devices import back, model_device, to_device
-from ..errors import ConfigError, InputError, LayerError
+from ..core.targets import check_target
+from ..errors import ConfigError, InputError
+from ..models.fast import inference_twin
+from ..models.hooks import LayerCapture, model_guard
+from ..models.zoo import get_layer
+from ..models.zoo import info as model_info
+
+# ------------------------------------------------------------------------------------ result
+@dataclasses.dataclass
+class Explanation:
+    """What a saliency method found for a batch of B images (``Attributor.explain``).
+
+    Attributes:
+        maps: (B, h, w) float saliency maps (normalized to [0, 1] per image unless ``normalize=False``;
+            at the input size with ``upsample=True``).
+        target: (B,) long, the classes explained (the predicted ones where the target was None).
+        logits: (B, C) clean logits of the images when the method computed them, else None.
+        extras: method-specific details, documented by each method (``"weights"`` of the CAM family,
+            Score-CAM's ``"scores"`` and ``"n_forward"``, Group-CAM's ``"masks"`` and ``"gains"``, Opti-CAM's
+            ``"history"`` and ``"steps"``, Extremal Perturbation's ``"masks"`` and ``"area"``, ...).
+
+    Every tensor lies on the device of the images given to ``explain``; :meth:`to` moves them all.
+    """
+
+    maps: torch.Tensor
+    target: torch.Tensor
+    logits: torch.Tensor | None = None
+    extras: dict = dataclasses.field(default_factory=dict)
+
+    def to(self, device) -> "Explanation":
+        """The same explanation with every tensor (extras included, recursively) on ``device``."""
+        if device is None:
+            return self
+        device = device.device if isinstance(device, torch.Tensor) else torch.device(device)
+        return Explanation(back(self.maps, device), back(self.target, device),
+                           None if self.logits is None else back(self.logits, device), back(self.extras, device))
+
+    def cpu(self) -> "Explanation":
+        return self.to("cpu")
+
+    def __repr__(self):
+        ext = ", ".join(f"{k}={tuple(v.shape) if isinstance(v, torch.Tensor) else v!r}" for k, v in self.extras.items())
+        lg = None if self.logits is None else tuple(self.logits.shape)
+        return (f"Explanation(maps={tuple(self.maps.shape)}, target={self.target.tolist()}, logits={lg}, "
+                f"extras={{{ext}}})")
+
+
+def _detached(obj):
+    """Tensors (also inside dicts, lists and tuples) detached from any graph."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach()
+    if isinstance(obj, dict):
+        return {k: _detached(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_detached(v) for v in obj)
+    return obj
+
 
 # ------------------------------------------------------------------------------------ registry
 _REGISTRY: dict[str, type] = {}
 _ALIASES: dict[str, str] = {"axiomcam": "xgradcam", "axiom_cam": "xgradcam", "grad_cam": "gradcam",
                             "gradcam++": "gradcampp", "score_cam": "scorecam", "opti_cam": "opticam"}
 
-#: modules that register methods when imported (lazily, so ``available()`` sees them all)
+#: modules that register methods when imported (lazily, so that ``available()`` sees them all)
 _METHOD_MODULES = ("cam", "score", "opticam", "gradient", "perturbation", "transformer")
 _loaded = False
+#: constructor arguments that are not options of the method
+_NOT_OPTIONS = ("self", "model", "layer")
+#: options that change how the work is split, not the map: not part of ``Attributor.options``
+_EXECUTION = ("batch_size", "reshape")
 
 
 def register(name: str, *aliases: str) -> Callable[[type], type]:
@@ -55,14 +127,8 @@ def _load_all() -> None:
     if _loaded:
         return
     _loaded = True
-    import importlib
-
     for mod in _METHOD_MODULES:
-        try:
-            importlib.import_module(f"{__package__}.{mod}")
-        except ModuleNotFoundError as e:  # a method module not written yet
-            if e.name != f"{__package__}.{mod}":
-                raise
+        importlib.import_module(f"{__package__}.{mod}")
 
 
 def available() -> list[str]:
@@ -72,8 +138,8 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create(name: str, model: nn.Module, layer=None, **options) -> "Attributor":
-    """Build the method ``name`` on ``model`` at ``layer`` (None: the method's/model's default)."""
+def method_class(name: str) -> type:
+    """The :class:`Attributor` subclass registered as ``name`` (aliases accepted)."""
     _load_all()
     key = str(name).lower().replace("-", "")
     key = _ALIASES.get(key, key)
@@ -82,7 +148,70 @@ def create(name: str, model: nn.Module, layer=None, **options) -> "Attributor":
         raise ConfigError(f"unknown saliency method {name!r}. "
                           + (f"Did you mean {close}? " if close else "")
                           + f"Available: {available()} (aliases: {sorted(_ALIASES)}).")
-    return _REGISTRY[key](model, layer=layer, **options)
+    return _REGISTRY[key]
+
+
+def options_of(name_or_class) -> dict[str, Any]:
+    """``{option: default}`` of a method, read from its constructor's signature (``batch_size`` included)."""
+    cls = name_or_class if isinstance(name_or_class, type) else method_class(name_or_class)
+    sig = inspect.signature(cls.__init__)
+    return {p.name: p.default for p in sig.parameters.values()
+            if p.name not in _NOT_OPTIONS and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+
+
+def create(name: str, model: nn.Module, layer=None, **options) -> "Attributor":
+    """Build the method ``name`` on ``model`` at ``layer`` (None: the method's/model's default).
+
+    ``options`` are the keyword-only arguments of the method's class (``help(xk.attributors.create(name,
+    model))`` lists them with their defaults); an unknown one is a :class:`ConfigError` listing the valid ones.
+    """
+    cls = method_class(name)
+    valid = options_of(cls)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        close = {u: difflib.get_close_matches(u, list(valid), n=1, cutoff=0.6) for u in unknown}
+        hint = "; ".join(f"{u!r}: did you mean {c[0]!r}?" for u, c in close.items() if c)
+        raise ConfigError(f"{cls.name}: unknown option(s) {unknown}; valid options are {sorted(valid)}"
+                          + (f" ({hint})" if hint else "") + f" - see help(xk.attributors.{cls.__name__})")
+    return cls(model, layer=layer, **options)
+
+
+# ------------------------------------------------------------------------------ option checks
+def check_bool(name: str, value) -> bool:
+    """A flag: True or False (NumPy booleans too); strings such as ``'no'`` and numbers are refused."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ConfigError(f"{name}={value!r} must be True or False")
+
+
+def check_number(name: str, value, low: float = -math.inf, high: float = math.inf, *, low_open: bool = False,
+                 high_open: bool = False) -> float:
+    """A finite real number in the interval from ``low`` to ``high`` (ends open as asked); bools refused."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}={value!r} must be a number")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}={value!r} must be a number") from None
+    ok = math.isfinite(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+    if not ok:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ConfigError(f"{name}={value!r} must be a finite number in {interval}")
+    return v
+
+
+def check_odd(name: str, value, minimum: int = 1) -> int:
+    """A positive odd whole number (a Gaussian kernel size)."""
+    v = check_count(name, value, minimum)
+    if v % 2 == 0:
+        raise ConfigError(f"{name}={value!r} must be odd (a kernel centred on its pixel: 1, 3, 5, ...)")
+    return v
+
+
+def fingerprint(t: torch.Tensor) -> str:
+    """A short JSON-able stand-in for a tensor option (its shape and a hash of its values)."""
+    a = t.detach().cpu().contiguous().float().numpy()
+    return f"tensor{tuple(a.shape)}:sha1={hashlib.sha1(a.tobytes()).hexdigest()[:12]}"
 
 
 # ------------------------------------------------------------------------------ maps helpers
@@ -121,210 +250,39 @@ def upsample(maps: torch.Tensor, size, mode: str = "bilinear", align_corners: bo
 _upsample = upsample
 
 
-def chunks(n: int, size: int) -> Iterable[slice]:
-    """Slices ``[0:size], [size:2 size], ...`` covering ``range(n)``."""
-    size = max(1, int(size))
-    for s in range(0, n, size):
-        yield slice(s, min(n, s + size))
-
-
-# ------------------------------------------------------------------------------ validation
-def check_input(x, model: nn.Module | None = None) -> torch.Tensor:
-    """Validate a normalized image batch and move it to the model's device."""
-    if not isinstance(x, torch.Tensor):
-        raise InputError(f"x must be a torch.Tensor (B, 3, H, W), got {type(x).__name__}; "
-                         "convert with torch.as_tensor(...) and normalize with model.xaikit.normalize")
-    if x.dim() == 3:
-        raise InputError(f"x has shape {tuple(x.shape)}: a single image without batch dimension; "
-                         "pass x.unsqueeze(0) (B, 3, H, W)")
-    if x.dim() != 4:
-        raise InputError(f"x must be a 4-D batch (B, 3, H, W), got shape {tuple(x.shape)}")
-    if x.shape[0] == 0:
-        raise InputError("x is an empty batch (B = 0)")
-    if x.shape[1] != 3:
-        raise InputError(f"x must have 3 channels in dim 1 (B, 3, H, W), got shape {tuple(x.shape)}; "
-                         "channels-last images need x.permute(0, 3, 1, 2)")
-    if not torch.is_floating_point(x):
-        raise InputError(f"x has dtype {x.dtype}; a floating, normalized batch is expected. Fix: "
-                         "x = model.xaikit.normalize(x.float() / 255) for uint8 images")
-    if not bool(torch.isfinite(x).all()):
-        raise InputError("x contains NaN or infinite values")
-    if model is not None:
-        inf = getattr(model, "xaikit", None)
-        if inf is not None and getattr(inf, "is_vit", False):
-            pe = getattr(model, "patch_embed", None)
-            want = tuple(getattr(pe, "img_size", None) or (inf.input_size, inf.input_size))
-            dyn = bool(getattr(pe, "dynamic_img_size", False))
-            if not dyn and tuple(x.shape[-2:]) != want:
-                raise InputError(f"this vision transformer accepts only {want[0]}x{want[1]} images, got "
-                                 f"{x.shape[-2]}x{x.shape[-1]}; resize with model.xaikit.transform")
-        if x.shape[-1] < 8 or x.shape[-2] < 8:
-            raise InputError(f"images of {x.shape[-2]}x{x.shape[-1]} pixels are too small for this model")
-        # the device rule (xaikit.core.devices): run where the model lives, whatever the input's device
-        x = to_device(x, model_device(model))
-        p = next(model.parameters(), None)
-        if p is not None and x.dtype != p.dtype:
-            x = x.to(dtype=p.dtype)
-    return x
-
-
-def check_target(target, batch: int, num_classes: int | None, device=None) -> torch.Tensor | None:
-    """``None`` stays None (predicted class); int / sequence / tensor -> (B,) long, range-checked."""
-    if target is None:
-        return None
-    if isinstance(target, bool):
-        raise InputError("target must be a class index, got a bool")
-    if isinstance(target, int) or (isinstance(target, torch.Tensor) and target.dim() == 0):
-        t = torch.full((batch,), int(target), dtype=torch.long)
-    else:
-        try:
-            t = torch.as_tensor(target)
-        except Exception as e:
-            raise InputError(f"target must be None, an int or a (B,) integer tensor; got {type(target).__name__}") from e
-        if t.is_floating_point() or t.dtype == torch.bool:
-            raise InputError(f"target must hold integer class indices, got dtype {t.dtype}; "
-                             "for multi-hot labels pick one class per image, e.g. labels.argmax(1)")
-        if t.dim() != 1 or t.shape[0] != batch:
-            raise InputError(f"target must be an int or have shape ({batch},) for a batch of {batch}, "
-                             f"got shape {tuple(t.shape)}")
-        t = t.long()
-    if num_classes:
-        bad = (t < 0) | (t >= num_classes)
-        if bool(bad.any()):
-            raise InputError(f"target {t[bad].tolist()} out of range: this model has num_classes={num_classes} "
-                             f"(valid classes 0..{num_classes - 1})")
-    return t.to(device) if device is not None else t
-
-
-def resolve_target(target: torch.Tensor | None, logits: torch.Tensor) -> torch.Tensor:
-    """The validated target, or the predicted class ``logits.argmax(1)`` when it is None."""
-    if target is None:
-        return logits.detach().argmax(1)
-    return target.to(logits.device)
-
-
-def class_score(logits: torch.Tensor, target: torch.Tensor, score: str = "logit") -> torch.Tensor:
-    """(B,) score of class ``target`` per row: ``logit`` y_c, ``softmax`` p_c or ``log_softmax``."""
-    if score == "logit":
-        s = logits
-    elif score == "softmax":
-        s = logits.softmax(1)
-    elif score == "log_softmax":
-        s = logits.log_softmax(1)
-    else:
-        raise ConfigError(f"score={score!r}: use 'logit', 'softmax' or 'log_softmax'")
-    return s.gather(1, target.view(-1, 1).to(s.device)).squeeze(1)
-
-
-# ------------------------------------------------------------------------------ layer capture
-class LayerCapture:
-    """Forward hook recording a layer's output; hooks are removed on exit (context manager).
-
-    ``raw`` is the module output as produced (tokens for ViTs), ``activations`` the same after the
-    reshape transform (``(B, C, h, w)``).  With ``grad=True`` the output is made differentiable even
-    when the model is frozen, so :meth:`gradients` can take ``d score / d A`` with
-    :func:`torch.autograd.grad` (no ``.grad`` of any parameter is touched).
-    ``replace``: optional callable ``out -> new_out`` whose result replaces the layer's output.
-    """
-
-    def __init__(self, layer: nn.Module, reshape: Callable | None = None, grad: bool = False,
-                 replace: Callable | None = None):
-        self.layer, self.reshape, self.grad, self.replace = layer, reshape, grad, replace
-        self.raw = None
-        self._handle = None
-
-    def _hook(self, module, inputs, out):
-        if isinstance(out, (tuple, list)):
-            out = out[0]
-        if self.replace is not None:
-            out = self.replace(out)
-        if self.grad and torch.is_grad_enabled() and not out.requires_grad:
-            out = out.detach().requires_grad_(True)
-        self.raw = out
-        return out
-
-    def __enter__(self):
-        self._handle = self.layer.register_forward_hook(self._hook)
-        return self
-
-    def __exit__(self, *exc):
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
-        return False
-
-    def _shape(self, t):
-        if self.reshape is not None:
-            t = self.reshape(t)
-        if t.dim() != 4:
-            raise LayerError(f"the layer output has shape {tuple(t.shape)}, not a (B, C, h, w) feature map; "
-                             "pick a convolutional layer, or pass reshape=<callable tokens -> (B, C, h, w)>")
-        return t
-
-    @property
-    def activations(self) -> torch.Tensor:
-        if self.raw is None:
-            raise LayerError("the target layer was not called during the forward pass; pick a layer "
-                             "on the path from input to output (see xaikit.models.list_layers(model))")
-        return self._shape(self.raw)
-
-    def gradients(self, score: torch.Tensor, retain_graph: bool = False) -> torch.Tensor:
-        """``d sum(score) / d A`` reshaped like :attr:`activations` (B, C, h, w)."""
-        if self.raw is None or not self.raw.requires_grad:
-            raise LayerError("no gradient reaches the target layer; is it on the path to the output?")
-        (g,) = torch.autograd.grad(score.sum(), self.raw, retain_graph=retain_graph, allow_unused=True)
-        if g is None:
-            raise LayerError("the class score does not depend on the target layer's output")
-        return self._shape(g)
-
-
-@contextlib.contextmanager
-def model_guard(model: nn.Module):
-    """Eval mode during the call and restored after; parameter ``.grad`` fields left as they were."""
-    was_training = model.training
-    grads = [(p, p.grad) for p in model.parameters()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for p, g in grads:
-            p.grad = g
-        model.train(was_training)
-
-
 # ------------------------------------------------------------------------------ base class
 class Attributor:
     """Base class of saliency methods.
 
-    Subclasses set ``defaults`` (their options and default values; unknown options raise
-    :class:`ConfigError`), ``uses_layer`` and implement :meth:`_attribute`
-    ``(x, target|None) -> (B, h, w)`` raw map, setting ``self.last_target``.
-    Common options: ``batch_size`` (chunk of forward passes for perturbation methods),
-    ``reshape`` (tokens -> (B, C, h, w); ViTs default to ``model.xaikit.reshape``).
+    A subclass declares its options as keyword-only arguments of ``__init__`` (with defaults and type hints,
+    documented in an ``Args:`` section of its docstring), checks them, calls ``super().__init__`` and records
+    the resolved values with :meth:`_set_options`; it implements :meth:`_attribute` ``(x, target|None) ->``
+    :class:`Explanation` with the raw ``(B, h, w)`` maps. ``x`` arrives checked, on the model's device, and
+    the model in eval mode (:func:`~xaikit.models.hooks.model_guard`).
+
+    Args:
+        model: the classifier (an ``nn.Module``; ``model.xaikit`` metadata is read, or built).
+        layer: dotted module name or module of the target layer, for methods that read one (``uses_layer``);
+            None: the model's default layer. Ignored by the other methods.
+        batch_size: forward passes per chunk (perturbation methods, noise samples, path steps); None: chosen
+            from the image size by :func:`xaikit.core.conventions.auto_batch` (8 at 224 px on CPU).
+        reshape: tokens -> (B, C, h, w) for layer methods on transformers (ViTs default to
+            ``model.xaikit.reshape``).
     """
 
     name = "base"
     uses_layer = True
-    defaults: dict = {}
+    #: inference twin for the forward passes of perturbed inputs (methods with a ``twin`` option set it)
+    twin = False
 
-    def __init__(self, model: nn.Module, layer=None, batch_size: int | None = None, reshape: Callable | None = None,
-                 **options):
-        from ..models.zoo import get_layer, info
-
+    def __init__(self, model: nn.Module, layer=None, *, batch_size: int | None = None,
+                 reshape: Callable | None = None):
         if not isinstance(model, nn.Module):
             raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.model = model
-        self.info = info(model)
-        unknown = sorted(set(options) - set(self.defaults))
-        if unknown:
-            raise ConfigError(f"{self.name}: unknown option(s) {unknown}; valid options are "
-                              f"{sorted(self.defaults) + ['batch_size', 'layer', 'reshape']}")
-        self.options = {**self.defaults, **options}
-        for k, v in self.options.items():
-            setattr(self, k, v)
-        if batch_size is not None and int(batch_size) < 1:
-            raise ConfigError(f"batch_size must be >= 1 (or None: chosen from the image size), got {batch_size}")
-        self._batch_size = None if batch_size is None else int(batch_size)
+        self.info = model_info(model)
+        self.options: dict = {}
+        self._batch_size = None if batch_size is None else check_count("batch_size", batch_size, 1)
         self._auto_batch = 64
         self.layer_name = None
         self.layer = None
@@ -333,24 +291,30 @@ class Attributor:
                 layer = self.default_layer()
             self.layer = get_layer(model, layer)
             self.layer_name = layer if isinstance(layer, str) else None
+        if reshape is not None and not callable(reshape):
+            raise ConfigError(f"reshape={reshape!r} must be a callable tokens -> (B, C, h, w) or None")
         if reshape is None and self.info.is_vit:
             reshape = self.info.reshape
         self.reshape = reshape
-        self.last_target = None
-        self.last_logits = None
+
+    def _set_options(self, **resolved) -> None:
+        """Record resolved options: in :attr:`options` and as attributes of the same names."""
+        for k, v in resolved.items():
+            self.options[k] = v
+            setattr(self, k, v)
 
     # -- hooks for subclasses -----------------------------------------------------------
     def default_layer(self):
         """Layer used when ``layer=None`` (the model's default target layer)."""
         return self.info.default_layer
 
-    def _attribute(self, x: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:  # pragma: no cover
+    def _attribute(self, x: torch.Tensor, target: torch.Tensor | None) -> Explanation:  # pragma: no cover
         raise NotImplementedError
 
     # -- public API ---------------------------------------------------------------------
     @property
     def batch_size(self) -> int:
-        """Chunk of forward passes: the one given, else :func:`xaikit.config.auto_batch` of the
+        """Chunk of forward passes: the one given, else :func:`~xaikit.core.conventions.auto_batch` of the
         current images (8 at 224 px on CPU)."""
         return self._batch_size or self._auto_batch
 
@@ -358,26 +322,32 @@ class Attributor:
     def num_classes(self) -> int | None:
         return int(self.info.num_classes) if self.info.num_classes else None
 
-    def explain(self, x, target=None, upsample: bool = False, normalize: bool = True) -> torch.Tensor:
-        """(B, h, w) map at the method's resolution, min-max normalized per image unless
-        ``normalize=False``; with ``upsample=True`` resized (bilinear) to the input size."""
+    def explain(self, x, target=None, *, upsample: bool = False, normalize: bool = True) -> Explanation:
+        """Explain ``x`` (normalized (B, 3, H, W), any device) for ``target`` (None: the predicted class).
+
+        Returns an :class:`Explanation`: ``maps`` (B, h, w) at the method's resolution, min-max normalized
+        per image unless ``normalize=False``, resized (bilinear) to the input size with ``upsample=True``;
+        ``target`` (B,), ``logits`` (B, C) or None, ``extras`` (see the method). All on the device of ``x``.
+        """
         home = x.device if isinstance(x, torch.Tensor) else None
-        x = check_input(x, self.model)
+        x = self._prepare(x)
         t = check_target(target, x.shape[0], self.num_classes, x.device)
         self._auto_batch = auto_batch(x.shape[-2:], x.device)
         with model_guard(self.model):
-            raw = self._attribute(x, t)
+            e = self._attribute(x, t)
+        raw = e.maps
         if raw.dim() != 3 or raw.shape[0] != x.shape[0]:  # pragma: no cover - method bug
             raise RuntimeError(f"{self.name} returned shape {tuple(raw.shape)}")
-        out = normalize_maps(raw) if normalize else raw.detach().float()
+        maps = normalize_maps(raw) if normalize else raw.detach().float()
         if upsample:
-            out = _upsample(out, x.shape[-2:])
-        return back(out.detach(), home)  # results go back to the device of the inputs
+            maps = _upsample(maps, x.shape[-2:])
+        logits = None if e.logits is None else e.logits.detach().float()
+        out = Explanation(maps.detach(), e.target.detach(), logits, _detached(e.extras))
+        return out.to(home)  # results go back to the device of the inputs
 
     def __call__(self, x, target=None) -> torch.Tensor:
-        """(B, H, W) saliency in [0, 1], upsampled to the input size."""
-        out = self.explain(x, target, upsample=True)
-        return out.clamp_(0.0, 1.0)
+        """(B, H, W) saliency in [0, 1], upsampled to the input size (``explain(x, target, upsample=True).maps``)."""
+        return self.explain(x, target, upsample=True).maps.clamp_(0.0, 1.0)
 
     def __repr__(self):
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
@@ -385,18 +355,33 @@ class Attributor:
         return f"{type(self).__name__}({self.name!r}{lay}{', ' + opts if opts else ''})"
 
     # -- helpers ------------------------------------------------------------------------
+    def _prepare(self, x) -> torch.Tensor:
+        """A checked image batch on the model's device and dtype (the device rule); model-specific checks:
+        a ViT's fixed input size, images too small for the model."""
+        x = check_images(x)
+        inf = self.info
+        if getattr(inf, "is_vit", False):
+            pe = getattr(self.model, "patch_embed", None)
+            want = tuple(getattr(pe, "img_size", None) or (inf.input_size, inf.input_size))
+            dyn = bool(getattr(pe, "dynamic_img_size", False))
+            if not dyn and tuple(x.shape[-2:]) != want:
+                raise InputError(f"this vision transformer accepts only {want[0]}x{want[1]} images, got "
+                                 f"{x.shape[-2]}x{x.shape[-1]}; resize with model.xaikit.transform")
+        if x.shape[-1] < 8 or x.shape[-2] < 8:
+            raise InputError(f"images of {x.shape[-2]}x{x.shape[-1]} pixels are too small for this model")
+        x = to_device(x, model_device(self.model))
+        p = next(self.model.parameters(), None)
+        if p is not None and p.is_floating_point() and x.dtype != p.dtype:
+            x = x.to(dtype=p.dtype)
+        return x
+
     def capture(self, grad: bool = False, replace: Callable | None = None) -> LayerCapture:
+        """A :class:`~xaikit.models.hooks.LayerCapture` on the method's layer (with its reshape)."""
         return LayerCapture(self.layer, self.reshape, grad=grad, replace=replace)
 
     def fast(self, x: torch.Tensor) -> nn.Module:
-        """The model's inference twin (:func:`xaikit.models.inference_twin`: BatchNorm folded,
-        channels-last, checked on ``x``) for the forward passes of perturbed inputs that need no
-        layer hook; the model itself where no twin applies."""
-        from ..models.fast import inference_twin
-
-        return inference_twin(self.model, x)
-
-    def forward_chunks(self, inputs: torch.Tensor, fn: Callable | None = None) -> torch.Tensor:
-        """Run ``model`` (or ``fn``) on ``inputs`` in chunks of ``batch_size`` and concatenate."""
-        f = fn or self.model
-        return torch.cat([f(inputs[s]) for s in chunks(inputs.shape[0], self.batch_size)])
+        """The network for forward passes of perturbed inputs that need no layer hook: with the ``twin``
+        option on, the model's inference twin (:func:`xaikit.models.inference_twin`: BatchNorm folded,
+        channels-last, checked on ``x``; the model itself where no twin applies, or under
+        :func:`xaikit.models.fast.disabled`); with ``twin=False`` the model itself."""
+        return inference_twin(self.model, x) if self.twin else self.model

@@ -7,25 +7,31 @@ Gradient methods need one forward and one backward for the whole batch.
 Conventions and options (defaults follow the thesis; the grad-cam package is reproduced by them too):
 
 * ``score="logit"``: the class score is the logit ``y_c`` (thesis notation, and grad-cam's
-  ``ClassifierOutputTarget``); ``"softmax"`` / ``"log_softmax"`` are the alternatives.
+  ``ClassifierOutputTarget``); ``"softmax"`` / ``"log_softmax"`` are the alternatives
+  (:data:`xaikit.core.conventions.SCORES`).
 * ``relu=True``: ``h = ReLU`` (Grad-CAM and followers); CAM uses ``h = identity`` (thesis §1.3.2).
 * ``explain`` normalizes per image by min-max *after* ``h``; grad-cam does the same
   (``scale_cam_image``, with ``+1e-7`` in the denominator), so the maps agree up to that epsilon.
   grad-cam upsamples with ``cv2.resize`` (bilinear, half-pixel centres) = our
   ``upsample(..., align_corners=False)``.
+* ``explain(...).extras["weights"]``: the weights ``w`` of every CAM method ((B, K), or (B, K, h, w)).
 
 Methods here: ``cam, gradcam, gradcampp, xgradcam`` (= ``axiomcam``), ``hirescam, layercam,
 fakecam, groupcam``; ``scorecam, ablationcam`` live in :mod:`.score`, ``opticam`` in :mod:`.opticam`.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from ..errors import ConfigError, LayerError
-from .base import (Attributor, check_input, check_target, class_score, normalize_maps, register, resolve_target,
-                   upsample)
+from ..core.conventions import Space, check_count, choice, class_score, chunks, gaussian_blur
+from ..core.targets import check_target, resolve_target
+from ..errors import LayerError
+from ..models.hooks import model_guard
+from ..models.zoo import get_layer
+from .base import Attributor, Explanation, check_bool, check_number, check_odd, register, upsample
 
 
 def combine(weights: torch.Tensor, A: torch.Tensor, relu: bool = True) -> torch.Tensor:
@@ -38,24 +44,6 @@ def combine(weights: torch.Tensor, A: torch.Tensor, relu: bool = True) -> torch.
     else:
         raise ValueError(f"weights must be (B, K) or (B, K, h, w), got {tuple(weights.shape)}")
     return s.clamp_min(0) if relu else s
-
-
-def mask_input(x: torch.Tensor, m: torch.Tensor, info=None, space: str = "input") -> torch.Tensor:
-    """Mask a normalized batch with maps ``m`` in [0, 1] (broadcastable to (B, 1, H, W)).
-
-    ``space="input"``: ``x * m`` on the normalized tensor, as in the Score-CAM and Opti-CAM code and
-    grad-cam (masked pixels become the dataset mean); ``"pixel"``: mask the [0, 1] image and
-    normalize again (masked pixels become black).
-    """
-    if m.dim() == 3:
-        m = m[:, None]
-    if space == "input":
-        return x * m
-    if space == "pixel":
-        if info is None:
-            raise ConfigError("mask space 'pixel' needs the model's mean/std (model.xaikit)")
-        return info.normalize(info.denormalize(x) * m)
-    raise ConfigError(f"mask space {space!r}: use 'input' (normalized tensor) or 'pixel' ([0, 1] image)")
 
 
 def channel_minmax(m: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
@@ -77,17 +65,36 @@ def channel_minmax(m: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
 
 class CAMFamily(Attributor):
     """Base of the CAM family: captures A (and dA when ``needs_grads``) at the layer in one
-    forward/backward for the batch, asks :meth:`weights` and applies :func:`combine`."""
+    forward/backward for the batch, asks :meth:`weights` and applies :func:`combine`.
+
+    Args:
+        relu: ``h`` = ReLU (True) or the identity (False) on the weighted sum (thesis eq. 1.3).
+        score: the class score differentiated or measured: ``"logit"`` y_c (thesis, grad-cam),
+            ``"softmax"`` p_c or ``"log_softmax"`` (aliases ``"prob"``, ``"log_prob"``).
+        batch_size: forward passes per chunk (methods that run perturbed inputs); None: from the image size.
+        reshape: tokens -> (B, C, h, w) for transformer layers (ViTs: ``model.xaikit.reshape``).
+    """
 
     needs_grads = True
-    defaults = {"relu": True, "score": "logit"}
 
-    def features(self, x, target):
-        """(A, G, logits, target): activations (B, K, h, w), their gradients (or None) and logits, on the
-        model's device (``x`` may be anywhere)."""
-        x = check_input(x, self.model)
-        if target is not None:
-            target = check_target(target, x.shape[0], self.num_classes, x.device)
+    def __init__(self, model: nn.Module, layer=None, *, relu: bool = True, score: str = "logit",
+                 batch_size: int | None = None, reshape: Callable | None = None):
+        super().__init__(model, layer, batch_size=batch_size, reshape=reshape)
+        self._set_options(relu=check_bool("relu", relu), score=choice("score", score, "score"))
+
+    # -- the one forward (and backward) at the layer --------------------------------------
+    def features(self, x, target=None):
+        """(A, G, logits, target) for a normalized batch ``x`` (any device): activations (B, K, h, w), their
+        gradients (or None for gradient-free methods), clean logits and the (B,) classes, on the model's
+        device. The model runs in eval mode and is left as it was."""
+        x = self._prepare(x)
+        t = check_target(target, x.shape[0], self.num_classes, x.device)
+        with model_guard(self.model):
+            A, G, logits, t, _ = self._features(x, t)
+        return A, G, logits, t
+
+    def _features(self, x, target):
+        """:meth:`features` of a prepared batch, plus the raw (un-reshaped) layer output of the clean pass."""
         with self.capture(grad=self.needs_grads) as cap:
             if self.needs_grads:
                 with torch.enable_grad():
@@ -95,45 +102,65 @@ class CAMFamily(Attributor):
                     target = resolve_target(target, logits)
                     G = cap.gradients(class_score(logits, target, self.score))
                 A = cap.activations.detach()
+                raw = cap.raw.detach()
             else:
                 with torch.inference_mode():
                     logits = self.model(x)
                     target = resolve_target(target, logits)
                     A = cap.activations.clone()
-                    self._raw = cap.raw
+                    raw = cap.raw.clone()
                 G = None
         # clones outside inference mode: normal tensors that autograd may use later (Opti-CAM)
-        return A, (G.detach() if G is not None else None), logits.detach().clone(), target.clone()
+        return A, (G.detach() if G is not None else None), logits.detach().clone(), target.clone(), raw
 
-    def weights(self, A, G, x, logits, target) -> torch.Tensor:  # pragma: no cover - abstract
+    def weights(self, A, G, x, logits, target, extras: dict | None = None) -> torch.Tensor:  # pragma: no cover
+        """The weights w (B, K) or (B, K, h, w) of eq. 1.3; a method may record details in ``extras``."""
         raise NotImplementedError
 
     def _attribute(self, x, target):
-        A, G, logits, target = self.features(x, target)
-        self.last_target, self.last_logits = target, logits
+        A, G, logits, target, raw = self._features(x, target)
+        extras: dict = {}
         with torch.no_grad():
-            w = self.weights(A, G, x, logits, target)
-            self.last_weights = w
-            return combine(w, A, relu=self.relu)
+            w = self._weights(A, G, x, logits, target, extras, raw)
+            maps = combine(w, self._maps_combined(A, extras), relu=self.relu)
+        return Explanation(maps, target, logits, {"weights": w, **extras})
+
+    def _weights(self, A, G, x, logits, target, extras, raw):
+        return self.weights(A, G, x, logits, target, extras)
+
+    def _maps_combined(self, A, extras):
+        """The maps the weights multiply: the layer's activations (Group-CAM: its group masks)."""
+        return A
 
 
 @register("cam")
 class CAM(CAMFamily):
     """CAM (Zhou et al. 2016): ``w_k^c`` = classifier weights of class c, ``h`` = identity.
 
-    Defined at the layer pooled by GAP before a linear classifier (``model.xaikit.feature_layer``);
-    then ``mean_ij S + b_c = y_c`` exactly (the logit decomposition).
+    Defined at the layer pooled by GAP before a linear classifier (``model.xaikit.feature_layer``, the
+    default layer); then ``mean_ij S + b_c = y_c`` exactly (the logit decomposition). One forward pass, no
+    gradient.
+
+    Args:
+        relu: apply ``h`` = ReLU to the weighted sum; default False (CAM's ``h`` is the identity, thesis
+            §1.3.2, Zhou et al.'s code).
+        batch_size: accepted for a uniform interface; CAM runs one forward pass for the batch.
+        reshape: tokens -> (B, C, h, w) for transformer layers.
+
+    ``explain(...).extras``: ``"weights"`` (B, K), the classifier rows of the targets.
     """
 
     needs_grads = False
-    defaults = {"relu": False, "score": "logit"}
+
+    def __init__(self, model: nn.Module, layer=None, *, relu: bool = False, batch_size: int | None = None,
+                 reshape: Callable | None = None):
+        Attributor.__init__(self, model, layer, batch_size=batch_size, reshape=reshape)
+        self._set_options(relu=check_bool("relu", relu))
 
     def default_layer(self):
         return self.info.feature_layer or self.info.default_layer
 
-    def weights(self, A, G, x, logits, target):
-        from ..models.zoo import get_layer
-
+    def weights(self, A, G, x, logits, target, extras=None):
         if not self.info.classifier:
             raise LayerError("CAM needs a linear classifier after global average pooling; this model "
                              "has no known classifier (model.xaikit.classifier). Use gradcam instead.")
@@ -148,19 +175,42 @@ class CAM(CAMFamily):
 
 @register("gradcam", "grad_cam")
 class GradCAM(CAMFamily):
-    """Grad-CAM (Selvaraju et al.): ``w_k^c = GAP(dy_c / dA^k)`` (thesis eq. 1.4), h = ReLU."""
+    """Grad-CAM (Selvaraju et al., ICCV 2017): ``w_k^c = GAP(dy_c / dA^k)`` (thesis eq. 1.4), h = ReLU.
 
-    def weights(self, A, G, x, logits, target):
+    Equal to the grad-cam package's ``GradCAM`` (``tests/test_attributors_cam.py``).
+
+    Args:
+        relu: ``h`` = ReLU on the weighted sum; default True (the paper's eq. 2).
+        score: the class score differentiated: ``"logit"`` (default; the paper and grad-cam's
+            ``ClassifierOutputTarget``), ``"softmax"`` or ``"log_softmax"``.
+        batch_size: accepted for a uniform interface; one forward and one backward for the batch.
+        reshape: tokens -> (B, C, h, w) for transformer layers (ViTs: ``model.xaikit.reshape``).
+
+    ``explain(...).extras``: ``"weights"`` (B, K).
+    """
+
+    def weights(self, A, G, x, logits, target, extras=None):
         return G.mean((2, 3))
 
 
 @register("gradcampp", "gradcam++", "gradcam_pp")
 class GradCAMPlusPlus(CAMFamily):
-    """Grad-CAM++ (Chattopadhyay et al., thesis eq. 1.5) with the exponential closed form of the
-    higher derivatives (paper eq. 19): ``alpha = g^2 / (2 g^2 + sum_ab A g^3)``,
-    ``w = sum_ij alpha * ReLU(g)``; ``alpha = 0`` where ``g = 0`` (as in grad-cam)."""
+    """Grad-CAM++ (Chattopadhyay et al., WACV 2018; thesis eq. 1.5) with the exponential closed form.
 
-    def weights(self, A, G, x, logits, target):
+    The higher derivatives take the paper's closed form (eq. 19): ``alpha = g^2 / (2 g^2 + sum_ab A g^3)``,
+    ``w = sum_ij alpha * ReLU(g)``; ``alpha = 0`` where ``g = 0`` (as in grad-cam's ``GradCAMPlusPlus``).
+
+    Args:
+        relu: ``h`` = ReLU on the weighted sum; default True.
+        score: the class score differentiated: ``"logit"`` (default, as grad-cam), ``"softmax"`` or
+            ``"log_softmax"``.
+        batch_size: accepted for a uniform interface; one forward and one backward for the batch.
+        reshape: tokens -> (B, C, h, w) for transformer layers.
+
+    ``explain(...).extras``: ``"weights"`` (B, K).
+    """
+
+    def weights(self, A, G, x, logits, target, extras=None):
         g2 = G * G
         g3 = g2 * G
         denom = 2 * g2 + A.sum((2, 3), keepdim=True) * g3 + 1e-6
@@ -170,80 +220,141 @@ class GradCAMPlusPlus(CAMFamily):
 
 @register("xgradcam", "axiomcam")
 class XGradCAM(CAMFamily):
-    """XGrad-CAM / Axiom-CAM (Fu et al., thesis eq. 1.8): ``w = sum_ij A g / sum_ij A``."""
+    """XGrad-CAM / Axiom-CAM (Fu et al., BMVC 2020; thesis eq. 1.8): ``w = sum_ij A g / sum_ij A``.
 
-    def weights(self, A, G, x, logits, target):
+    Args:
+        relu: ``h`` = ReLU on the weighted sum; default True.
+        score: the class score differentiated: ``"logit"`` (default, as grad-cam), ``"softmax"`` or
+            ``"log_softmax"``.
+        batch_size: accepted for a uniform interface; one forward and one backward for the batch.
+        reshape: tokens -> (B, C, h, w) for transformer layers.
+
+    ``explain(...).extras``: ``"weights"`` (B, K).
+    """
+
+    def weights(self, A, G, x, logits, target, extras=None):
         return (A * G).sum((2, 3)) / (A.sum((2, 3)) + 1e-7)
 
 
 @register("hirescam")
 class HiResCAM(CAMFamily):
-    """HiRes-CAM (Draelos & Carin): element-wise weights ``w_kij = dy_c / dA_ij^k``."""
+    """HiRes-CAM (Draelos & Carin 2020): element-wise weights ``w_kij = dy_c / dA_ij^k``.
 
-    def weights(self, A, G, x, logits, target):
+    Args:
+        relu: ``h`` = ReLU on the weighted sum; default True (as grad-cam's ``HiResCAM``).
+        score: the class score differentiated: ``"logit"`` (default), ``"softmax"`` or ``"log_softmax"``.
+        batch_size: accepted for a uniform interface; one forward and one backward for the batch.
+        reshape: tokens -> (B, C, h, w) for transformer layers.
+
+    ``explain(...).extras``: ``"weights"`` (B, K, h, w).
+    """
+
+    def weights(self, A, G, x, logits, target, extras=None):
         return G
 
 
 @register("layercam")
 class LayerCAM(CAMFamily):
-    """Layer-CAM (Jiang et al.): element-wise weights ``ReLU(dy_c / dA_ij^k)``."""
+    """Layer-CAM (Jiang et al., TIP 2021): element-wise weights ``ReLU(dy_c / dA_ij^k)``.
 
-    def weights(self, A, G, x, logits, target):
+    Args:
+        relu: ``h`` = ReLU on the weighted sum; default True.
+        score: the class score differentiated: ``"logit"`` (default), ``"softmax"`` or ``"log_softmax"``.
+        batch_size: accepted for a uniform interface; one forward and one backward for the batch.
+        reshape: tokens -> (B, C, h, w) for transformer layers.
+
+    ``explain(...).extras``: ``"weights"`` (B, K, h, w).
+    """
+
+    def weights(self, A, G, x, logits, target, extras=None):
         return G.clamp_min(0)
 
 
 @register("fakecam")
 class FakeCAM(Attributor):
     """Fake-CAM (Poppi et al. 2021): uniform map at input resolution with the top-left pixel 0.
-    Needs no model evaluation; the target is still validated (None -> predicted class)."""
+
+    A sanity check of the recognition metrics (its AD and AG are about 0). Needs no model evaluation
+    but one forward pass when the target is None (to find the predicted class).
+
+    Args:
+        batch_size: accepted for a uniform interface; unused.
+
+    ``explain(...).extras``: empty.
+    """
 
     uses_layer = False
-    defaults = {}
+
+    def __init__(self, model: nn.Module, layer=None, *, batch_size: int | None = None):
+        super().__init__(model, None, batch_size=batch_size)
 
     def _attribute(self, x, target):
+        logits = None
         if target is None:
             with torch.inference_mode():
-                self.last_logits = self.model(x)
-            target = self.last_logits.argmax(1)
-        self.last_target = target
+                logits = self.model(x)
+            target = logits.argmax(1)
+            logits = logits.clone()
         s = torch.ones(x.shape[0], x.shape[-2], x.shape[-1], device=x.device)
         s[:, 0, 0] = 0.0
-        return s
-
-
-def gaussian_blur(x: torch.Tensor, ksize: int = 51, sigma: float = 50.0) -> torch.Tensor:
-    """Gaussian blur with reflect padding; the kernel is shrunk (odd) to fit small images."""
-    import torchvision.transforms.functional as TF
-
-    k = int(min(ksize, 2 * min(x.shape[-2:]) - 1))
-    k = k if k % 2 == 1 else k - 1
-    return TF.gaussian_blur(x, [k, k], [float(sigma), float(sigma)])
+        return Explanation(s, target.clone(), logits, {})
 
 
 @register("groupcam")
 class GroupCAM(CAMFamily):
-    """Group-CAM (Zhang et al. 2021, Algorithm 1).
+    """Group-CAM (Zhang et al. 2021, arXiv:2103.13859, Algorithm 1): Grad-CAM groups weighted by confidence gains.
 
     Grad-CAM weights (eq. 1) split the K channels into ``groups`` = G groups (``torch.tensor_split``,
     sizes differ by at most 1 when G does not divide K); ``M_l = ReLU(sum_{k in l} w_k A^k)`` (eq. 2),
-    de-noised below the ``theta``-th percentile (eq. 3, ``theta=None`` disables it), min-max
-    normalized (eq. 4) and upsampled to mask the input over a blurred baseline (eq. 5,
-    ``blur_ksize=51, blur_sigma=50`` as in the official code); weights are the confidence gains
-    ``alpha_l = F_c(I'_l) - F_c(blur)`` (eq. 6, ``gain_score="softmax"`` as in the official code);
-    ``S = ReLU(sum_l alpha_l M'_l)`` (eq. 7), combined at layer resolution (bilinear upsampling is
-    linear, so it commutes with the sum).  Paper defaults: G=32, theta=70.
+    de-noised below the ``theta``-th percentile (eq. 3), min-max normalized (eq. 4) and upsampled to mask
+    the input over a blurred baseline (eq. 5); weights are the confidence gains
+    ``alpha_l = F_c(I'_l) - F_c(blur)`` (eq. 6); ``S = ReLU(sum_l alpha_l M'_l)`` (eq. 7), combined at layer
+    resolution (bilinear upsampling is linear, so it commutes with the sum).
 
     With G=1 and theta=None: ``M'_0`` is the min-max normalized Grad-CAM map, hence Group-CAM's
     normalized map equals Grad-CAM's when ``alpha_0 > 0`` and is 0 otherwise.
+
+    Args:
+        groups: number of channel groups G, >= 1; default 32 (the paper's). A layer with fewer channels gets
+            one channel per group.
+        theta: de-noising percentile in [0, 100): values of each group map at or below it are zeroed
+            (eq. 3); default 70 (the paper's); None disables de-noising.
+        blur_ksize: Gaussian kernel size of the baseline, odd >= 1; default 51 (the official code's
+            ``GaussianBlur(51, 50)``, reflect padding, shrunk to fit small images).
+        blur_sigma: Gaussian standard deviation of the baseline, > 0; default 50.0 (official code).
+        gain_score: score of the confidence gains: ``"softmax"`` (default, the official code), ``"logit"``
+            or ``"log_softmax"``.
+        mask_space: where masks blend image and baseline: ``"normalized"`` (default; the model's input
+            tensor, as the official code; alias ``"input"``) or ``"pixel"`` (the [0, 1] image).
+        relu: ``h`` = ReLU on the gain-weighted sum; default True (eq. 7).
+        score: the class score differentiated for the Grad-CAM weights: ``"logit"`` (default).
+        twin: run the G masked and the blurred copies on the model's inference twin (default True;
+            :mod:`xaikit.models.fast`), False: on the model itself.
+        batch_size: forward passes per chunk of masked images; None: from the image size.
+        reshape: tokens -> (B, C, h, w) for transformer layers.
+
+    ``explain(...).extras``: ``"masks"`` (B, G, h, w) the normalized group masks M'_l, ``"gains"`` (B, G)
+    the confidence gains alpha_l (= ``"weights"``), ``"baseline_score"`` (B,) F_c(blur).
     """
 
-    defaults = {"relu": True, "score": "logit", "groups": 32, "theta": 70.0, "blur_ksize": 51,
-                "blur_sigma": 50.0, "gain_score": "softmax", "mask_space": "input"}
+    def __init__(self, model: nn.Module, layer=None, *, groups: int = 32, theta: float | None = 70.0,
+                 blur_ksize: int = 51, blur_sigma: float = 50.0, gain_score: str = "softmax",
+                 mask_space: str = "normalized", relu: bool = True, score: str = "logit", twin: bool = True,
+                 batch_size: int | None = None, reshape: Callable | None = None):
+        super().__init__(model, layer, relu=relu, score=score, batch_size=batch_size, reshape=reshape)
+        if theta is not None:
+            theta = check_number("theta", theta, 0, 100, high_open=True)
+        space = choice("space", mask_space, "mask_space")
+        self._space = Space(space, self.info)
+        self._set_options(groups=check_count("groups", groups, 1), theta=theta,
+                          blur_ksize=check_odd("blur_ksize", blur_ksize),
+                          blur_sigma=check_number("blur_sigma", blur_sigma, 0, low_open=True),
+                          gain_score=choice("score", gain_score, "gain_score"), mask_space=space,
+                          twin=check_bool("twin", twin))
 
-    def weights(self, A, G, x, logits, target):
-        B, K = A.shape[:2]
-        if int(self.groups) < 1:
-            raise ConfigError(f"groupcam: groups={self.groups} must be >= 1")
+    def group_masks(self, A, G) -> torch.Tensor:
+        """(B, G, h, w) normalized group masks M'_l (eq. 1-4)."""
+        K = A.shape[1]
         wA = G.mean((2, 3))[:, :, None, None] * A
         ng = min(int(self.groups), K)  # a layer with fewer channels than groups: one channel per group
         M = torch.stack([p.sum(1) for p in torch.tensor_split(wA, ng, dim=1)], 1).clamp_min(0)
@@ -251,43 +362,28 @@ class GroupCAM(CAMFamily):
             flat = M.flatten(2)
             thr = torch.quantile(flat, float(self.theta) / 100.0, dim=-1, keepdim=True)
             M = torch.where(flat > thr, flat, torch.zeros_like(flat)).view_as(M)
-        Mn = channel_minmax(M)  # (B, G, h, w) in [0, 1]
-        self.last_masks = Mn
+        return channel_minmax(M)  # (B, G, h, w) in [0, 1]
+
+    def weights(self, A, G, x, logits, target, extras=None):
+        extras = {} if extras is None else extras
+        B = A.shape[0]
+        Mn = self.group_masks(A, G)
         Gn = Mn.shape[1]
         f = self.fast(x)
         with torch.inference_mode():
-            base = gaussian_blur(x, int(self.blur_ksize), float(self.blur_sigma))
+            base = gaussian_blur(x, self.blur_ksize, self.blur_sigma, padding="reflect")
             s_base = class_score(f(base), target, self.gain_score)  # (B,)
             bidx = torch.arange(B, device=x.device).repeat_interleave(Gn)
             flatM = Mn.reshape(B * Gn, 1, *Mn.shape[-2:])
             scores = []
-            for sl in _chunks(B * Gn, self.batch_size):
+            for sl in chunks(B * Gn, self.batch_size):
                 b = bidx[sl]
                 m = upsample(flatM[sl], x.shape[-2:])
-                xi = mask_input(x[b], m, self.info, self.mask_space)
-                bi = mask_input(base[b], 1 - m, self.info, self.mask_space)
-                inp = xi + bi if self.mask_space == "input" else _blend(x[b], base[b], m, self.info)
-                scores.append(class_score(f(inp), target[b], self.gain_score))
+                scores.append(class_score(f(self._space.blend(x[b], base[b], m)), target[b], self.gain_score))
             alpha = torch.cat(scores).view(B, Gn) - s_base[:, None]
-        self._group_alpha = alpha
+        alpha, s_base = alpha.clone(), s_base.clone()  # normal tensors, outside inference mode
+        extras.update(masks=Mn, gains=alpha, baseline_score=s_base)
         return alpha
 
-    def _attribute(self, x, target):
-        A, G, logits, target = self.features(x, target)
-        self.last_target, self.last_logits = target, logits
-        with torch.no_grad():
-            alpha = self.weights(A, G, x, logits, target)
-            self.last_weights = alpha
-            return combine(alpha, self.last_masks, relu=self.relu)
-
-
-def _blend(x, base, m, info):
-    """Pixel-space version of ``x * m + base * (1 - m)``."""
-    px = info.denormalize(x) * m + info.denormalize(base) * (1 - m)
-    return info.normalize(px)
-
-
-def _chunks(n, size):
-    from .base import chunks
-
-    return chunks(n, size)
+    def _maps_combined(self, A, extras):
+        return extras["masks"]

@@ -2,8 +2,8 @@
 Gradients.
 
 Each method first computes a *raw* attribution ``(B, 3, H, W)`` in the model's normalized input
-space (:meth:`GradientAttributor.attributions`), then reduces it over the colour channels to one
-value per pixel with ``reduce`` (see :func:`reduce_channels`):
+space (:meth:`GradientAttributor.attributions`, also ``explain(...).extras["attributions"]``), then reduces
+it over the colour channels to one value per pixel with ``reduce`` (see :func:`reduce_channels`):
 
 * ``"abs_max"``  max_c |a_c|  (Simonyan et al. 2014, eq. of Sec. 3.1; default of ``saliency``,
   ``guided_backprop``, ``smoothgrad``)
@@ -19,16 +19,24 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn as nn
 
-from ..errors import ConfigError, InputError
+from ..core.conventions import check_count, choice, class_score, one_of, substrate
 from ..core.devices import back
-from .base import Attributor, check_input, check_target, class_score, model_guard, register, resolve_target
+from ..core.targets import check_target, resolve_target
+from ..errors import ConfigError, InputError
+from ..models.hooks import model_guard
+from ..training.guided import guided_gradient
+from .base import Attributor, Explanation, check_bool, check_number, fingerprint, register
 
 REDUCTIONS = ("abs_max", "abs_sum", "abs_mean", "sum", "max", "l2")
+PATH_METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
+NT_TYPES = ("smoothgrad", "smoothgrad_sq")
 
 
 def reduce_channels(attr: torch.Tensor, mode: str = "abs_max") -> torch.Tensor:
     """(B, C, H, W) attribution -> (B, H, W) per-pixel map by ``mode`` (module docstring)."""
+    mode = one_of("reduce", mode, REDUCTIONS)
     if mode == "abs_max":
         return attr.abs().amax(1)
     if mode == "abs_sum":
@@ -39,9 +47,7 @@ def reduce_channels(attr: torch.Tensor, mode: str = "abs_max") -> torch.Tensor:
         return attr.sum(1)
     if mode == "max":
         return attr.amax(1)
-    if mode == "l2":
-        return attr.pow(2).sum(1).sqrt()
-    raise ConfigError(f"reduce={mode!r} is not known; use one of {REDUCTIONS}")
+    return attr.pow(2).sum(1).sqrt()
 
 
 def input_gradient(model, x: torch.Tensor, target: torch.Tensor | None, score: str = "logit"):
@@ -58,90 +64,124 @@ def input_gradient(model, x: torch.Tensor, target: torch.Tensor | None, score: s
 
 
 class GradientAttributor(Attributor):
-    """Base of the input-gradient methods: ``attributions`` gives the raw (B, 3, H, W) tensor."""
+    """Base of the input-gradient methods: :meth:`attributions` gives the raw (B, 3, H, W) tensor;
+    subclasses implement ``_raw(x, t) -> (attributions, logits, target)``."""
 
     uses_layer = False
-    defaults = {"reduce": "abs_max", "score": "logit"}
 
-    def __init__(self, model, layer=None, **options):
-        super().__init__(model, layer=None, **options)
-        if self.reduce not in REDUCTIONS:
-            raise ConfigError(f"{self.name}: reduce={self.reduce!r}; use one of {REDUCTIONS}")
-        if self.score not in ("logit", "softmax", "log_softmax"):
-            raise ConfigError(f"{self.name}: score={self.score!r}; use 'logit', 'softmax' or 'log_softmax'")
+    def __init__(self, model: nn.Module, layer=None, *, reduce: str = "abs_max", score: str = "logit",
+                 batch_size: int | None = None):
+        super().__init__(model, None, batch_size=batch_size)
+        self._set_options(reduce=one_of("reduce", reduce, REDUCTIONS), score=choice("score", score, "score"))
 
     def attributions(self, x, target=None) -> torch.Tensor:
-        """Raw attribution (B, 3, H, W) in normalized input space, before channel reduction."""
+        """Raw attribution (B, 3, H, W) in normalized input space, before channel reduction, on the device
+        of ``x``."""
         home = x.device if isinstance(x, torch.Tensor) else None
-        x = check_input(x, self.model)
+        x = self._prepare(x)
         t = check_target(target, x.shape[0], self.num_classes, x.device)
         with model_guard(self.model):
-            return back(self._raw(x, t).detach(), home)
+            attr, _, _ = self._raw(x, t)
+        return back(attr.detach(), home)
 
     def _raw(self, x, t):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _attribute(self, x, t):
-        return reduce_channels(self._raw(x, t), self.reduce)
+        attr, logits, target = self._raw(x, t)
+        return Explanation(reduce_channels(attr, self.reduce), target, logits, {"attributions": attr})
 
     def _clean_target(self, x, t):
-        """Predicted class on the clean input when ``t`` is None (one no-grad forward)."""
+        """(target, logits): the predicted class on the clean input where ``t`` is None (one no-grad forward)."""
         with torch.no_grad():
             logits = self.model(x)
-        self.last_logits = logits
-        self.last_target = resolve_target(t, logits)
-        return self.last_target
+        return resolve_target(t, logits), logits
 
 
 @register("saliency", "vanilla_gradient", "gradient")
 class Saliency(GradientAttributor):
     """Vanilla gradient (Simonyan et al. 2014): |d y_c / d x|, max over channels by default.
 
-    ``attributions`` returns the signed gradient (captum ``Saliency(abs=False)``)."""
+    ``attributions`` returns the signed gradient (captum ``Saliency(abs=False)``).
+
+    Args:
+        reduce: channel reduction of the gradient: ``"abs_max"`` (default; the paper's max_c |g_c|),
+            ``"abs_sum"``, ``"abs_mean"``, ``"sum"``, ``"max"`` or ``"l2"``.
+        score: the class score differentiated: ``"logit"`` (default; the paper, captum's ``target``),
+            ``"softmax"`` or ``"log_softmax"``.
+        batch_size: accepted for a uniform interface; one forward and one backward for the batch.
+
+    ``explain(...).extras``: ``"attributions"`` (B, 3, H, W) the signed gradient.
+    """
 
     def _raw(self, x, t):
         g, logits, tt = input_gradient(self.model, x, t, self.score)
-        self.last_logits, self.last_target = logits, tt
-        return g
+        return g, logits, tt
 
 
 @register("guided_backprop", "guidedbackprop", "guided_bp")
 class GuidedBackprop(GradientAttributor):
-    """Guided backpropagation (Springenberg et al. 2014) via :func:`xaikit.training.guided.guided_gradient`
-    (ReLU, ReLU6 and LeakyReLU modules and functional calls are guided; others are reported)."""
+    """Guided backpropagation (Springenberg et al. 2014) via :func:`xaikit.training.guided.guided_gradient`.
 
-    defaults = {"reduce": "abs_max", "score": "logit", "warn": True}
+    ReLU, ReLU6 and LeakyReLU modules and functional calls are guided; others are reported. Equal to
+    captum's ``GuidedBackprop`` on ReLU networks.
+
+    Args:
+        reduce: channel reduction: ``"abs_max"`` (default), ``"abs_sum"``, ``"abs_mean"``, ``"sum"``,
+            ``"max"`` or ``"l2"``.
+        score: ``"logit"`` only (the paper's and captum's guided gradient of the target logit).
+        warn: warn about activations that cannot be guided (default True).
+        batch_size: accepted for a uniform interface; one forward and one backward for the batch.
+
+    ``explain(...).extras``: ``"attributions"`` (B, 3, H, W) the guided gradient.
+    """
+
+    def __init__(self, model: nn.Module, layer=None, *, reduce: str = "abs_max", score: str = "logit",
+                 warn: bool = True, batch_size: int | None = None):
+        score = choice("score", score, "score")
+        if score != "logit":
+            raise ConfigError(f"score={score!r}: guided_backprop differentiates the target logit only; use "
+                              "score='logit'")
+        super().__init__(model, layer, reduce=reduce, score=score, batch_size=batch_size)
+        self._set_options(warn=check_bool("warn", warn))
 
     def _raw(self, x, t):
-        from ..training.guided import guided_gradient
-
-        if self.score != "logit":
-            raise ConfigError("guided_backprop differentiates the target logit only; use score='logit'")
-        tt = self._clean_target(x, t)
-        return guided_gradient(self.model, x, tt, score="logit", warn=self.warn)
+        tt, logits = self._clean_target(x, t)
+        return guided_gradient(self.model, x, tt, score="logit", warn=self.warn), logits, tt
 
 
 @register("smoothgrad", "smooth_grad")
 class SmoothGrad(GradientAttributor):
-    """SmoothGrad (Smilkov et al. 2017): mean over ``n`` noisy copies x + eps_k of the gradient
-    (``nt_type="smoothgrad"``) or of its square (``"smoothgrad_sq"``), eq. (3) of the paper.
+    """SmoothGrad (Smilkov et al. 2017): the gradient averaged over noisy copies of the image (eq. 3).
 
-    eps_k ~ N(0, sigma^2) with sigma = ``noise_level`` * (max(x) - min(x)) per image (the paper's
-    10-20 %), or the absolute ``stdev`` when given.  The n noise patterns are drawn once per call
-    from ``torch.Generator().manual_seed(seed)`` with the shape of one image and shared by all
-    images of the batch, so results are reproducible and do not depend on the batch composition
-    (:meth:`noise` returns them).  The target (None: predicted class) is taken on the clean input.
+    The mean over ``n`` noisy copies x + eps_k of the gradient (``nt_type="smoothgrad"``) or of its square
+    (``"smoothgrad_sq"``). eps_k ~ N(0, sigma^2) with sigma = ``noise_level`` * (max(x) - min(x)) per image
+    (the paper's 10-20 %), or the absolute ``stdev`` when given.  The n noise patterns are drawn once per
+    call from ``torch.Generator().manual_seed(seed)`` with the shape of one image and shared by all images
+    of the batch, so results are reproducible and do not depend on the batch composition (:meth:`noise`
+    returns them).  The target (None: predicted class) is taken on the clean input.
+
+    Args:
+        n: number of noisy samples, >= 1; default 25.
+        noise_level: sigma as a fraction of each image's value range, >= 0; default 0.15 (the paper's 10-20 %).
+        stdev: absolute sigma instead (>= 0; captum's ``stdevs``); default None (use ``noise_level``).
+        seed: seed of the noise generator, >= 0; default 0.
+        nt_type: ``"smoothgrad"`` (default; mean gradient) or ``"smoothgrad_sq"`` (mean squared gradient).
+        reduce: channel reduction: ``"abs_max"`` (default), ``"abs_sum"``, ``"abs_mean"``, ``"sum"``,
+            ``"max"`` or ``"l2"``.
+        score: the class score differentiated: ``"logit"`` (default), ``"softmax"`` or ``"log_softmax"``.
+        batch_size: noisy images per forward/backward chunk; None: from the image size.
+
+    ``explain(...).extras``: ``"attributions"`` (B, 3, H, W), ``"sigma"`` (B,) the noise standard deviations.
     """
 
-    defaults = {"reduce": "abs_max", "score": "logit", "n": 25, "noise_level": 0.15, "stdev": None,
-                "seed": 0, "nt_type": "smoothgrad"}
-
-    def __init__(self, model, layer=None, **options):
-        super().__init__(model, layer=layer, **options)
-        if int(self.n) < 1:
-            raise ConfigError(f"smoothgrad: n must be >= 1, got {self.n}")
-        if self.nt_type not in ("smoothgrad", "smoothgrad_sq"):
-            raise ConfigError(f"smoothgrad: nt_type={self.nt_type!r}; use 'smoothgrad' or 'smoothgrad_sq'")
+    def __init__(self, model: nn.Module, layer=None, *, n: int = 25, noise_level: float = 0.15,
+                 stdev: float | None = None, seed: int = 0, nt_type: str = "smoothgrad", reduce: str = "abs_max",
+                 score: str = "logit", batch_size: int | None = None):
+        super().__init__(model, layer, reduce=reduce, score=score, batch_size=batch_size)
+        self._set_options(n=check_count("n", n, 1), noise_level=check_number("noise_level", noise_level, 0),
+                          stdev=None if stdev is None else check_number("stdev", stdev, 0),
+                          seed=check_count("seed", seed, 0), nt_type=one_of("nt_type", nt_type, NT_TYPES))
 
     def sigma(self, x: torch.Tensor) -> torch.Tensor:
         """(B,) noise standard deviation per image."""
@@ -157,7 +197,7 @@ class SmoothGrad(GradientAttributor):
         return eps[:, None] * self.sigma(x).view(1, -1, 1, 1, 1)
 
     def _raw(self, x, t):
-        tt = self._clean_target(x, t)
+        tt, logits = self._clean_target(x, t)
         B = x.shape[0]
         n = int(self.n)
         g = torch.Generator().manual_seed(int(self.seed))
@@ -172,7 +212,12 @@ class SmoothGrad(GradientAttributor):
             gr, _, _ = input_gradient(self.model, xs, tt.repeat(k), self.score)
             gr = gr.view((k,) + tuple(x.shape))
             acc += (gr * gr if self.nt_type == "smoothgrad_sq" else gr).sum(0)
-        return acc / n
+        return acc / n, logits, tt
+
+    def _attribute(self, x, t):
+        e = super()._attribute(x, t)
+        e.extras["sigma"] = self.sigma(x)
+        return e
 
 
 def path_weights(steps: int, method: str = "gausslegendre"):
@@ -182,9 +227,8 @@ def path_weights(steps: int, method: str = "gausslegendre"):
     1/(m-1) with the end points halved (exact for linear f; captum uses 1/m there, i.e. its
     trapezoid result is (m-1)/m of this one); ``gausslegendre``: Gauss-Legendre (captum's default).
     """
-    m = int(steps)
-    if m < 1 or (method == "riemann_trapezoid" and m < 2):
-        raise ConfigError(f"integrated_gradients: steps={steps} is too small for {method}")
+    method = one_of("method", method, PATH_METHODS)
+    m = check_count("steps", steps, 2 if method == "riemann_trapezoid" else 1)
     if method == "riemann_left":
         a = np.arange(m) / m
         w = np.full(m, 1.0 / m)
@@ -199,44 +243,65 @@ def path_weights(steps: int, method: str = "gausslegendre"):
         w = np.full(m, 1.0 / (m - 1))
         w[0] /= 2
         w[-1] /= 2
-    elif method == "gausslegendre":
+    else:
         nodes, wts = np.polynomial.legendre.leggauss(m)
         a = 0.5 * (nodes + 1.0)
         w = 0.5 * wts
-    else:
-        raise ConfigError(f"integrated_gradients: method={method!r}; use riemann_left, riemann_right, "
-                          "riemann_middle, riemann_trapezoid or gausslegendre")
     return a, w
 
 
 @register("integrated_gradients", "ig", "integratedgradients")
 class IntegratedGradients(GradientAttributor):
-    """Integrated Gradients (Sundararajan et al. 2017, eq. 1 and its Riemann approximation eq. 3):
-    (x - x') * int_0^1 d f_c(x' + a (x - x')) / d x d a, by the quadrature ``method`` with ``steps``
-    nodes (see :func:`path_weights`).  ``baseline``: ``"zeros"`` (0 in normalized space, the mean
-    colour; default, as captum), ``"black"`` (pixel value 0 normalized), a float, or a tensor
-    broadcastable to x.  Completeness: sum of attributions ~= f_c(x) - f_c(x') (:meth:`completeness`).
-    The target is taken on the clean input (None: predicted class).  Reduced by ``abs_sum`` by default.
+    """Integrated Gradients (Sundararajan et al. 2017, eq. 1 and its Riemann approximation eq. 3).
+
+    (x - x') * int_0^1 d f_c(x' + a (x - x')) / d x d a, by the quadrature ``method`` with ``steps`` nodes
+    (see :func:`path_weights`).  Completeness: sum of attributions ~= f_c(x) - f_c(x') (:meth:`completeness`).
+    The target is taken on the clean input (None: predicted class).
+
+    Args:
+        steps: number of quadrature nodes on the path, >= 1 (>= 2 for the trapezoid); default 50 (captum's).
+        method: quadrature: ``"gausslegendre"`` (default; captum's), ``"riemann_left"``, ``"riemann_right"``,
+            ``"riemann_middle"`` or ``"riemann_trapezoid"``.
+        baseline: x', a substrate of :mod:`xaikit.core.conventions`: ``"mean"`` (default, alias ``"zeros"``:
+            0 in the normalized space = the mean colour, as captum's zero baseline), ``"black"``, ``"min"``,
+            ``"blur"``, a number (in the normalized space) or a tensor broadcastable to x.
+        reduce: channel reduction: ``"abs_sum"`` (default), ``"abs_max"``, ``"abs_mean"``, ``"sum"``,
+            ``"max"`` or ``"l2"``.
+        score: the class score differentiated: ``"logit"`` (default), ``"softmax"`` or ``"log_softmax"``.
+        batch_size: path points per forward/backward chunk; None: from the image size.
+
+    ``explain(...).extras``: ``"attributions"`` (B, 3, H, W).
     """
 
-    defaults = {"reduce": "abs_sum", "score": "logit", "steps": 50, "method": "gausslegendre",
-                "baseline": "zeros"}
+    def __init__(self, model: nn.Module, layer=None, *, steps: int = 50, method: str = "gausslegendre",
+                 baseline: str | float | torch.Tensor = "mean", reduce: str = "abs_sum", score: str = "logit",
+                 batch_size: int | None = None):
+        super().__init__(model, layer, reduce=reduce, score=score, batch_size=batch_size)
+        path_weights(steps, method)  # validates both
+        if isinstance(baseline, torch.Tensor):
+            self._baseline, shown = baseline.detach(), fingerprint(baseline)
+        elif isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
+            self._baseline = shown = check_number("baseline", baseline)
+        elif isinstance(baseline, str):
+            self._baseline = shown = choice("substrate", baseline, "baseline")
+        else:
+            raise ConfigError(f"baseline={baseline!r}: use 'mean' (alias 'zeros'), 'black', 'min', 'blur', a number "
+                              "or a tensor broadcastable to the input")
+        self._set_options(steps=check_count("steps", steps, 1), method=method)
+        self.options["baseline"] = shown
 
-    def __init__(self, model, layer=None, **options):
-        super().__init__(model, layer=layer, **options)
-        path_weights(self.steps, self.method)  # validate early
+    @property
+    def baseline(self):
+        """The baseline option as given (a tensor stays a tensor; ``options`` holds its fingerprint)."""
+        return self._baseline
 
     def baseline_for(self, x: torch.Tensor) -> torch.Tensor:
-        b = self.baseline
-        if isinstance(b, str):
-            if b == "zeros":
-                return torch.zeros_like(x)
-            if b == "black":
-                return self.info.normalize(torch.zeros_like(x))
-            raise ConfigError(f"integrated_gradients: baseline={b!r}; use 'zeros', 'black', a float or a tensor")
-        if isinstance(b, (int, float)):
-            return torch.full_like(x, float(b))
-        b = torch.as_tensor(b, dtype=x.dtype, device=x.device)
+        """The baseline x' for a normalized batch ``x``, shaped like ``x``."""
+        b = self._baseline
+        if isinstance(b, torch.Tensor):
+            b = b.to(dtype=x.dtype, device=x.device)
+        else:
+            b = substrate(x, b, self.info)
         try:
             return torch.broadcast_to(b, x.shape).clone()
         except RuntimeError as e:
@@ -244,7 +309,7 @@ class IntegratedGradients(GradientAttributor):
                              f"to the input {tuple(x.shape)}") from e
 
     def _raw(self, x, t):
-        tt = self._clean_target(x, t)
+        tt, logits = self._clean_target(x, t)
         base = self.baseline_for(x)
         alphas, weights = path_weights(self.steps, self.method)
         alphas = torch.as_tensor(alphas, dtype=x.dtype, device=x.device)
@@ -259,13 +324,16 @@ class IntegratedGradients(GradientAttributor):
             xs = (base[None] + a.view(-1, 1, 1, 1, 1) * diff[None]).reshape((k * B,) + tuple(x.shape[1:]))
             gr, _, _ = input_gradient(self.model, xs, tt.repeat(k), self.score)
             acc += (gr.view((k,) + tuple(x.shape)) * weights[s:s + k].view(-1, 1, 1, 1, 1)).sum(0)
-        return diff * acc
+        return diff * acc, logits, tt
 
     def completeness(self, x, target=None):
-        """(sum of attributions, f_c(x) - f_c(baseline)) per image, both (B,)."""
-        attr = self.attributions(x, target)
-        x = check_input(x, self.model)
-        with torch.no_grad(), model_guard(self.model):
-            fx = class_score(self.model(x), self.last_target, self.score)
-            fb = class_score(self.model(self.baseline_for(x)), self.last_target, self.score)
-        return attr.flatten(1).sum(1), fx - fb
+        """(sum of attributions, f_c(x) - f_c(baseline)) per image, both (B,), on the device of ``x``."""
+        home = x.device if isinstance(x, torch.Tensor) else None
+        x = self._prepare(x)
+        t = check_target(target, x.shape[0], self.num_classes, x.device)
+        with model_guard(self.model):
+            attr, _, tt = self._raw(x, t)
+            with torch.no_grad():
+                fx = class_score(self.model(x), tt, self.score)
+                fb = class_score(self.model(self.baseline_for(x)), tt, self.score)
+        return back((attr.detach().flatten(1).sum(1), fx - fb), home)

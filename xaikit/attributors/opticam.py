@@ -4,31 +4,30 @@
 maps), ``F(u) = g_c(f(x * n(up(S(x; u)))))`` (eq. 2.6), ``u* = argmax_u F`` (eq. 2.5) with Adam
 (lr 0.1, at most 100 steps, stop when the loss changes by less than 1e-10; §2.5.1).
 
-Options (all of Table 2.8): ``normalization`` = ``"range"`` (eq. 2.9, default) | ``"max"``
-(eq. 2.10) | ``"sigmoid"`` (eq. 2.11); ``objective`` = ``"mask"`` (eq. 2.6, default) | ``"diff"``
-(eq. 2.12); ``score`` = ``"logit"`` (g_c = y_c, default) | ``"softmax"`` | ``"log_softmax"``;
-``mask_space`` = ``"pixel"`` (default: the official code masks the [0, 1] image and normalizes
-inside the network, hanwei0912/OptiCAM ``Preprocessing_Layer``; masked pixels are black, the same
-convention as :mod:`xaikit.metrics`, so Opti-CAM optimizes exactly what AD/AG/AI measure) |
-``"input"`` (the normalized tensor, masked pixels become the dataset mean).
-
 The whole batch is optimized at once: one forward/backward per step for all images.  Adam is
 element-wise and each image has its own ``u``, so the result equals per-image optimization; an
 image whose loss has converged is frozen (its ``u`` no longer changes) while the others go on.
-After a call, ``history`` is the (steps + 1, B) tensor of objective values F (row 0 = the uniform
-initialization; frozen images repeat their last value) and ``steps`` the (B,) steps taken.
+``explain(...).extras["history"]`` is the (steps + 1, B) tensor of objective values F (row 0 = the uniform
+initialization; frozen images repeat their last value) and ``extras["steps"]`` the (B,) steps taken.
 """
 from __future__ import annotations
 
-import torch
+from typing import Callable
 
-from ..errors import ConfigError
-from .base import class_score, register, upsample
-from .cam import CAMFamily, combine, mask_input
+import torch
+import torch.nn as nn
+
+from ..core.conventions import Space, check_count, choice, class_score, one_of
+from .base import check_bool, check_number, register, upsample
+from .cam import CAMFamily, combine
+
+NORMALIZATIONS = ("range", "max", "sigmoid")
+OBJECTIVES = ("mask", "diff")
 
 
 def _normalize(S: torch.Tensor, how: str) -> torch.Tensor:
     """Per-image normalization n of (B, H, W) maps (thesis eq. 2.9-2.11), differentiable."""
+    how = one_of("normalization", how, NORMALIZATIONS)
     flat = S.flatten(1)
     if how == "range":
         lo = flat.min(1, keepdim=True).values
@@ -36,38 +35,67 @@ def _normalize(S: torch.Tensor, how: str) -> torch.Tensor:
         out = (flat - lo) / (hi - lo).clamp_min(1e-12)
     elif how == "max":
         out = flat / flat.max(1, keepdim=True).values.clamp_min(1e-12)
-    elif how == "sigmoid":
-        out = torch.sigmoid(flat)
     else:
-        raise ConfigError(f"opticam: normalization={how!r}; use 'range', 'max' or 'sigmoid'")
+        out = torch.sigmoid(flat)
     return out.view_as(S)
 
 
 @register("opticam", "opti_cam")
 class OptiCAM(CAMFamily):
-    """Opti-CAM saliency (thesis eq. 2.4-2.7, options of Table 2.8)."""
+    """Opti-CAM (Zhang, Torres et al., CVIU 2024; thesis eq. 2.4-2.7): CAM weights optimized per image.
+
+    The weights ``softmax(u)`` of the layer's feature maps are found by gradient ascent (Adam) on the
+    class score of the image masked by the normalized, upsampled map (options of thesis Table 2.8).
+
+    Args:
+        normalization: n of the map before masking: ``"range"`` (default; min-max, eq. 2.9), ``"max"``
+            (eq. 2.10) or ``"sigmoid"`` (eq. 2.11).
+        objective: ``"mask"`` (default; F = g_c of the masked image, eq. 2.6) or ``"diff"`` (F = -|g_c(x) -
+            g_c(masked)|, eq. 2.12).
+        score: g_c: ``"logit"`` (default, y_c), ``"softmax"`` or ``"log_softmax"``.
+        lr: Adam's learning rate, > 0; default 0.1 (§2.5.1).
+        max_iter: maximum number of optimization steps, >= 0; default 100 (§2.5.1).
+        tol: stop (per image) when F changes by less than this, >= 0; default 1e-10 (§2.5.1).
+        mask_space: where the mask multiplies: ``"pixel"`` (default; the official code masks the [0, 1]
+            image and normalizes inside the network, hanwei0912/OptiCAM ``Preprocessing_Layer``; masked pixels
+            are black, as in :mod:`xaikit.metrics`, so Opti-CAM optimizes what AD/AG/AI measure) or
+            ``"normalized"`` (alias ``"input"``: masked pixels become the dataset mean).
+        align_corners: bilinear upsampling of the map with ``align_corners`` (default False).
+        relu: ``h`` = ReLU on the final map; default False (a convex combination of non-negative maps).
+        twin: run the masked images on the model's inference twin (default True; gradients flow to ``u``
+            through it as through the model); False: on the model itself.
+        batch_size: accepted for a uniform interface; the whole batch is optimized at once.
+        reshape: tokens -> (B, C, h, w) for transformer layers.
+
+    ``explain(...).extras``: ``"weights"`` (B, K) = softmax(u), ``"u"`` (B, K), ``"history"`` (steps + 1, B)
+    the objective F per step, ``"steps"`` (B,) the steps taken per image.
+    """
 
     needs_grads = False
-    defaults = {"relu": False, "score": "logit", "normalization": "range", "objective": "mask",
-                "lr": 0.1, "max_iter": 100, "tol": 1e-10, "mask_space": "pixel",
-                "align_corners": False, "return_history": False}
 
-    def __init__(self, model, layer=None, **options):
-        super().__init__(model, layer=layer, **options)
-        if self.objective not in ("mask", "diff"):
-            raise ConfigError(f"opticam: objective={self.objective!r}; use 'mask' (eq. 2.6) or 'diff' (eq. 2.12)")
-        _normalize(torch.ones(1, 1, 1), self.normalization)  # validates the name
-        self.history = None
-        self.steps = None
+    def __init__(self, model: nn.Module, layer=None, *, normalization: str = "range", objective: str = "mask",
+                 score: str = "logit", lr: float = 0.1, max_iter: int = 100, tol: float = 1e-10,
+                 mask_space: str = "pixel", align_corners: bool = False, relu: bool = False, twin: bool = True,
+                 batch_size: int | None = None, reshape: Callable | None = None):
+        super().__init__(model, layer, relu=relu, score=score, batch_size=batch_size, reshape=reshape)
+        space = choice("space", mask_space, "mask_space")
+        self._space = Space(space, self.info)
+        self._set_options(normalization=one_of("normalization", normalization, NORMALIZATIONS),
+                          objective=one_of("objective", objective, OBJECTIVES),
+                          lr=check_number("lr", lr, 0, low_open=True), max_iter=check_count("max_iter", max_iter, 0),
+                          tol=check_number("tol", tol, 0), mask_space=space,
+                          align_corners=check_bool("align_corners", align_corners), twin=check_bool("twin", twin))
 
-    def objective_value(self, A, x, u, target, y0):
-        """F (B,) for weights u (B, K): eq. 2.6 ("mask") or eq. 2.12 ("diff")."""
+    def objective_value(self, A, x, u, target, y0, net: nn.Module | None = None):
+        """F (B,) for weights u (B, K): eq. 2.6 ("mask") or eq. 2.12 ("diff"); ``net`` defaults to
+        :meth:`fast` of ``x``."""
+        net = self.fast(x) if net is None else net
         S = combine(u.softmax(1), A, relu=False)
         m = _normalize(upsample(S, x.shape[-2:], align_corners=self.align_corners), self.normalization)
-        s = class_score(self.fast(x)(mask_input(x, m, self.info, self.mask_space)), target, self.score)
+        s = class_score(net(self._space.mask(x, m)), target, self.score)
         return s if self.objective == "mask" else -(y0 - s).abs()
 
-    def weights(self, A, G, x, logits, target):
+    def weights(self, A, G, x, logits, target, extras=None):
         B, K = A.shape[:2]
         A = A.clone()  # a normal tensor (features come from inference mode)
         y0 = class_score(logits, target, self.score).detach().clone()
@@ -77,6 +105,7 @@ class OptiCAM(CAMFamily):
         steps = torch.zeros(B, dtype=torch.long)
         hist = []
         prev = None
+        net = self.fast(x)
         params = [p for p in self.model.parameters() if p.requires_grad]
         req = [p.requires_grad for p in params]
         try:
@@ -84,7 +113,7 @@ class OptiCAM(CAMFamily):
                 p.requires_grad_(False)
             with torch.enable_grad():
                 for it in range(int(self.max_iter) + 1):
-                    F = self.objective_value(A, x, u, target, y0)
+                    F = self.objective_value(A, x, u, target, y0, net)
                     Fd = F.detach().cpu()
                     if prev is not None:
                         Fd = torch.where(active.cpu(), Fd, hist[-1])
@@ -105,17 +134,6 @@ class OptiCAM(CAMFamily):
         finally:
             for p, r in zip(params, req):
                 p.requires_grad_(r)
-        self.history = torch.stack(hist)
-        self.steps = steps
-        self.u = u.detach()
+        if extras is not None:
+            extras.update(u=u.detach(), history=torch.stack(hist), steps=steps)
         return u.detach().softmax(1)
-
-    def explain(self, x, target=None, upsample: bool = False, normalize: bool = True):
-        """As :meth:`Attributor.explain`; with ``return_history=True`` returns ``(maps, history)``."""
-        out = super().explain(x, target, upsample=upsample, normalize=normalize)
-        return (out, self.history) if self.return_history else out
-
-    def __call__(self, x, target=None):
-        out = super().explain(x, target, upsample=True)
-        out = out.clamp_(0.0, 1.0)
-        return (out, self.history) if self.return_history else out

@@ -1,8 +1,9 @@
 """Perturbation attributions: RISE (Petsiuk et al. 2018) and Extremal Perturbation (Fong et al. 2019).
 
-Both probe the model with masked copies of the input; nothing is read from inside the network.
-Masking happens in the model's normalized input space: RISE blends towards ``baseline`` (default 0 =
-the mean colour, as the authors' code multiplies the normalized tensor by the mask); Extremal
+Both probe the model with masked copies of the input; nothing is read from inside the network, so both run
+on the model's inference twin by default (``twin=True``, :mod:`xaikit.models.fast`).  Masking happens in the
+model's normalized input space: RISE blends towards ``baseline`` (default ``"mean"``: 0 in the normalized
+space = the mean colour, as the authors' code multiplies the normalized tensor by the mask); Extremal
 Perturbation blends towards a blurred copy (TorchRay's blur pyramid).
 """
 from __future__ import annotations
@@ -10,46 +11,75 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import progress
+from ..core.conventions import check_count, choice, chunks, class_score, one_of, substrate
+from ..core.targets import resolve_target
 from ..errors import ConfigError, InputError
-from .base import Attributor, class_score, register, resolve_target
+from .base import Attributor, Explanation, check_bool, check_number, fingerprint, register
 
 
 # ------------------------------------------------------------------------------------- RISE
 @register("rise")
 class RISE(Attributor):
-    """RISE (Petsiuk et al. 2018, eq. 6): S_c = 1/(N p) sum_i f_c(x . M_i) M_i.
+    """RISE (Petsiuk et al., BMVC 2018, eq. 6): S_c = 1/(N p) sum_i f_c(x . M_i) M_i over random masks.
 
     ``n_masks`` binary ``grid`` x ``grid`` masks with P(cell = 1) = ``p`` are drawn **once**, at
     construction, from ``torch.Generator().manual_seed(seed)`` with a random shift per mask
     (fractions of a cell).  For an H x W input each grid is upsampled bilinearly to
     (grid + 1) * ceil(H / grid) and cropped at its shift (the authors' ``generate_masks``;
     bilinear ``align_corners=False`` stands in for skimage's order-1 resize).  The upsampled masks are
-    built chunk by chunk, so memory stays bounded by ``batch_size``.  ``masks``: an explicit
-    (N, H, W) tensor in [0, 1] used instead (e.g. for tests).  ``score``: ``softmax`` (paper) or
-    ``logit``.  ``baseline``: ``"zeros"`` (normalized 0), ``"black"`` or a float, filled where M = 0.
-    Forward passes are batched over masks x images, ``batch_size`` at a time.
+    built chunk by chunk, so memory stays bounded by ``batch_size``.  Forward passes are batched over
+    masks x images, ``batch_size`` at a time.
+
+    Args:
+        n_masks: number of random masks N, >= 1; default 4000 (the paper's ImageNet setting).
+        grid: cells per side of the low-resolution masks, >= 1; default 7 (the paper's s).
+        p: probability that a cell is kept, in (0, 1]; default 0.5 (the paper's p1 = 0.5).
+        seed: seed of the mask generator, >= 0; default 0.
+        score: the class score of each masked image: ``"softmax"`` (default; the paper's probabilities),
+            ``"logit"`` or ``"log_softmax"``.
+        baseline: what fills the masked-out pixels, a substrate of :mod:`xaikit.core.conventions`:
+            ``"mean"`` (default; alias ``"zeros"``: 0 in the normalized space, as the authors' code),
+            ``"black"``, ``"min"``, ``"blur"`` or a number (in the normalized space).
+        masks: an explicit (N, H, W) tensor in [0, 1] used instead of the random masks (e.g. for tests);
+            ``options`` records its fingerprint. Default None.
+        twin: run the masked images on the model's inference twin (default True); False: the model itself.
+        batch_size: masked images per forward chunk; None: from the image size.
+
+    ``explain(...).extras``: ``"n_masks"`` N, ``"p"``, ``"n_forward"`` the number of forward passes
+    (N per image).
     """
 
     uses_layer = False
-    defaults = {"n_masks": 4000, "grid": 7, "p": 0.5, "seed": 0, "score": "softmax", "baseline": "zeros",
-                "masks": None}
 
-    def __init__(self, model, layer=None, **options):
-        super().__init__(model, layer=None, **options)
-        if not 0 < float(self.p) <= 1:
-            raise ConfigError(f"rise: p={self.p} must be in (0, 1]")
-        if self.masks is not None:
-            m = torch.as_tensor(self.masks, dtype=torch.float32)
-            if m.dim() != 3 or m.shape[0] < 1:
-                raise ConfigError(f"rise: masks must be an (N, H, W) tensor, got shape {tuple(m.shape)}")
-            self.masks = m
-            self.n_masks = m.shape[0]
+    def __init__(self, model: nn.Module, layer=None, *, n_masks: int = 4000, grid: int = 7, p: float = 0.5,
+                 seed: int = 0, score: str = "softmax", baseline: str | float = "mean",
+                 masks: torch.Tensor | None = None, twin: bool = True, batch_size: int | None = None):
+        super().__init__(model, None, batch_size=batch_size)
+        if isinstance(baseline, str):
+            baseline = choice("substrate", baseline, "baseline")
+        elif not isinstance(baseline, bool) and isinstance(baseline, (int, float)):
+            baseline = check_number("baseline", baseline)
         else:
-            if int(self.n_masks) < 1 or int(self.grid) < 1:
-                raise ConfigError(f"rise: n_masks ({self.n_masks}) and grid ({self.grid}) must be >= 1")
+            raise ConfigError(f"baseline={baseline!r}: use 'mean' (alias 'zeros'), 'black', 'min', 'blur' or a number")
+        p = check_number("p", p, 0, 1, low_open=True)
+        self.masks = None
+        if masks is not None:
+            m = torch.as_tensor(masks, dtype=torch.float32)
+            if m.dim() != 3 or m.shape[0] < 1:
+                raise ConfigError(f"masks of shape {tuple(m.shape)}: an (N, H, W) tensor in [0, 1] is expected")
+            if not bool(torch.isfinite(m).all()) or float(m.min()) < 0 or float(m.max()) > 1:
+                raise ConfigError(f"masks must hold values in [0, 1], got [{float(m.min()):.3g}, {float(m.max()):.3g}]")
+            self.masks = m
+            n_masks = int(m.shape[0])
+        self._set_options(n_masks=check_count("n_masks", n_masks, 1), grid=check_count("grid", grid, 1), p=p,
+                          seed=check_count("seed", seed, 0), score=choice("score", score, "score"),
+                          baseline=baseline, twin=check_bool("twin", twin))
+        self.options["masks"] = None if self.masks is None else fingerprint(self.masks)
+        if self.masks is None:
             g = torch.Generator().manual_seed(int(self.seed))
             s = int(self.grid)
             self.grids = (torch.rand(int(self.n_masks), s, s, generator=g) < float(self.p)).float()
@@ -75,35 +105,25 @@ class RISE(Attributor):
         cols = (dx[:, None] + torch.arange(W))[:, None, :]
         return up[torch.arange(k)[:, None, None], rows, cols].clamp_(0.0, 1.0)
 
-    def _baseline(self, x):
-        b = self.baseline
-        if b == "zeros":
-            return torch.zeros_like(x)
-        if b == "black":
-            return self.info.normalize(torch.zeros_like(x))
-        if isinstance(b, (int, float)):
-            return torch.full_like(x, float(b))
-        raise ConfigError(f"rise: baseline={b!r}; use 'zeros', 'black' or a float")
-
     def _attribute(self, x, t):
         B, _, H, W = x.shape
         f = self.fast(x)
         with torch.no_grad():
             logits = f(x)
             t = resolve_target(t, logits)
-            self.last_logits, self.last_target = logits, t
-            base = self._baseline(x)
+            base = substrate(x, self.baseline, self.info)
             per = max(1, self.batch_size // B)
             n = int(self.n_masks)
             sal = torch.zeros(B, H, W, dtype=x.dtype, device=x.device)
-            for s in progress(range(0, n, per), total=math.ceil(n / per), desc="rise"):
-                m = self.mask_chunk(slice(s, s + per), (H, W)).to(x.device, x.dtype)  # (k, H, W)
+            for sl in chunks(n, per, desc="rise"):
+                m = self.mask_chunk(sl, (H, W)).to(x.device, x.dtype)  # (k, H, W)
                 k = m.shape[0]
                 mm = m[:, None, None]  # (k, 1, 1, H, W)
                 xs = (x[None] * mm + base[None] * (1 - mm)).reshape(k * B, *x.shape[1:])
                 sc = class_score(f(xs), t.repeat(k), self.score).view(k, B)
-                sal += torch.einsum("kb,khw->bhw", sc, m)
-        return sal / (n * float(self.p))
+                sal += torch.einsum("kb,khw->bhw", sc.to(x.dtype), m)
+        maps = sal / (n * float(self.p))
+        return Explanation(maps, t, logits, {"n_masks": n, "p": float(self.p), "n_forward": n})
 
 
 # ----------------------------------------------------------------------- Extremal perturbation
@@ -200,53 +220,78 @@ class MaskGenerator:
 
 @register("extremal", "extremal_perturbation", "expert")
 class ExtremalPerturbation(Attributor):
-    """Extremal Perturbation (Fong, Patrick & Vedaldi 2019, eq. 7-8), a faithful port of TorchRay's
-    ``extremal_perturbation``: for each area a in ``areas`` find the smooth mask m that maximizes the
-    target logit of the perturbed input (``variant="preserve"``: keep the masked region, blur the rest;
-    ``"delete"``: blur the region and minimize) subject to area(m) = a, enforced by the rank loss
-    ||sort(m) - r_a||^2 against the reference vector r_a (1 - a zeros then a ones), weight ``regul_weight``
-    growing by 1.0035 per iteration.  Optimizer: TorchRay's SGD (lr 0.01, momentum 0.9, dampening 0.9)
-    or ``optimizer="adam"`` (lr ``learning_rate``).  ``jitter`` flips the image every other step.
-    All images x areas are optimized at once as one batch (chunks of ``batch_size``).  The saliency is
-    the sum of the masks over the areas; :meth:`masks` gives them one by one (B, A, H, W).
+    """Extremal Perturbation (Fong, Patrick & Vedaldi, ICCV 2019, eq. 7-8), a port of TorchRay's code.
+
+    A faithful port of TorchRay's ``extremal_perturbation``: for each area a in ``areas`` find the smooth
+    mask m that maximizes the target score of the perturbed input (``variant="preserve"``: keep the masked
+    region, blur the rest; ``"delete"``: blur the region and minimize) subject to area(m) = a, enforced by
+    the rank loss ||sort(m) - r_a||^2 against the reference vector r_a (1 - a zeros then a ones), weight
+    ``regul_weight`` growing by 1.0035 per iteration.  ``jitter`` flips the image every other step.  All
+    images x areas are optimized at once as one batch (chunks of ``batch_size``).  The saliency is the sum
+    of the masks over the areas; :meth:`masks` gives them one by one (B, A, H, W).
 
     As in TorchRay, the area constraint applies to the whole generated mask, which extends ``sigma``
-    pixels beyond each image border; ``last_area`` (B, A) holds that constrained area after a call.
-    The part inside the image is returned, so its mean is usually a little above the requested area.
+    pixels beyond each image border (``extras["area"]``); the part inside the image is returned, so its
+    mean is usually a little above the requested area.
+
+    Args:
+        areas: the target areas, fractions in (0, 1) (a number or a sequence); default (0.1,).
+        max_iter: optimization steps, >= 1; default 800 (TorchRay).
+        num_levels: levels of the blur pyramid, >= 2; default 8 (TorchRay).
+        step: spacing in pixels of the mask's parameter grid, >= 1; default 7 (TorchRay).
+        sigma: width in pixels of each parameter's smooth bump, > 0; default 21.0 (TorchRay).
+        max_blur: standard deviation of the most blurred level, >= 0; default 20.0 (TorchRay).
+        jitter: flip the image horizontally every other step (default True, TorchRay).
+        variant: ``"preserve"`` (default) or ``"delete"``.
+        perturbation: ``"blur"`` (default) or ``"fade"`` (towards 0 in the normalized space).
+        learning_rate: step size, > 0; default 0.01 (TorchRay's SGD).
+        regul_weight: initial weight of the area loss, >= 0; default 300.0 (TorchRay).
+        optimizer: ``"sgd"`` (default; TorchRay's SGD, momentum 0.9, dampening 0.9) or ``"adam"``.
+        score: the class score optimized: ``"logit"`` (default, TorchRay), ``"softmax"`` or ``"log_softmax"``.
+        twin: run the perturbed images on the model's inference twin (default True; gradients flow to the
+            mask through it as through the model); False: the model itself.
+        batch_size: (image, area) pairs optimized per chunk; None: from the image size.
+
+    ``explain(...).extras``: ``"masks"`` (B, A, H, W) the masks inside the image, ``"energy"`` (B, A) the final
+    objective, ``"area"`` (B, A) the constrained area of the whole generated masks, ``"areas"`` the areas.
     """
 
     uses_layer = False
-    defaults = {"areas": (0.1,), "max_iter": 800, "num_levels": 8, "step": 7, "sigma": 21.0, "max_blur": 20.0,
-                "jitter": True, "variant": "preserve", "perturbation": "blur", "learning_rate": 0.01,
-                "regul_weight": 300.0, "optimizer": "sgd", "score": "logit"}
 
-    def __init__(self, model, layer=None, **options):
-        super().__init__(model, layer=None, **options)
-        if isinstance(self.areas, (int, float)):
-            self.areas = (float(self.areas),)
-        self.areas = tuple(float(a) for a in self.areas)
-        if not self.areas or any(not 0 < a < 1 for a in self.areas):
-            raise ConfigError(f"extremal: areas={self.areas}; each area is a fraction in (0, 1)")
-        if self.variant not in ("preserve", "delete"):
-            raise ConfigError(f"extremal: variant={self.variant!r}; use 'preserve' or 'delete'")
-        if self.optimizer not in ("sgd", "adam"):
-            raise ConfigError(f"extremal: optimizer={self.optimizer!r}; use 'sgd' or 'adam'")
-        if int(self.max_iter) < 1:
-            raise ConfigError("extremal: max_iter must be >= 1")
-        self.last_masks = None
-        self.last_energy = None
-        self.last_area = None
+    def __init__(self, model: nn.Module, layer=None, *, areas: float | tuple = (0.1,), max_iter: int = 800,
+                 num_levels: int = 8, step: int = 7, sigma: float = 21.0, max_blur: float = 20.0,
+                 jitter: bool = True, variant: str = "preserve", perturbation: str = "blur",
+                 learning_rate: float = 0.01, regul_weight: float = 300.0, optimizer: str = "sgd",
+                 score: str = "logit", twin: bool = True, batch_size: int | None = None):
+        super().__init__(model, None, batch_size=batch_size)
+        if isinstance(areas, (int, float)) and not isinstance(areas, bool):
+            areas = (areas,)
+        try:
+            areas = tuple(check_number("areas", a, 0, 1, low_open=True, high_open=True) for a in areas)
+        except TypeError:
+            raise ConfigError(f"areas={areas!r} must be a fraction in (0, 1) or a sequence of them") from None
+        if not areas:
+            raise ConfigError("areas=() is empty: give at least one fraction in (0, 1)")
+        self._set_options(areas=areas, max_iter=check_count("max_iter", max_iter, 1),
+                          num_levels=check_count("num_levels", num_levels, 2), step=check_count("step", step, 1),
+                          sigma=check_number("sigma", sigma, 0, low_open=True),
+                          max_blur=check_number("max_blur", max_blur, 0), jitter=check_bool("jitter", jitter),
+                          variant=one_of("variant", variant, ("preserve", "delete")),
+                          perturbation=one_of("perturbation", perturbation, ("blur", "fade")),
+                          learning_rate=check_number("learning_rate", learning_rate, 0, low_open=True),
+                          regul_weight=check_number("regul_weight", regul_weight, 0),
+                          optimizer=one_of("optimizer", optimizer, ("sgd", "adam")),
+                          score=choice("score", score, "score"), twin=check_bool("twin", twin))
 
     def masks(self, x, target=None) -> torch.Tensor:
-        """(B, A, H, W) optimized masks in [0, 1], one per requested area."""
-        self.explain(x, target, normalize=False)
-        return self.last_masks
+        """(B, A, H, W) optimized masks in [0, 1], one per requested area (``explain(...).extras["masks"]``)."""
+        return self.explain(x, target, normalize=False).extras["masks"]
 
     def _attribute(self, x, t):
+        net = self.fast(x)  # the inference twin: gradients flow to the mask through it as through the model
         with torch.no_grad():
-            logits = self.fast(x)(x)
+            logits = net(x)
         t = resolve_target(t, logits)
-        self.last_logits, self.last_target = logits, t
         B, _, H, W = x.shape
         A = len(self.areas)
         per = max(1, self.batch_size)
@@ -255,17 +300,16 @@ class ExtremalPerturbation(Attributor):
         pyr = BlurPyramid(x, int(self.num_levels), float(self.max_blur), self.perturbation)
         out, energy, full = [], [], []
         for s in range(0, B * A, per):
-            m, e, f = self._optimize(pyr, x, t, idx[s:s + per], area_of[s:s + per])
+            m, e, f = self._optimize(net, pyr, x, t, idx[s:s + per], area_of[s:s + per])
             out.append(m)
             energy.append(e)
             full.append(f)
         masks = torch.cat(out)[:, 0].view(B, A, H, W)
-        self.last_masks = masks
-        self.last_energy = torch.cat(energy).view(B, A)
-        self.last_area = torch.cat(full).view(B, A)
-        return masks.sum(1)
+        extras = {"masks": masks, "energy": torch.cat(energy).view(B, A), "area": torch.cat(full).view(B, A),
+                  "areas": self.areas}
+        return Explanation(masks.sum(1), t, logits, extras)
 
-    def _optimize(self, pyr, x, t, index, areas):
+    def _optimize(self, net, pyr, x, t, index, areas):
         H, W = x.shape[-2:]
         n = len(index)
         gen = MaskGenerator((H, W), int(self.step), float(self.sigma))
@@ -282,7 +326,6 @@ class ExtremalPerturbation(Attributor):
         regul = float(self.regul_weight)
         tt = t[index]
         sign = 1.0 if self.variant == "preserve" else -1.0
-        net = self.fast(x)  # the inference twin: gradients flow to the mask through it as through the model
         for it in progress(range(int(self.max_iter)), total=int(self.max_iter), desc="extremal"):
             with torch.enable_grad():
                 mask_, mask = gen.generate(pmask)

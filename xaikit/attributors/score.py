@@ -5,43 +5,72 @@ chunks of ``batch_size`` forward passes under :func:`torch.inference_mode` (no p
 for Score-CAM; one loop over chunks).  The combination itself is :func:`.cam.combine`.
 
 Reproducing the grad-cam package (``pytorch_grad_cam``): Score-CAM with ``score="logit"``,
-``mask_space="input"``, ``align_corners=True``, ``minmax_eps=1e-8`` (all defaults except the eps,
+``mask_space="normalized"``, ``align_corners=True``, ``minmax_eps=1e-8`` (all defaults except the eps,
 whose effect is ~1e-8); Ablation-CAM with ``ablation="zero"`` on a layer whose activations have
 minimum 0 (post-ReLU), or ``ablation="gradcam"`` elsewhere (grad-cam then writes ``min(A) - 1e7``).
 """
 from __future__ import annotations
 
-import torch
+from typing import Callable
 
-from ..errors import ConfigError
-from .base import chunks, class_score, register
-from .cam import CAMFamily, channel_minmax, mask_input, upsample
+import torch
+import torch.nn as nn
+
+from ..core.conventions import Space, choice, chunks, class_score, one_of
+from ..models.hooks import LayerCapture
+from ..models.zoo import layer_name as find_layer_name
+from .base import check_bool, check_number, register
+from .cam import CAMFamily, channel_minmax, upsample
 
 
 @register("scorecam", "score_cam")
 class ScoreCAM(CAMFamily):
-    """Score-CAM (Wang et al. 2020, thesis eq. 1.6-1.7): ``w = softmax_k(f(x * n(up(A^k)))_c)``.
+    """Score-CAM (Wang et al., CVPR-W 2020; thesis eq. 1.6-1.7): ``w = softmax_k(f(x * n(up(A^k)))_c)``.
 
-    The baseline term ``f(x_b)_c`` of eq. 1.6 is constant over k, so the softmax ignores it.
-    ``score``: ``"logit"`` (thesis notation; grad-cam) or ``"softmax"`` (original paper code);
-    ``channel_softmax=False`` uses the raw scores as weights.  Masks: bilinear upsampling
-    (``align_corners`` as grad-cam's ``UpsamplingBilinear2d``), per-channel min-max (a constant map
-    gives the all-zero mask, thesis ``n(0) := 0``; ``minmax_eps>0`` adds it to the denominator instead).
+    The baseline term ``f(x_b)_c`` of eq. 1.6 is constant over k, so the softmax ignores it.  Masks:
+    bilinear upsampling of each channel, per-channel min-max (a constant map gives the all-zero mask,
+    thesis ``n(0) := 0``).  A constant channel gives the all-zero mask whatever the image, so all of them
+    share one forward pass (after ReLU often 40-50 % of the channels of a deep layer are constant).
+
+    Args:
+        score: the class score of each masked image: ``"logit"`` (default; thesis notation and grad-cam's
+            ``ScoreCAM``) or ``"softmax"`` (the original paper's code), or ``"log_softmax"``.
+        mask_space: where the mask multiplies: ``"normalized"`` (default; the model's input tensor, masked
+            pixels become the dataset mean, as the paper's code and grad-cam; alias ``"input"``) or
+            ``"pixel"`` (the [0, 1] image, masked pixels black).
+        align_corners: bilinear upsampling of the masks with ``align_corners=True`` (default; grad-cam's
+            ``UpsamplingBilinear2d``) or False (``cv2.resize``'s half-pixel centres).
+        channel_softmax: weights = softmax over channels of the scores (default True, eq. 1.7); False uses
+            the raw scores.
+        minmax_eps: added to each mask's ``max - min`` in the min-max normalization, >= 0; default 0 (the
+            thesis); grad-cam uses 1e-8.
+        relu: ``h`` = ReLU on the weighted sum; default True.
+        twin: run the masked copies on the model's inference twin (default True; :mod:`xaikit.models.fast`);
+            False: on the model itself.
+        batch_size: masked images per forward chunk; None: from the image size (8 at 224 px on CPU).
+        reshape: tokens -> (B, C, h, w) for transformer layers.
+
+    ``explain(...).extras``: ``"scores"`` (B, K) the class score of each masked image, ``"weights"`` (B, K),
+    ``"n_forward"`` the number of forward passes of masked images (one per live channel and image, plus
+    one shared by the constant channels).
     """
 
     needs_grads = False
-    defaults = {"relu": True, "score": "logit", "mask_space": "input", "align_corners": True,
-                "channel_softmax": True, "minmax_eps": 0.0}
 
-    def __init__(self, model, layer=None, batch_size: int | None = None, **options):
-        super().__init__(model, layer=layer, batch_size=batch_size, **options)
+    def __init__(self, model: nn.Module, layer=None, *, score: str = "logit", mask_space: str = "normalized",
+                 align_corners: bool = True, channel_softmax: bool = True, minmax_eps: float = 0.0,
+                 relu: bool = True, twin: bool = True, batch_size: int | None = None,
+                 reshape: Callable | None = None):
+        super().__init__(model, layer, relu=relu, score=score, batch_size=batch_size, reshape=reshape)
+        space = choice("space", mask_space, "mask_space")
+        self._space = Space(space, self.info)
+        self._set_options(mask_space=space, align_corners=check_bool("align_corners", align_corners),
+                          channel_softmax=check_bool("channel_softmax", channel_softmax),
+                          minmax_eps=check_number("minmax_eps", minmax_eps, 0), twin=check_bool("twin", twin))
 
-    def channel_scores(self, A, x, target) -> torch.Tensor:
-        """(B, K) class scores of the images masked by each normalized, upsampled channel.
-
-        A constant channel gives the all-zero mask whatever the image, so all of them share one
-        forward pass (exact; after ReLU often 40-50% of the channels of a deep layer are constant).
-        """
+    def channel_scores(self, A, x, target, extras: dict | None = None) -> torch.Tensor:
+        """(B, K) class scores of the images masked by each normalized, upsampled channel (``x`` prepared,
+        on the model's device); ``extras`` receives ``n_forward``."""
         B, K = A.shape[:2]
         flat = A.reshape(B * K, 1, *A.shape[-2:])
         rng = flat.flatten(1).amax(1) - flat.flatten(1).amin(1)
@@ -52,44 +81,56 @@ class ScoreCAM(CAMFamily):
         f = self.fast(x)
         with torch.inference_mode():
             if live.numel() < B * K:  # the zero mask: one forward for every constant channel
-                zero = mask_input(x[:1], torch.zeros_like(x[:1, :1]), self.info, self.mask_space)
+                zero = self._space.mask(x[:1], torch.zeros_like(x[:1, :1]))
                 lz = f(zero).expand(B * K, -1)
                 out[:] = class_score(lz, tgt, self.score).float()
             for sl in chunks(live.numel(), self.batch_size):
                 rows = live[sl]
                 m = upsample(flat[rows], x.shape[-2:], align_corners=self.align_corners)
                 m = channel_minmax(m, self.minmax_eps)
-                logits = f(mask_input(x[bidx[rows]], m, self.info, self.mask_space))
+                logits = f(self._space.mask(x[bidx[rows]], m))
                 out[rows] = class_score(logits, tgt[rows], self.score).float()
-        self.n_forward = int(live.numel()) + int(live.numel() < B * K)
-        return out.view(B, K)
+        if extras is not None:
+            extras["n_forward"] = int(live.numel()) + int(live.numel() < B * K)
+        return out.view(B, K).clone()
 
-    def weights(self, A, G, x, logits, target):
-        s = self.channel_scores(A, x, target)
-        self.last_scores = s
+    def weights(self, A, G, x, logits, target, extras=None):
+        s = self.channel_scores(A, x, target, extras)
+        if extras is not None:
+            extras["scores"] = s
         return s.softmax(1) if self.channel_softmax else s
 
 
 @register("ablationcam", "ablation_cam")
 class AblationCAM(CAMFamily):
-    """Ablation-CAM (Desai & Ramaswamy 2020, thesis eq. 1.9): ``w_k = (y_c - y_c^k) / y_c`` where
-    ``y_c^k`` is the score with channel k of the layer's output ablated.
+    """Ablation-CAM (Desai & Ramaswamy, WACV 2020; thesis eq. 1.9): ``w_k = (y_c - y_c^k) / y_c``.
 
-    The network before the layer runs once per chunk of ``batch_size`` (default 256) ablated
-    channels of one image: a forward hook returns, in place of the
-    layer's output, a batch of ablated copies (the rest of the network broadcasts the single-image
-    skip connections; when that fails the image is repeated instead).
-    ``ablation``: ``"zero"`` (paper) or ``"gradcam"`` (grad-cam's ``min(A) - 1e7`` when min(A) != 0).
-    ``score``: ``"logit"`` (paper, grad-cam) or ``"softmax"``.
+    ``y_c^k`` is the score with channel k of the layer's output ablated.  The network before the layer
+    runs once per chunk of ``batch_size`` ablated channels of one image: a forward hook returns, in place of
+    the layer's output, a batch of ablated copies (the rest of the network broadcasts the single-image skip
+    connections; when that fails the image is repeated instead).
+
+    Args:
+        ablation: the value written into the ablated channel: ``"zero"`` (default, the paper) or
+            ``"gradcam"`` (grad-cam's ``AblationCAM``: 0 when min(A) = 0, else ``min(A) - 1e7``).
+        score: the class score: ``"logit"`` (default; the paper, grad-cam), ``"softmax"`` or ``"log_softmax"``.
+        relu: ``h`` = ReLU on the weighted sum; default True.
+        twin: run the ablated passes on the model's inference twin when its output at the layer equals the
+            model's (checked on the first image; a layer whose BatchNorm the twin folds away is run on the
+            model); default True. False: on the model itself.
+        batch_size: ablated channels per forward chunk; default 256.
+        reshape: tokens -> (B, C, h, w) for transformer layers.
+
+    ``explain(...).extras``: ``"scores"`` (B, K) the ablated scores y_c^k, ``"weights"`` (B, K).
     """
 
     needs_grads = False
-    defaults = {"relu": True, "score": "logit", "ablation": "zero"}
 
-    def __init__(self, model, layer=None, batch_size: int = 256, **options):
-        super().__init__(model, layer=layer, batch_size=batch_size, **options)
-        if self.ablation not in ("zero", "gradcam"):
-            raise ConfigError(f"ablationcam: ablation={self.ablation!r}, use 'zero' or 'gradcam'")
+    def __init__(self, model: nn.Module, layer=None, *, ablation: str = "zero", score: str = "logit",
+                 relu: bool = True, twin: bool = True, batch_size: int | None = 256,
+                 reshape: Callable | None = None):
+        super().__init__(model, layer, relu=relu, score=score, batch_size=batch_size, reshape=reshape)
+        self._set_options(ablation=one_of("ablation", ablation, ("zero", "gradcam")), twin=check_bool("twin", twin))
 
     def _ablated(self, raw_b, ks):
         """Copies of one image's raw layer output (1, ...) with channel ks[i] ablated in copy i."""
@@ -107,24 +148,54 @@ class AblationCAM(CAMFamily):
             out[idx, :, ks] = value
         return out
 
-    def weights(self, A, G, x, logits, target):
-        raw = self._raw  # the raw (un-reshaped) layer output of the clean pass
+    def _network(self, x, raw) -> tuple[nn.Module, nn.Module]:
+        """(network, its module at the layer) for the ablated passes: the inference twin where its output at
+        the layer equals the model's on the first image, else the model itself."""
+        if not self.twin:
+            return self.model, self.layer
+        net = self.fast(x)
+        if net is self.model:
+            return self.model, self.layer
+        try:
+            name = self.layer_name or find_layer_name(self.model, self.layer)
+        except KeyError:
+            return self.model, self.layer
+        lay = dict(net.named_modules()).get(name)
+        if lay is None:
+            return self.model, self.layer
+        with LayerCapture(lay) as cap, torch.inference_mode():
+            net(x[:1])
+        got, want = cap.raw, raw[:1].detach()
+        if got is None or got.shape != want.shape:
+            return self.model, self.layer
+        tol = 1e-3 * float(want.abs().max()) + 1e-4
+        ok = bool(torch.isfinite(got).all()) and float((got.float() - want.float()).abs().max()) <= tol
+        return (net, lay) if ok else (self.model, self.layer)
+
+    def weights(self, A, G, x, logits, target, extras=None):
+        with self.capture() as cap, torch.inference_mode():  # the raw (un-reshaped) layer output
+            self.model(x)
+        return self._weights(A, G, x, logits, target, {} if extras is None else extras, cap.raw.clone())
+
+    def _weights(self, A, G, x, logits, target, extras, raw):
         y = class_score(logits, target, self.score).float()
         B, K = A.shape[:2]
         ablated = torch.empty(B, K, device=x.device)
         ks_all = torch.arange(K, device=x.device)
+        net, lay = self._network(x, raw)
         with torch.inference_mode():
             for b in range(B):
                 for sl in chunks(K, self.batch_size):
                     ks = ks_all[sl]
                     rep = self._ablated(raw[b:b + 1], ks)
-                    with self.capture(replace=lambda out, rep=rep: rep):
+                    with LayerCapture(lay, replace=lambda out, rep=rep: rep):
                         try:
-                            lg = self.model(x[b:b + 1])
+                            lg = net(x[b:b + 1])
                             if lg.shape[0] != len(ks):
                                 raise RuntimeError("batch did not broadcast")
                         except RuntimeError:
-                            lg = self.model(x[b:b + 1].expand(len(ks), *x.shape[1:]))
+                            lg = net(x[b:b + 1].expand(len(ks), *x.shape[1:]))
                     ablated[b, sl] = class_score(lg, target[b].expand(len(ks)), self.score).float()
-        self.last_scores = ablated
+        ablated = ablated.clone()
+        extras["scores"] = ablated
         return (y[:, None] - ablated) / y[:, None]

@@ -110,6 +110,8 @@ def back(result: Any, like) -> Any:
         return type(result)((k, back(v, dev)) for k, v in result.items())
     if isinstance(result, (list, tuple)) and not hasattr(result, "_fields"):
         return type(result)(back(v, dev) for v in result)
+    if hasattr(result, "to") and not isinstance(result, nn.Module) and hasattr(result, "maps"):
+        return result.to(dev)  # an Explanation (or another result type with .to)
     return result
 
 

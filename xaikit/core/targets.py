@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from .devices import back, model_device, to_device
 
 TARGETS = ("label", "pred")
@@ -53,3 +53,54 @@ def resolve_targets(model: nn.Module, x: torch.Tensor, labels: torch.Tensor | No
         best = out.masked_fill(labels <= 0, float("-inf")).argmax(-1)
         return torch.where(pos, pred, best)
     return torch.where(labels >= 0, labels.long(), pred)
+
+
+def check_target(target, batch: int, num_classes: int | None = None, device=None) -> torch.Tensor | None:
+    """A user's ``target`` as (B,) long class indices, range-checked; None stays None (= the predicted
+    class). Accepted: an int (NumPy integers too) for every image, a sequence or an integer tensor of B
+    classes. Refused with the fix: bools, floats (1.7 is not a class), wrong lengths, out-of-range classes."""
+    if target is None:
+        return None
+    if isinstance(target, (list, tuple)) and any(isinstance(v, bool) for v in target):
+        raise InputError(f"target {list(target)!r} holds bools: pass class indices (False is not class 0)")
+    if isinstance(target, bool) or (isinstance(target, torch.Tensor) and target.dtype == torch.bool):
+        raise InputError("target must hold class indices, got a bool; for multi-hot labels pick one class per "
+                         "image, e.g. labels.argmax(1)")
+    try:
+        import numpy as np
+
+        if isinstance(target, np.ndarray) or isinstance(target, np.generic):
+            target = torch.as_tensor(np.asarray(target))
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(target, int):
+        t = torch.full((batch,), int(target), dtype=torch.long)
+    else:
+        try:
+            t = torch.as_tensor(target)
+        except Exception as e:
+            raise InputError(f"target must be None, an int or a ({batch},) integer tensor; got "
+                             f"{type(target).__name__}") from e
+        if t.is_floating_point() or t.dtype == torch.bool or t.is_complex():
+            raise InputError(f"target must hold integer class indices, got dtype {t.dtype}; for multi-hot labels "
+                             "pick one class per image, e.g. labels.argmax(1)")
+        if t.dim() == 0:
+            t = t.expand(batch)
+        if t.dim() != 1 or t.shape[0] != batch:
+            raise InputError(f"target must be an int or have shape ({batch},) for a batch of {batch}, got shape "
+                             f"{tuple(t.shape)}")
+        t = t.long()
+    if num_classes:
+        bad = (t < 0) | (t >= num_classes)
+        if bool(bad.any()):
+            raise InputError(f"target {t[bad].tolist()} out of range: this model has num_classes={num_classes} "
+                             f"(valid classes 0..{num_classes - 1}; unlabelled images carry -1: pass target=None "
+                             "to explain the prediction)")
+    return t.to(device) if device is not None else t
+
+
+def resolve_target(target: torch.Tensor | None, logits: torch.Tensor) -> torch.Tensor:
+    """A checked target, or the predicted class ``logits.argmax(-1)`` where it is None."""
+    if target is None:
+        return logits.detach().argmax(-1)
+    return target.to(logits.device)

@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..config import cache_dir
 from ..errors import ConfigError, DataError
 from . import folders as F
 from .samples import PHOTOS, load_photo
@@ -850,8 +851,6 @@ def resolve_root(value, root=None):
                               "imagenet_layout")
         kw[key] = val if key == "imagenet_layout" else int(val)
     if root is None:
-        from ..config import cache_dir
-
         root = cache_dir() / "miniature"
         if kw:
             root = root / "-".join(f"{k}{v}" for k, v in sorted(kw.items()))

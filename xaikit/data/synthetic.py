@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..config import progress
 from ..core.devices import host
 from ..errors import ConfigError
 
@@ -323,8 +324,6 @@ class SyntheticDataset(Dataset):
 
     def tensors(self, indices=None, bar: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """``(images (N,3,S,S), labels)`` of the given items (all by default), for training loops."""
-        from ..config import progress
-
         idx = range(self.n) if indices is None else list(indices)
         imgs = torch.empty(len(idx), 3, self.size, self.size)
         labs = []

@@ -4,18 +4,31 @@ Metrics take saliency maps ``sal`` (B, H, W) in [0, 1] at the input size (and, f
 Max-Sensitivity, any ``explainer(x, target) -> (B, H, W)``), never an attributor object.
 
 - recognition: :func:`recognition` (AD, AG, AI), :func:`box_study` (thesis Table 2.5), :func:`adcc`
-- causal: :func:`insertion`, :func:`deletion`, :func:`overall`, :func:`aopc`
+- causal: :func:`insertion`, :func:`deletion`, :func:`overall`, :func:`aopc` (one number per image), and
+  :func:`insertion_curves`, :func:`deletion_curves`, :func:`aopc_curves` (the same with their curves, as a
+  :class:`Curves`)
 - robustness: :func:`max_sensitivity`
 - localization: :func:`localization` (OM, LE, F1, BA, SP, EP, SM), :func:`pointing_game`
 
-Conventions (thesis by default, each one a named option): ``target=None`` -> predicted class (pass
-the labels for the thesis' ground-truth protocol); ``space="pixel"`` masks [0,1] images as the
-Opti-CAM code does (``"normalized"`` as ADCC/pytorch-grad-cam); ``score="prob"`` (or ``"logit"``).
+Conventions (thesis by default, each one a keyword-only option in :mod:`xaikit.core.conventions`'
+vocabulary, checked with a :class:`~xaikit.errors.ConfigError` that names it): ``target=None`` -> predicted
+class (pass the labels for the thesis' ground-truth protocol; targets are checked by
+:func:`xaikit.core.targets.check_target`); ``space="pixel"`` masks [0,1] images as the Opti-CAM code does
+(``"normalized"`` as ADCC/pytorch-grad-cam); ``score="softmax"`` (alias ``"prob"``; or ``"logit"``,
+``"log_softmax"``); substrates ``"blur"``, ``"black"``, ``"mean"`` (``"zero"``), ``"min"`` or a number.
+
+Every metric that runs a model runs it in eval mode, on :func:`xaikit.models.inference_twin` unless
+``twin=False``, and leaves it as it found it (train/eval flag of every submodule, ``.grad`` fields, state);
+it reads the logits from tensors, ``.logits``, ``["logits"]`` or a tuple's first element
+(:func:`xaikit.metrics._common.logits_from`). NaN or infinite images, maps and model outputs raise an
+:class:`~xaikit.errors.InputError` naming where they came from.
 """
-from .causal import aopc, auc, deletion, insertion, overall, pixel_ranks, step_counts
+from .causal import (Curves, aopc, aopc_curves, auc, deletion, deletion_curves, insertion, insertion_curves, overall,
+                     pixel_ranks, step_counts)
 from .localization import box_masks, localization, pointing_game
 from .recognition import adcc, box_study, recognition
 from .robustness import max_sensitivity
 
-__all__ = ["recognition", "box_study", "adcc", "insertion", "deletion", "overall", "aopc", "auc",
-           "max_sensitivity", "localization", "pointing_game", "box_masks", "pixel_ranks", "step_counts"]
+__all__ = ["recognition", "box_study", "adcc", "insertion", "deletion", "overall", "aopc", "insertion_curves",
+           "deletion_curves", "aopc_curves", "Curves", "auc", "max_sensitivity", "localization", "pointing_game",
+           "box_masks", "pixel_ranks", "step_counts"]

@@ -1,155 +1,190 @@
-"""Shared plumbing of the metrics: input checks, targets, masking spaces, chunked scoring.
+"""What only the metrics need on top of :mod:`xaikit.core`: the model guard, forward passes with checked
+outputs, option checks with the metrics' hints, and per-image means.
 
-Conventions (see ``NOTEBOOKS.md``, "conventions differ between libraries"):
+The shared vocabulary (scores, masking spaces, substrates, blur, chunks, image/map/target checks) lives in
+:mod:`xaikit.core.conventions` and :mod:`xaikit.core.targets`; nothing here repeats it.
 
-- ``x`` is the *normalized* model input (B, 3, H, W); ``sal`` is (B, H, W) in [0, 1] at the input size.
-- ``target=None`` means the class the model predicts on ``x`` (the thesis uses the ground-truth class:
-  pass the labels to reproduce its tables).
-- ``space="pixel"`` (default) masks the image in [0, 1] pixel space, ``x ⊙ S`` as in the thesis'
-  code (Opti-CAM feeds [0, 1] images to a model whose first layer normalizes); ``space="normalized"``
-  multiplies the normalized tensor, as the ADCC reference code and ``pytorch-grad-cam`` do.
-- ``score="prob"`` (default) is the softmax probability of the target; ``score="logit"`` its logit.
+**Model outputs.** A metric reads class logits from ``model(x)`` by one rule (:func:`logits_from`):
+
+1. a tensor is the logits;
+2. an object with a tensor attribute ``.logits`` (Hugging Face ``ModelOutput``, torchvision's
+   ``InceptionOutputs``/``GoogLeNetOutputs``) gives ``.logits``;
+3. a mapping with a ``"logits"`` key gives that entry;
+4. a tuple or list whose first element is a tensor gives that first element (``return_dict=False``
+   models, auxiliary heads after the main one).
+
+Anything else is refused with an :class:`~xaikit.errors.InputError` that says how to wrap the model. The
+logits must be a finite (B, C) tensor: NaN or infinite outputs (a model with NaN weights, an overflow on a
+perturbed image) raise an :class:`~xaikit.errors.InputError` naming the forward pass they came from.
+
+**The model is left as it was found** (:func:`eval_guard`): forwards run in eval mode (BatchNorm uses
+its running statistics and does not update them, dropout is off), and afterwards every submodule gets
+back its own train/eval flag and every parameter its ``.grad`` (tensor and values).
 """
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Mapping
 
+import numpy as np
 import torch
-import torch.nn.functional as F
+import torch.nn as nn
 
-from ..config import auto_batch, progress
+from ..core.conventions import SUBSTRATES, auto_batch, check_count, choice, chunks, substrate
+from ..core.targets import check_target as _core_check_target
 from ..errors import ConfigError, InputError
-from ..models.fast import inference_twin
-
-SPACES = ("pixel", "normalized")
-SCORES = ("prob", "logit")
+from ..models import inference_twin
 
 
-def check_images(x) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise InputError(f"x must be a float tensor (B, C, H, W) of normalized images, got {shape}; "
-                         "add a batch dimension with x[None] and normalize with model.xaikit.normalize.")
-    return x
+# ------------------------------------------------------------------------------------ the model
+@contextlib.contextmanager
+def eval_guard(*models):
+    """Eval mode inside the block for each ``nn.Module`` of ``models`` (others are skipped); on exit every
+    submodule's own ``training`` flag is restored, and every parameter's ``.grad`` (the same tensor, with
+    the same values: an explainer that calls ``.backward()`` accumulates into it in place)."""
+    mods = list({id(m): m for m in models if isinstance(m, nn.Module)}.values())
+    modes = [(s, s.training) for m in mods for s in m.modules()]
+    grads = [(p, p.grad, None if p.grad is None else p.grad.detach().clone())
+             for m in mods for p in m.parameters()]
+    for m in mods:
+        m.eval()
+    try:
+        yield
+    finally:
+        for p, g, saved in grads:
+            if g is not None:
+                with torch.no_grad():
+                    g.copy_(saved)
+            p.grad = g
+        for s, mode in modes:
+            s.training = mode
 
 
-def check_sal(sal, x: torch.Tensor, name: str = "sal") -> torch.Tensor:
-    """(B,H,W) or (B,1,H,W) saliency in [0,1] matching ``x`` -> float (B,H,W) on x's device.
-
-    NaN maps raise :class:`InputError`; constant maps are accepted (each metric documents its value).
-    """
-    if not isinstance(sal, torch.Tensor):
-        raise InputError(f"{name} must be a torch tensor (B, H, W), got {type(sal).__name__}.")
-    if sal.dim() == 4 and sal.shape[1] == 1:
-        sal = sal[:, 0]
-    if sal.dim() == 2 and x.shape[0] == 1:
-        sal = sal[None]
-    B, _, H, W = x.shape
-    if sal.dim() != 3 or sal.shape[0] != B:
-        raise InputError(f"{name} must have shape (B, H, W) = ({B}, {H}, {W}), got {tuple(sal.shape)}.")
-    if tuple(sal.shape[-2:]) != (H, W):
-        raise InputError(f"{name} is {tuple(sal.shape[-2:])} but the images are {(H, W)}: upsample the map "
-                         "to the input size (cam(x) does; cam.explain(..., upsample=False) does not).")
-    sal = sal.detach().to(device=x.device, dtype=x.dtype)
-    if torch.isnan(sal).any():
-        bad = torch.isnan(sal).flatten(1).any(1).nonzero().flatten().tolist()
-        raise InputError(f"{name} contains NaN (images {bad}); a saliency method divided by zero. "
-                         "Fix the method or replace the values with torch.nan_to_num(sal).")
-    lo, hi = float(sal.min()), float(sal.max())
-    if lo < -1e-4 or hi > 1 + 1e-4:
-        raise InputError(f"{name} must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]; normalize it "
-                         "per image, e.g. (s - s.min()) / (s.max() - s.min()).")
-    return sal.clamp(0, 1)
+def check_model(model, name: str = "model") -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise InputError(f"{name} must be a torch.nn.Module (the classifier), got {type(model).__name__}")
+    return model
 
 
-def check_choice(name: str, value, choices) -> None:
-    if value not in choices:
-        raise ConfigError(f"{name}={value!r} is not one of {list(choices)}.")
+def runner(model: nn.Module, x: torch.Tensor, twin) -> nn.Module:
+    """The module the metric's forwards go through: :func:`xaikit.models.inference_twin` of ``model``
+    (BatchNorm folded, channels-last, checked against the model on ``x``) when ``twin``, else the model.
+    Call it inside :func:`eval_guard` (a model in train mode has no twin)."""
+    return inference_twin(model, x) if check_bool("twin", twin) else model
 
 
-def chunks(n: int, size: int, desc: str | None = None):
-    """Slices of ``range(n)`` of at most ``size``, wrapped in xaikit's progress bar."""
-    size = max(1, int(size))
-    starts = range(0, n, size)
-    for s in progress(starts, total=len(starts), desc=desc):
-        yield slice(s, min(n, s + size))
-
-
-def batch_for(batch_size: int | None, x: torch.Tensor) -> int:
-    """``batch_size`` or, when None, :func:`xaikit.config.auto_batch` for x's image size and device."""
-    return int(batch_size) if batch_size is not None else auto_batch(x.shape[-2:], x.device)
-
-
-@torch.no_grad()
-def logits(model, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
-    """Model outputs for a batch, chunked."""
-    model = inference_twin(model, x)
-    outs = [model(x[sl]) for sl in chunks(x.shape[0], batch_for(batch_size, x))]
-    return torch.cat(outs).float()
-
-
-def to_score(out: torch.Tensor, score: str) -> torch.Tensor:
-    return out.softmax(-1) if score == "prob" else out
-
-
-def resolve_target(target, out: torch.Tensor) -> torch.Tensor:
-    """``target`` (None | int | sequence | (B,) tensor) -> (B,) long; None -> argmax of ``out``."""
-    B, C = out.shape
-    if target is None:
-        return out.argmax(-1)
-    t = torch.as_tensor(target, device=out.device)
-    if t.dim() == 0:
-        t = t.expand(B)
-    if t.dim() != 1 or t.shape[0] != B or t.is_floating_point():
-        raise InputError(f"target must be None, an int or {B} class indices, got shape {tuple(t.shape)} "
-                         f"({t.dtype}); for multi-label data pass one class per image.")
-    t = t.long()
-    if (t < 0).any() or (t >= C).any():
-        raise InputError(f"target {t.tolist()} out of range for a model with {C} outputs "
-                         "(unlabelled images carry label -1: pass target=None to use the prediction).")
+def logits_from(out, batch: int, where: str = "model(x)") -> torch.Tensor:
+    """(B, C) float logits out of what a forward returned (module docstring: the rule), checked finite."""
+    t = out
+    if not isinstance(t, torch.Tensor):
+        if isinstance(getattr(out, "logits", None), torch.Tensor):
+            t = out.logits
+        elif isinstance(out, Mapping) and isinstance(out.get("logits"), torch.Tensor):
+            t = out["logits"]
+        elif isinstance(out, (tuple, list)) and len(out) and isinstance(out[0], torch.Tensor):
+            t = out[0]
+        else:
+            keys = f" with keys {list(out)[:8]}" if isinstance(out, Mapping) else ""
+            raise InputError(
+                f"{where} returned a {type(out).__name__}{keys}, not class logits. xaikit's metrics take the "
+                "logits from a tensor, from .logits, from a dict's 'logits' entry or from the first element "
+                "of a tuple; wrap the model in a small nn.Module whose forward returns the (B, C) logits "
+                "(e.g. model(x)['scores'])")
+    if t.dim() != 2 or t.shape[0] != batch:
+        raise InputError(f"{where} returned logits of shape {tuple(t.shape)}; the metrics need ({batch}, C): "
+                         "one row of class scores per image")
+    t = t.detach().float()
+    if not bool(torch.isfinite(t).all()):
+        bad = (~torch.isfinite(t)).any(1).nonzero().flatten().tolist()
+        raise InputError(f"{where} returned NaN or infinite logits (rows {bad[:10]}{' ...' if len(bad) > 10 else ''}); "
+                         "check the model's weights (torch.isfinite(p).all() for p in model.parameters()) "
+                         "and its input")
     return t
 
 
-class Space:
-    """Where masks are applied: ``to_space`` maps the normalized input there, ``to_input`` back."""
-
-    def __init__(self, model, space: str):
-        check_choice("space", space, SPACES)
-        self.space = space
-        if space == "pixel":
-            info = getattr(model, "xaikit", None)
-            if info is None or not hasattr(info, "normalize"):
-                raise ConfigError("space='pixel' needs the model's mean/std: load the model with "
-                                  "xk.models.load (which attaches model.xaikit), or pass space='normalized'.")
-            self.info = info
-
-    def to_space(self, x):
-        return self.info.denormalize(x) if self.space == "pixel" else x
-
-    def to_input(self, x):
-        return self.info.normalize(x) if self.space == "pixel" else x
-
-    def mask(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        """``x ⊙ m`` in this space; ``m`` (B,H,W) or (B,1,H,W)."""
-        if m.dim() == 3:
-            m = m[:, None]
-        return self.to_input(self.to_space(x) * m)
+def forward(run: nn.Module, x: torch.Tensor, where: str = "model(x)") -> torch.Tensor:
+    """``run(x)`` as checked (B, C) float logits (:func:`logits_from`)."""
+    return logits_from(run(x), x.shape[0], where)
 
 
-def gaussian_blur(x: torch.Tensor, klen: int = 11, sigma: float = 5.0) -> torch.Tensor:
-    """Separable Gaussian blur (kernel ``klen``, std ``sigma``, zero padding): the substrate of
-    RISE's insertion metric (Petsiuk et al. 2018, ``klen=11, nsig=5``)."""
-    r = torch.arange(klen, dtype=x.dtype, device=x.device) - (klen - 1) / 2
-    g = torch.exp(-0.5 * (r / sigma) ** 2)
-    g = g / g.sum()
-    C = x.shape[1]
-    x = F.conv2d(x, g.view(1, 1, 1, -1).expand(C, 1, 1, klen), padding=(0, klen // 2), groups=C)
-    return F.conv2d(x, g.view(1, 1, -1, 1).expand(C, 1, klen, 1), padding=(klen // 2, 0), groups=C)
+@torch.no_grad()
+def model_logits(run: nn.Module, x: torch.Tensor, batch_size: int, where: str = "model(x)") -> torch.Tensor:
+    """Checked logits of ``run`` on ``x``, in chunks of ``batch_size``."""
+    outs = [forward(run, x[sl], where) for sl in chunks(x.shape[0], batch_size)]
+    return torch.cat(outs) if len(outs) > 1 else outs[0]
 
 
+# -------------------------------------------------------------------------------------- options
+def count(name: str, value, minimum: int = 1, hint: str = "") -> int:
+    """A whole number >= ``minimum`` (:func:`xaikit.core.conventions.check_count`), the error with ``hint``."""
+    try:
+        return check_count(name, value, minimum)
+    except ConfigError as e:
+        raise ConfigError(f"{e}{'; ' + hint if hint else ''}") from None
+
+
+def number(name: str, value, minimum: float = 0.0, strict: bool = False, hint: str = "") -> float:
+    """A finite real number >= ``minimum`` (> with ``strict``); bools and strings are refused."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok and isinstance(value, torch.Tensor) and value.dim() == 0:
+        ok = value.dtype != torch.bool and not value.is_complex()
+    if not ok:
+        ok = isinstance(value, (np.integer, np.floating))
+    v = float(value) if ok else math.nan
+    if not ok or not math.isfinite(v) or v < minimum or (strict and v == minimum):
+        bound = f" {'>' if strict else '>='} {minimum:g}" if math.isfinite(minimum) else ""
+        raise ConfigError(f"{name}={value!r} must be a finite number{bound}{'; ' + hint if hint else ''}")
+    return v
+
+
+def check_bool(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name}={value!r} must be True or False")
+    return value
+
+
+def batch_size_for(batch_size, x: torch.Tensor) -> int:
+    """``batch_size`` (a whole number >= 1) or, when None, :func:`xaikit.core.conventions.auto_batch`
+    for the images' size and device."""
+    if batch_size is None:
+        return auto_batch(x.shape[-2:], x.device)
+    return count("batch_size", batch_size, 1, "images per forward chunk; None picks one from the image size")
+
+
+def check_target(target, batch: int, num_classes: int | None = None, device=None) -> torch.Tensor | None:
+    """:func:`xaikit.core.targets.check_target`, also refusing a sequence that holds bools (``[False, 0]``
+    would otherwise become the classes ``[0, 0]``)."""
+    if isinstance(target, (list, tuple)) and any(isinstance(v, (bool, np.bool_)) for v in target):
+        raise InputError(f"target={list(target)!r} holds bools; it must hold class indices. For multi-hot "
+                         "labels pick one class per image, e.g. labels.argmax(1)")
+    return _core_check_target(target, batch, num_classes, device)
+
+
+def check_substrate(name: str, value):
+    """A substrate of :func:`xaikit.core.conventions.substrate`: its canonical name (aliases resolved) or a
+    finite number (a value of the normalized input space)."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}={value!r}: use one of {list(SUBSTRATES)} or a number")
+    if isinstance(value, (int, float)):
+        return number(name, value, -math.inf, hint="a number is a value of the model's normalized input space")
+    return choice("substrate", value, name)
+
+
+def substrate_values(x: torch.Tensor, kind, info, name: str = "substrate") -> torch.Tensor:
+    """:func:`xaikit.core.conventions.substrate` of the normalized batch ``x`` (broadcastable to it);
+    ``"black"`` without the model's mean/std says which option to change."""
+    if kind == "black" and not hasattr(getattr(info, "xaikit", info), "normalize"):
+        raise ConfigError(f"{name}='black' (pixel 0) needs the model's mean/std: load the model with xk.models.load "
+                          f"(which attaches model.xaikit), or use {name}='mean' (0 of the normalized input, the "
+                          "dataset-mean colour)")
+    return substrate(x, kind, info)
+
+
+# ---------------------------------------------------------------------------------------- means
 def reduce_dict(d: dict, reduce: bool) -> dict:
     """Per-image tensors -> float means (NaN entries ignored) when ``reduce``."""
-    if not reduce:
+    if not check_bool("reduce", reduce):
         return d
     out = {}
     for k, v in d.items():

@@ -1,6 +1,10 @@
 """Causal metrics: insertion, deletion (Petsiuk et al. 2018; thesis Alg. 1–2), over-all (Group-CAM
 §4.3) and AOPC (Samek et al. 2016, as Quantus' ``RegionPerturbation``; thesis §2.7).
 
+:func:`insertion`, :func:`deletion` and :func:`aopc` return one number per image; :func:`insertion_curves`,
+:func:`deletion_curves` and :func:`aopc_curves` return the same numbers with the curves behind them, as a
+:class:`Curves`.
+
 Every (image, step) pair is one row of a flat work list evaluated in chunks of ``batch_size``:
 pixels are ordered once per image (``argsort``), their rank is scattered back to pixel positions,
 and the mask of step i is ``rank < count_i`` — one comparison per chunk, no loop over steps.
@@ -8,19 +12,51 @@ and the mask of step i is ``rank < count_i`` — one comparison per chunk, no lo
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
 
+from ..core.conventions import Space, check_images, check_maps, choice, chunks, class_score, gaussian_blur
 from ..core.devices import runs_on_model
-from ..errors import InputError
-from ..models.fast import inference_twin
-from ._common import (SCORES, Space, batch_for, check_choice, check_images, check_sal, chunks, gaussian_blur,
-                      logits, resolve_target, to_score)
+from ..core.targets import resolve_target
+from ..errors import ConfigError
+from ._common import (batch_size_for, check_model, check_substrate, check_target, count, eval_guard, forward,
+                      model_logits, number, runner, substrate_values)
 
-SUBSTRATES = ("black", "blur")
+_STEPS_HINT = ("the curve has steps + 1 points, ceil(H*W / steps) pixels apart; steps >= H*W puts one pixel "
+               "per step (the thesis: 224 at 224x224)")
 
 
+@dataclass(frozen=True)
+class Curves:
+    """The curves behind a causal metric, and its per-image value.
+
+    From :func:`insertion_curves` / :func:`deletion_curves`: ``auc`` (B,) trapezoidal area under each
+    curve (what :func:`insertion` / :func:`deletion` return), ``curves`` (B, n) the target's score after
+    each step (n = steps + 1, steps capped at H·W; first point: nothing changed yet), ``counts`` (n,)
+    pixels inserted or deleted at each point, ``target`` (B,) the classes scored.
+
+    From :func:`aopc_curves`: ``aopc`` (B,) (what :func:`aopc` returns), ``curves`` (B, L) the drops
+    f(x) - f(x_k), ``regions`` (L,) patches perturbed at each point (1..L), ``target`` (B,).
+
+    The fields a metric does not fill are None. Tensors are on the device of the images.
+    """
+
+    curves: torch.Tensor
+    target: torch.Tensor
+    auc: torch.Tensor | None = None
+    counts: torch.Tensor | None = None
+    aopc: torch.Tensor | None = None
+    regions: torch.Tensor | None = None
+
+    def to(self, device) -> "Curves":
+        """A copy with every tensor on ``device``."""
+        return Curves(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name).to(device)
+                         for f in fields(self)})
+
+
+# ---------------------------------------------------------------------------------------- helpers
 def pixel_ranks(sal: torch.Tensor) -> torch.Tensor:
     """(B,H,W) -> (B,HW) rank of each pixel in decreasing saliency (ties: raster order)."""
     B = sal.shape[0]
@@ -33,11 +69,12 @@ def pixel_ranks(sal: torch.Tensor) -> torch.Tensor:
 
 def step_counts(n_pixels: int, steps: int) -> torch.Tensor:
     """Pixels changed after step i = 0..steps: ``min(i * ceil(HW / steps), HW)`` (224 px per step at
-    224x224 with ``steps=224``, as in the thesis)."""
-    if int(steps) < 1:
-        raise InputError(f"steps must be a positive integer, got {steps}.")
-    per = math.ceil(n_pixels / int(steps))
-    return (torch.arange(int(steps) + 1) * per).clamp(max=n_pixels)
+    224x224 with ``steps=224``, as in the thesis). ``steps`` is capped at ``n_pixels``: beyond one pixel
+    per step, more steps would only repeat the last point and shift the AUC."""
+    n_pixels = count("n_pixels", n_pixels)
+    steps = min(count("steps", steps, 1, _STEPS_HINT), n_pixels)
+    per = math.ceil(n_pixels / steps)
+    return (torch.arange(steps + 1) * per).clamp(max=n_pixels)
 
 
 def auc(curves: torch.Tensor) -> torch.Tensor:
@@ -46,132 +83,256 @@ def auc(curves: torch.Tensor) -> torch.Tensor:
     return (curves.sum(-1) - curves[..., 0] / 2 - curves[..., -1] / 2) / n
 
 
-def _substrate(x_sp: torch.Tensor, substrate: str, klen: int, sigma: float) -> torch.Tensor:
-    check_choice("substrate", substrate, SUBSTRATES)
-    return torch.zeros_like(x_sp) if substrate == "black" else gaussian_blur(x_sp, klen, sigma)
+def _klen(klen) -> int:
+    k = count("klen", klen, 1, "the blur kernel size, a positive odd integer (RISE: 11)")
+    if k % 2 == 0:
+        raise ConfigError(f"klen={klen!r} must be odd (the kernel is centred on the pixel): use {k + 1} or {k - 1}"
+                          if k > 1 else f"klen={klen!r} must be a positive odd integer")
+    return k
 
 
-@torch.no_grad()
-def _causal(model, x, sal, target, steps, substrate, insert, score, batch_size, space, klen, sigma,
-            return_curves, desc):
+# ----------------------------------------------------------------------------------- insertion/deletion
+@runs_on_model("x", "sal", "target")
+def _causal(model, x, sal, target=None, *, insert: bool, steps, substrate, score, batch_size, space, klen,
+            sigma, twin) -> dict:
+    name = "insertion" if insert else "deletion"
+    steps = count("steps", steps, 1, _STEPS_HINT)
+    score = choice("score", score, "score")
+    klen = _klen(klen)
+    sigma = number("sigma", sigma, 0.0, strict=True, hint="the blur's standard deviation in pixels (RISE: 5)")
+    subst = check_substrate("substrate", substrate)
+    model = check_model(model)
     x = check_images(x)
-    sal = check_sal(sal, x)
-    check_choice("score", score, SCORES)
-    sp = Space(model, space)
-    model = inference_twin(model, x)  # BatchNorm folded, channels-last: the same outputs, faster
+    sal = check_maps(sal, x)
+    info = getattr(model, "xaikit", None)
+    sp = Space(space, info)
     B, C, H, W = x.shape
-    t = resolve_target(target, logits(model, x, batch_size))
-    x_sp = sp.to_space(x)
-    base = _substrate(x_sp, substrate, klen, sigma)
-    # insertion: pixels come from x into the substrate; deletion: from the substrate into x.
-    # The masks are binary and the normalization per-channel affine, so selecting between the two
-    # images already mapped to the model's input equals mapping the blend: done once, not per chunk.
-    src, dst = (x_sp, base) if insert else (base, x_sp)
-    src, dst = sp.to_input(src), sp.to_input(dst)
-    rank = pixel_ranks(sal)
-    counts = step_counts(H * W, steps).to(x.device)
-    n = counts.numel()
-    curves = torch.empty(B * n, device=x.device)
-    for sl in chunks(B * n, batch_for(batch_size, x), desc=desc):
-        k = torch.arange(sl.start, sl.stop, device=x.device)
-        img, step = k // n, k % n
-        m = (rank[img] < counts[step, None]).view(-1, 1, H, W)
-        xin = torch.where(m, src[img], dst[img])
-        curves[sl] = to_score(model(xin).float(), score).gather(1, t[img, None])[:, 0]
+    bs = batch_size_for(batch_size, x)
+    t = check_target(target, B)
+    with torch.no_grad(), eval_guard(model):
+        run = runner(model, x, twin)  # BatchNorm folded, channels-last: the same outputs, faster
+        out = model_logits(run, x, bs, f"model(x) on the clean images ({name})")
+        t = resolve_target(check_target(t, B, out.shape[1]), out)
+        x_sp = sp.to_space(x)
+        # the masks are binary: the space only decides where the blur is computed; the other substrates
+        # are values of the normalized input (xaikit.core.conventions.substrate)
+        if subst == "blur":
+            base = sp.to_input(gaussian_blur(x_sp, klen, sigma, padding="zeros"))
+        else:
+            base = substrate_values(x, subst, info).expand_as(x)
+        # insertion: pixels come from x into the substrate; deletion: from the substrate into x.
+        # Selecting between the two images already in the model's input space equals mapping the
+        # blend (binary masks, per-channel affine normalization): done once, not per chunk.
+        xin_all = sp.to_input(x_sp)
+        src, dst = (xin_all, base) if insert else (base, xin_all)
+        rank = pixel_ranks(sal)
+        counts = step_counts(H * W, steps).to(x.device)
+        n = counts.numel()
+        curves = torch.empty(B * n, device=x.device)
+        for sl in chunks(B * n, bs, desc=name):
+            k = torch.arange(sl.start, sl.stop, device=x.device)
+            img, step = k // n, k % n
+            m = (rank[img] < counts[step, None]).view(-1, 1, H, W)
+            xin = torch.where(m, src[img], dst[img])
+            lg = forward(run, xin, f"model(x) on the {name} images (images {sorted(set(img.tolist()))[:6]})")
+            curves[sl] = class_score(lg, t[img], score)
     curves = curves.view(B, n)
-    a = auc(curves)
-    if return_curves:
-        return {"auc": a, "curves": curves, "counts": counts, "target": t}
-    return a
+    return {"auc": auc(curves), "curves": curves, "counts": counts, "target": t}
 
 
-@runs_on_model("x", "sal", "target")
-def insertion(model, x, sal, target=None, steps: int = 224, substrate: str = "blur",
-              score: str = "prob", batch_size: int | None = None, space: str = "pixel", klen: int = 11,
-              sigma: float = 5.0, return_curves: bool = False):
-    """Insertion AUC per image (thesis Alg. 1): start from the ``substrate`` (Gaussian blur, RISE's
-    kernel 11 / σ 5, or black) and put back the pixels of ``x`` by decreasing saliency, ``steps``
+_CAUSAL_ARGS = """
+    Args:
+        model: the classifier (``nn.Module``), run in eval mode and left as it was found.
+        x: (B, 3, H, W) normalized images, on any device (results come back on it).
+        sal: (B, H, W) saliency maps in [0, 1] at the input size; pixel ties (a constant map) are broken
+            in raster order, so every map gives a defined value.
+        target: the class scored per image: None = the class predicted on ``x`` (RISE's and Group-CAM's
+            code); an int, or (B,) class indices (the thesis uses the ground-truth labels).
+        steps: number of steps, default 224 (thesis Alg. 1–2 and RISE's ``CausalMetric`` at 224x224:
+            224 pixels per step). Each step changes ``ceil(H*W / steps)`` pixels; the curve has
+            ``steps + 1`` points. A whole number >= 1, capped at H·W: with ``steps >= H*W`` every pixel is
+            one step (more steps would only repeat the last point and shift the AUC).
+        substrate: what the pixels are replaced by or start from, in :mod:`xaikit.core.conventions`'
+            vocabulary: ``"blur"`` (a Gaussian blur of the image, ``klen``/``sigma``, zero padding as RISE's
+            ``evaluation.py``), ``"black"`` (pixel 0, needs ``model.xaikit``), ``"mean"`` (alias
+            ``"zero"``: 0 of the normalized input, the dataset-mean colour), ``"min"`` (the image's
+            minimum) or a number (a value of the normalized input). Default {substrate}.
+        score: ``"softmax"`` (default, alias ``"prob"``: the target's probability, as RISE and the thesis),
+            ``"logit"`` or ``"log_softmax"``.
+        batch_size: perturbed images per forward chunk, a whole number >= 1; None (default) picks one from
+            the image size (:func:`xaikit.core.conventions.auto_batch`). Does not change the values.
+        space: where the blur substrate is computed: ``"pixel"`` (default: the [0, 1] image, as the thesis'
+            Opti-CAM code) or ``"normalized"`` (the model's input tensor). The masks are binary, so other
+            substrates do not depend on it. ``"pixel"`` needs ``model.xaikit`` (``xk.models.load``).
+        klen: blur kernel size, a positive odd integer (default 11, RISE's ``klen=11``).
+        sigma: blur standard deviation in pixels, > 0 (default 5, RISE's ``nsig=5``).
+        twin: run the forwards on :func:`xaikit.models.inference_twin` of the model (default True:
+            BatchNorm folded, channels-last, checked against the model on ``x``; the same outputs up to
+            float rounding, faster), or on the model itself (False).
+"""
+
+
+def _doc(text: str, substrate: str, returns: str) -> str:
+    return text + _CAUSAL_ARGS.replace("{substrate}", substrate) + "\n    Returns:\n        " + returns + "\n"
+
+
+def insertion(model, x, sal, target=None, *, steps: int = 224, substrate="blur", score: str = "softmax",
+              batch_size: int | None = None, space: str = "pixel", klen: int = 11, sigma: float = 5.0,
+              twin: bool = True) -> torch.Tensor:
+    return _causal(model, x, sal, target, insert=True, steps=steps, substrate=substrate, score=score,
+                   batch_size=batch_size, space=space, klen=klen, sigma=sigma, twin=twin)["auc"]
+
+
+def insertion_curves(model, x, sal, target=None, *, steps: int = 224, substrate="blur", score: str = "softmax",
+                     batch_size: int | None = None, space: str = "pixel", klen: int = 11, sigma: float = 5.0,
+                     twin: bool = True) -> Curves:
+    return Curves(**_causal(model, x, sal, target, insert=True, steps=steps, substrate=substrate, score=score,
+                            batch_size=batch_size, space=space, klen=klen, sigma=sigma, twin=twin))
+
+
+def deletion(model, x, sal, target=None, *, steps: int = 224, substrate="black", score: str = "softmax",
+             batch_size: int | None = None, space: str = "pixel", klen: int = 11, sigma: float = 5.0,
+             twin: bool = True) -> torch.Tensor:
+    return _causal(model, x, sal, target, insert=False, steps=steps, substrate=substrate, score=score,
+                   batch_size=batch_size, space=space, klen=klen, sigma=sigma, twin=twin)["auc"]
+
+
+def deletion_curves(model, x, sal, target=None, *, steps: int = 224, substrate="black", score: str = "softmax",
+                    batch_size: int | None = None, space: str = "pixel", klen: int = 11, sigma: float = 5.0,
+                    twin: bool = True) -> Curves:
+    return Curves(**_causal(model, x, sal, target, insert=False, steps=steps, substrate=substrate, score=score,
+                            batch_size=batch_size, space=space, klen=klen, sigma=sigma, twin=twin))
+
+
+_INS = """Insertion AUC per image (thesis Alg. 1): start from the ``substrate`` (by default a Gaussian blur
+    of the image, RISE's kernel 11 / σ 5) and put back the pixels of ``x`` by decreasing saliency, ``steps``
     steps (curve of ``steps + 1`` points, first = substrate, last = x). Higher is better.
+"""
+_DEL = """Deletion AUC per image (thesis Alg. 2): replace the pixels of ``x`` by the ``substrate`` (black by
+    default, as the thesis and RISE's ``torch.zeros_like``; ``"blur"`` as Group-CAM's text) by decreasing
+    saliency. Lower is better.
+"""
+insertion.__doc__ = _doc(_INS, '``"blur"``', "(B,) AUCs (in [0, 1] for ``softmax``), on the device of ``x``. "
+                         "The curves: :func:`insertion_curves`.")
+insertion_curves.__doc__ = _doc("Insertion curves per image, and their AUC (:func:`insertion`, thesis Alg. 1).\n",
+                                '``"blur"``', ":class:`Curves` with ``auc`` (B,), ``curves`` (B, steps + 1), "
+                                "``counts`` (steps + 1,) pixels inserted, ``target`` (B,).")
+deletion.__doc__ = _doc(_DEL, '``"black"``', "(B,) AUCs (in [0, 1] for ``softmax``), on the device of ``x``. "
+                        "The curves: :func:`deletion_curves`.")
+deletion_curves.__doc__ = _doc("Deletion curves per image, and their AUC (:func:`deletion`, thesis Alg. 2).\n",
+                               '``"black"``', ":class:`Curves` with ``auc`` (B,), ``curves`` (B, steps + 1), "
+                               "``counts`` (steps + 1,) pixels deleted, ``target`` (B,).")
 
-    Returns (B,) AUCs in [0, 1] for probabilities, or with ``return_curves=True`` a dict
-    ``{"auc", "curves" (B, steps+1), "counts" (steps+1,) pixels inserted, "target"}``.
-    Pixel ties (a constant map) are broken in raster order, so constant maps give a defined value.
+
+@runs_on_model("x", "sal", "target")
+def overall(model, x, sal, target=None, *, steps: int = 224, insertion_substrate="blur",
+            deletion_substrate="black", score: str = "softmax", batch_size: int | None = None,
+            space: str = "pixel", klen: int = 11, sigma: float = 5.0, twin: bool = True) -> torch.Tensor:
+    """Group-CAM's over-all score per image: AUC(insertion) - AUC(deletion) (§4.3). Higher is better.
+
+    Args:
+        model, x, sal, target: as :func:`insertion`.
+        steps: steps of both curves (default 224; capped at H·W, see :func:`insertion`).
+        insertion_substrate: the insertion's start (default ``"blur"``, RISE's and Group-CAM's code).
+        deletion_substrate: the deletion's replacement (default ``"black"``, the thesis; Group-CAM's text
+            blurs: ``"blur"``).
+        score, batch_size, space, klen, sigma, twin: as :func:`insertion`, for both curves.
+
+    Returns:
+        (B,) differences of AUCs, on the device of ``x``.
     """
-    return _causal(model, x, sal, target, steps, substrate, True, score, batch_size, space, klen, sigma,
-                   return_curves, "insertion")
+    kw = dict(steps=steps, score=score, batch_size=batch_size, space=space, klen=klen, sigma=sigma, twin=twin)
+    return (_causal(model, x, sal, target, insert=True, substrate=insertion_substrate, **kw)["auc"]
+            - _causal(model, x, sal, target, insert=False, substrate=deletion_substrate, **kw)["auc"])
 
 
+# ------------------------------------------------------------------------------------------------ AOPC
 @runs_on_model("x", "sal", "target")
-def deletion(model, x, sal, target=None, steps: int = 224, substrate: str = "black",
-             score: str = "prob", batch_size: int | None = None, space: str = "pixel", klen: int = 11,
-             sigma: float = 5.0, return_curves: bool = False):
-    """Deletion AUC per image (thesis Alg. 2): replace the pixels of ``x`` by the ``substrate``
-    (black = 0 in ``space``, default as the thesis; ``"blur"`` as Group-CAM's text) by decreasing
-    saliency. Lower is better. Same returns and options as :func:`insertion`."""
-    return _causal(model, x, sal, target, steps, substrate, False, score, batch_size, space, klen, sigma,
-                   return_curves, "deletion")
+def _aopc(model, x, sal, target=None, *, patch_size, regions, baseline, score, batch_size, twin) -> dict:
+    ps = count("patch_size", patch_size, 1, "the side of the square patches in pixels (thesis: 14)")
+    regions = count("regions", regions, 1, "the number of patches perturbed, one curve point each (thesis: 10)")
+    base_kind = check_substrate("baseline", baseline)
+    score = choice("score", score, "score")
+    model = check_model(model)
+    x = check_images(x)
+    sal = check_maps(sal, x)
+    B, C, H, W = x.shape
+    bs = batch_size_for(batch_size, x)
+    t = check_target(target, B)
+    with torch.no_grad(), eval_guard(model):
+        run = runner(model, x, twin)
+        out = model_logits(run, x, bs, "model(x) on the clean images (aopc)")
+        t = resolve_target(check_target(t, B, out.shape[1]), out)
+        f0 = class_score(out, t, score)
+        gh, gw = math.ceil(H / ps), math.ceil(W / ps)
+        pad = (0, gw * ps - W, 0, gh * ps - H)
+        sums = F.avg_pool2d(F.pad(sal[:, None], pad), ps)[:, 0].reshape(B, -1)  # ∝ patch sums
+        L = min(regions, gh * gw)
+        prank = pixel_ranks(sums.view(B, gh, gw))                                 # patch ranks (B, gh*gw)
+        base = substrate_values(x, base_kind, getattr(model, "xaikit", None), "baseline")
+        base = base.expand(B, C, *base.shape[-2:])
+        ks = torch.arange(1, L + 1, device=x.device)
+        drops = torch.empty(B * L, device=x.device)
+        for sl in chunks(B * L, bs, desc="aopc"):
+            i = torch.arange(sl.start, sl.stop, device=x.device)
+            img, k = i // L, ks[i % L]
+            pm = (prank[img] < k[:, None]).view(-1, 1, gh, gw).to(x.dtype)
+            m = pm.repeat_interleave(ps, 2).repeat_interleave(ps, 3)[..., :H, :W]
+            xin = m * base[img] + (1 - m) * x[img]
+            lg = forward(run, xin, f"model(x) on the AOPC images (images {sorted(set(img.tolist()))[:6]})")
+            drops[sl] = f0[img] - class_score(lg, t[img], score)
+    drops = drops.view(B, L)
+    return {"aopc": drops.sum(1) / (L + 1), "curves": drops, "regions": ks, "target": t}
 
 
-@runs_on_model("x", "sal", "target")
-def overall(model, x, sal, target=None, steps: int = 224, deletion_substrate: str = "black", **kw):
-    """Group-CAM's over-all score per image: AUC(insertion) - AUC(deletion) (§4.3). Higher is better."""
-    kw.pop("return_curves", None)
-    return (insertion(model, x, sal, target, steps=steps, **kw)
-            - deletion(model, x, sal, target, steps=steps, substrate=deletion_substrate, **kw))
+_AOPC_ARGS = """
+    Args:
+        model: the classifier (``nn.Module``), run in eval mode and left as it was found.
+        x: (B, 3, H, W) normalized images, on any device (results come back on it).
+        sal: (B, H, W) saliency maps in [0, 1] at the input size.
+        target: None = the class predicted on ``x``; an int or (B,) class indices.
+        patch_size: side of the square patches in pixels, a whole number >= 1 (default 14, thesis §2.7 with
+            Quantus' ``RegionPerturbation(patch_size=14)``). Border patches of sizes not divisible by it are
+            partial (ranked by the sum over the pixels inside).
+        regions: patches perturbed, one point of the curve each, a whole number >= 1 (default 10, Quantus'
+            ``regions_evaluation=10``); capped at the number of patches.
+        baseline: the value patches are set to, in :mod:`xaikit.core.conventions`' substrate vocabulary:
+            ``"min"`` (default: the image's minimum in the normalized input, Quantus'
+            ``perturb_baseline="black"``), ``"zero"`` (= ``"mean"``: 0 of the normalized input), ``"black"``
+            (pixel 0, needs ``model.xaikit``), ``"blur"`` or a number (a value of the normalized input).
+        score: ``"softmax"`` (default, alias ``"prob"``: Quantus' ``softmax=True``), ``"logit"`` or
+            ``"log_softmax"``.
+        batch_size: perturbed images per forward chunk (>= 1); None picks one from the image size.
+        twin: run the forwards on :func:`xaikit.models.inference_twin` of the model (default True) or on the
+            model itself.
+"""
 
 
-def _baseline(x: torch.Tensor, baseline, model) -> torch.Tensor:
-    """Replacement value per image/channel broadcastable to x, in the normalized input space."""
-    if baseline == "min":        # Quantus' "black": the image's minimum value
-        return x.flatten(1).min(1)[0].view(-1, 1, 1, 1)
-    if baseline == "zero":
-        return torch.zeros(1, 1, 1, 1, dtype=x.dtype, device=x.device)
-    if baseline == "black":      # pixel black (0 in [0,1]) in the model's input space
-        return Space(model, "pixel").to_input(torch.zeros(1, x.shape[1], 1, 1, dtype=x.dtype, device=x.device))
-    if isinstance(baseline, (int, float)):
-        return torch.full((1, 1, 1, 1), float(baseline), dtype=x.dtype, device=x.device)
-    raise InputError(f"baseline={baseline!r}: use 'min' (Quantus' 'black'), 'zero', 'black' or a number.")
+def aopc(model, x, sal, target=None, *, patch_size: int = 14, regions: int = 10, baseline="min",
+         score: str = "softmax", batch_size: int | None = None, twin: bool = True) -> torch.Tensor:
+    return _aopc(model, x, sal, target, patch_size=patch_size, regions=regions, baseline=baseline, score=score,
+                 batch_size=batch_size, twin=twin)["aopc"]
 
 
-@runs_on_model("x", "sal", "target")
-@torch.no_grad()
-def aopc(model, x, sal, target=None, patch_size: int = 14, regions: int = 10, baseline="min",
-         score: str = "prob", batch_size: int | None = None, return_curves: bool = False):
+def aopc_curves(model, x, sal, target=None, *, patch_size: int = 14, regions: int = 10, baseline="min",
+                score: str = "softmax", batch_size: int | None = None, twin: bool = True) -> Curves:
+    return Curves(**_aopc(model, x, sal, target, patch_size=patch_size, regions=regions, baseline=baseline,
+                          score=score, batch_size=batch_size, twin=twin))
+
+
+aopc.__doc__ = (
     """Area over the MoRF perturbation curve (Samek et al. 2016), per image. Higher is better.
 
     Non-overlapping ``patch_size`` patches are ranked by their summed saliency; the first k patches
-    (k = 1..``regions``) are set to ``baseline`` in the normalized input (default ``"min"``, the
-    per-image minimum, which is Quantus' ``perturb_baseline="black"``). The thesis' settings
-    (§2.7, Quantus ``RegionPerturbation``): patch 14, 10 regions. With drops
+    (k = 1..``regions``) are set to ``baseline`` in the normalized input. With drops
     d_k = f(x) - f(x_k) (Quantus' curve), AOPC = Σ_{k=0..L} d_k / (L + 1), d_0 = 0 (Samek eq. 12).
-    Border patches of sizes not divisible by ``patch_size`` are partial (sums over the pixels inside).
-    """
-    x = check_images(x)
-    sal = check_sal(sal, x)
-    check_choice("score", score, SCORES)
-    B, C, H, W = x.shape
-    ps = int(patch_size)
-    model = inference_twin(model, x)
-    out = logits(model, x, batch_size)
-    t = resolve_target(target, out)
-    f0 = to_score(out, score).gather(1, t[:, None])[:, 0]
-    gh, gw = math.ceil(H / ps), math.ceil(W / ps)
-    pad = (0, gw * ps - W, 0, gh * ps - H)
-    sums = F.avg_pool2d(F.pad(sal[:, None], pad), ps)[:, 0].reshape(B, -1)  # ∝ patch sums
-    L = min(int(regions), gh * gw)
-    prank = pixel_ranks(sums.view(B, gh, gw))                                 # patch ranks (B, gh*gw)
-    base = _baseline(x, baseline, model).expand(B, C, 1, 1)
-    ks = torch.arange(1, L + 1, device=x.device)
-    drops = torch.empty(B * L, device=x.device)
-    for sl in chunks(B * L, batch_for(batch_size, x), desc="aopc"):
-        i = torch.arange(sl.start, sl.stop, device=x.device)
-        img, k = i // L, ks[i % L]
-        pm = (prank[img] < k[:, None]).view(-1, 1, gh, gw).to(x.dtype)
-        m = pm.repeat_interleave(ps, 2).repeat_interleave(ps, 3)[..., :H, :W]
-        xin = m * base[img] + (1 - m) * x[img]
-        drops[sl] = f0[img] - to_score(model(xin).float(), score).gather(1, t[img, None])[:, 0]
-    drops = drops.view(B, L)
-    a = drops.sum(1) / (L + 1)
-    if return_curves:
-        return {"aopc": a, "curves": drops, "target": t}
-    return a
+""" + _AOPC_ARGS + """
+    Returns:
+        (B,) AOPC values, on the device of ``x``. The curves: :func:`aopc_curves`.
+""")
+aopc_curves.__doc__ = (
+    """AOPC's perturbation curves per image (the drops f(x) - f(x_k), k = 1..L), and AOPC (:func:`aopc`).
+""" + _AOPC_ARGS + """
+    Returns:
+        :class:`Curves` with ``aopc`` (B,), ``curves`` (B, L) drops, ``regions`` (L,) = 1..L, ``target`` (B,).
+""")

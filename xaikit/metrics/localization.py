@@ -12,10 +12,11 @@ import math
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from ..core.devices import back
-from ..errors import InputError
-from ._common import reduce_dict
+from ..errors import ConfigError, InputError
+from ._common import check_bool, check_target, number, reduce_dict
 
 _STRUCT8 = np.ones((3, 3), dtype=bool)
 
@@ -56,8 +57,6 @@ def box_masks(boxes, size, labels=None, target=None) -> torch.Tensor:
 
 def _largest_cc_box(mask: np.ndarray):
     """xyxy (exclusive) box of the largest 8-connected component of a bool mask, None if empty."""
-    from scipy import ndimage
-
     lab, n = ndimage.label(mask, structure=_STRUCT8)
     if n == 0:
         return None
@@ -97,16 +96,26 @@ def _point_hits(sal: torch.Tensor, bx: list, tolerance: float) -> torch.Tensor:
 
 
 def _check(sal):
-    if not isinstance(sal, torch.Tensor) or sal.dim() not in (3, 4):
-        raise InputError("sal must be a tensor (B, H, W) in [0, 1].")
+    if not isinstance(sal, torch.Tensor) or sal.dim() not in (3, 4) or (sal.dim() == 4 and sal.shape[1] != 1):
+        shape = tuple(sal.shape) if isinstance(sal, torch.Tensor) else type(sal).__name__
+        raise InputError(f"sal must be a tensor (B, H, W) in [0, 1], got {shape}.")
     sal = sal[:, 0] if sal.dim() == 4 else sal
     sal = sal.detach().float().cpu()
-    if torch.isnan(sal).any():
-        raise InputError("sal contains NaN; fix the saliency method or use torch.nan_to_num(sal).")
+    if not bool(torch.isfinite(sal).all()):
+        bad = (~torch.isfinite(sal)).flatten(1).any(1).nonzero().flatten().tolist()
+        raise InputError(f"sal contains NaN or infinite values (images {bad}); fix the saliency method or use "
+                         "torch.nan_to_num(sal).")
     return sal
 
 
-def localization(sal, boxes, probs=None, target=None, box_labels=None, tolerance: float = 15,
+def _unit_values(name: str, values, default) -> np.ndarray:
+    v = default if values is None else np.asarray(values, dtype=float).reshape(-1)
+    if v.size == 0 or not np.isfinite(v).all() or (v < 0).any() or (v > 1).any():
+        raise ConfigError(f"{name}={values!r} must be a non-empty list of numbers in [0, 1]")
+    return v
+
+
+def localization(sal, boxes, probs=None, target=None, *, box_labels=None, tolerance: float = 15,
                  etas=None, deltas=(0.3, 0.5, 0.7), iou_threshold: float | None = None,
                  reduce: bool = True) -> dict:
     """OM, LE, F1, BA, SP, EP (percent) and SM of saliency maps against ground-truth boxes.
@@ -126,8 +135,35 @@ def localization(sal, boxes, probs=None, target=None, box_labels=None, tolerance
     NaN. ``target`` is the ground-truth class (B,); None -> argmax of ``probs``. With ``box_labels``
     only boxes of the target class count. A constant map has an empty ``{S > mean}``: no predicted
     box (IoU 0, |B_p| = 0) and its argmax is the first pixel.
+
+    Args:
+        sal: (B, H, W) saliency maps in [0, 1], finite, on any device (results come back on it).
+        boxes: per image a (K, 4) tensor of xyxy boxes in pixels (``Batch.boxes``); K = 0 allowed.
+        probs: (B, C) softmax probabilities of the model on the images (default None: OM and SM are NaN).
+        target: the ground-truth class per image (int or (B,) class indices); None = argmax of ``probs``.
+        box_labels: per image the (K,) classes of the boxes; only boxes of the target class count
+            (default None: every box).
+        tolerance: SP's distance in pixels, a finite number >= 0 (default 15, Zhang et al. 2017;
+            0 = literally inside, thesis eq. 1.21).
+        etas: BA's thresholds η in [0, 1] (default 0, 0.01, .., 0.99, Choe et al. 2020).
+        deltas: BA's IoU thresholds δ in [0, 1] (default 0.3, 0.5, 0.7, Choe et al. 2020).
+        iou_threshold: None (default: OM/LE with the IoU itself, thesis eq. 1.16–1.17) or a number in
+            (0, 1] (0.5: ILSVRC's rule 1[IoU >= 0.5]).
+        reduce: True (default): means over the images with boxes; False: per-image tensors plus
+            ``BA_hits`` (B, len(etas), len(deltas)).
+
+    Returns:
+        ``{"OM", "LE", "F1", "BA", "SP", "EP", "SM"}``.
     """
     home = sal.device if isinstance(sal, torch.Tensor) else torch.device("cpu")
+    tolerance = number("tolerance", tolerance, 0.0, hint="pixels from the box (Zhang et al.: 15; 0 = inside)")
+    if iou_threshold is not None:
+        iou_threshold = number("iou_threshold", iou_threshold, 0.0, strict=True, hint="0.5 is ILSVRC's rule")
+        if iou_threshold > 1:
+            raise ConfigError(f"iou_threshold={iou_threshold!r} must be in (0, 1] (0.5 is ILSVRC's rule)")
+    etas = _unit_values("etas", etas, np.arange(0, 1, 0.01))
+    deltas = _unit_values("deltas", deltas, None)
+    check_bool("reduce", reduce)
     sal = _check(sal)  # the geometry runs on the CPU (connected components in NumPy)
     B, H, W = sal.shape
     if probs is not None:
@@ -135,10 +171,13 @@ def localization(sal, boxes, probs=None, target=None, box_labels=None, tolerance
         if probs.dim() != 2 or probs.shape[0] != B:
             raise InputError(f"probs must be (B, C) = ({B}, C) softmax probabilities, got "
                              f"{tuple(probs.shape)}; pass the class labels as target=.")
+        if not bool(torch.isfinite(probs).all()):
+            raise InputError("probs contains NaN or infinite values; check the model's outputs")
+    target = check_target(target, B, probs.shape[1] if probs is not None else None)
     if target is None and probs is not None:
         target = probs.argmax(1)
     if target is not None:
-        target = torch.as_tensor(target).reshape(-1).long().cpu().expand(B)
+        target = target.cpu()
     if box_labels is not None and target is None:
         raise InputError("box_labels needs target (or probs) to pick the target-class boxes.")
     bx = _select_boxes(boxes, box_labels, target, B)
@@ -152,8 +191,6 @@ def localization(sal, boxes, probs=None, target=None, box_labels=None, tolerance
     R = inU / U.flatten(1).sum(1).clamp(min=1)
     F1 = torch.where(P + R > 0, 2 * P * R / (P + R).clamp(min=1e-12), torch.zeros(B))
 
-    etas = np.arange(0, 1, 0.01) if etas is None else np.asarray(etas, dtype=float)
-    deltas = np.asarray(deltas, dtype=float)
     ious = torch.zeros(B)
     area = torch.zeros(B)
     ba_hits = torch.zeros(B, len(etas), len(deltas))
@@ -189,15 +226,32 @@ def localization(sal, boxes, probs=None, target=None, box_labels=None, tolerance
     return reduce_dict(res, True)
 
 
-def pointing_game(sal, boxes, target, box_labels=None, tolerance: float = 15, reduce: bool = True):
+def pointing_game(sal, boxes, target, *, box_labels=None, tolerance: float = 15, reduce: bool = True):
     """Pointing game accuracy per category (Group-CAM §4.4): hits / (hits + misses) for each class,
-    then the mean over classes (percent). ``sal[i]`` explains class ``target[i]``; with
-    ``box_labels`` only boxes of that class count. Returns ``{"SP", "per_category": {c: acc}}``, or
-    per-image hits with ``reduce=False``. Images without boxes are skipped."""
+    then the mean over classes (percent). ``sal[i]`` explains class ``target[i]``. Images without boxes
+    are skipped.
+
+    Args:
+        sal: (B, H, W) saliency maps, finite, on any device (per-image results come back on it).
+        boxes: per image a (K, 4) tensor of xyxy boxes in pixels (``Batch.boxes``).
+        target: the class each map explains: an int or (B,) class indices (required).
+        box_labels: per image the (K,) classes of the boxes; only boxes of the target class count
+            (default None: every box).
+        tolerance: the hit distance in pixels, a finite number >= 0 (default 15, Zhang et al. 2017 and
+            Group-CAM's evaluation; 0 = literally inside).
+        reduce: True (default): the per-category summary; False: per-image hits.
+
+    Returns:
+        ``{"SP", "per_category": {c: acc}}`` (percent), or (B,) per-image hits (100, 0, NaN without boxes).
+    """
     home = sal.device if isinstance(sal, torch.Tensor) else torch.device("cpu")
+    tolerance = number("tolerance", tolerance, 0.0, hint="pixels from the box (Zhang et al.: 15; 0 = inside)")
+    check_bool("reduce", reduce)
     sal = _check(sal)
     B = sal.shape[0]
-    target = torch.as_tensor(target).reshape(-1).long().cpu().expand(B)
+    if target is None:
+        raise InputError("pointing_game needs target: the class each map explains (an int or (B,) classes)")
+    target = check_target(target, B).cpu()
     bx = _select_boxes(boxes, box_labels, target, B)
     hits = _point_hits(sal, bx, tolerance)
     if not reduce:

@@ -1,13 +1,18 @@
 """Interpretable object recognition: Average Drop / Increase / Gain, the bounding-box study, ADCC.
 
-p = score of the target class on ``x``, o = score on the masked image ``x ⊙ S`` (thesis §1.3.3.2).
+p = probability of the target class on ``x``, o = probability on the masked image ``x ⊙ S`` (thesis
+§1.3.3.2). AD and AG are ratios of probabilities: these metrics always score with the softmax.
 """
 from __future__ import annotations
 
 import torch
 
+from ..core.conventions import Space, check_images, check_maps, class_score
 from ..core.devices import runs_on_model
-from ._common import Space, check_images, check_sal, logits, reduce_dict, resolve_target
+from ..core.targets import resolve_target
+from ..errors import InputError
+from ._common import (batch_size_for, check_bool, check_model, check_target, eval_guard, model_logits, reduce_dict,
+                      runner)
 from .localization import box_masks
 
 
@@ -23,29 +28,53 @@ def _ad_ag_ai(p: torch.Tensor, o: torch.Tensor) -> dict:
     return {"AD": ad, "AG": ag, "AI": ai}
 
 
-def _probs(model, xs: torch.Tensor, t: torch.Tensor, batch_size: int) -> torch.Tensor:
-    return logits(model, xs, batch_size).softmax(-1).gather(1, t[:, None])[:, 0]
+def _clean(model, x, target, batch_size, twin, what):
+    """(run, p-logits, target, batch size) after the clean forward; options checked first."""
+    bs = batch_size_for(batch_size, x)
+    run = runner(model, x, twin)
+    out = model_logits(run, x, bs, f"model(x) on the clean images ({what})")
+    t = resolve_target(check_target(target, x.shape[0], out.shape[1]), out)
+    return run, out, t, bs
 
 
 @runs_on_model("x", "sal", "target")
 @torch.no_grad()
-def recognition(model, x, sal, target=None, reduce: bool = True, space: str = "pixel",
-                batch_size: int | None = None) -> dict:
+def recognition(model, x, sal, target=None, *, reduce: bool = True, space: str = "pixel",
+                batch_size: int | None = None, twin: bool = True) -> dict:
     """Average Drop, Average Gain, Average Increase of masking ``x`` by ``sal`` (percent).
 
     AD (thesis eq. 1.10) and AI (eq. 1.11, Chattopadhyay et al. 2018), AG (eq. 2.8, Opti-CAM).
-    ``target=None`` uses the predicted class (the thesis uses ground truth: pass labels).
-    ``reduce=False`` returns per-image tensors, plus ``p`` and ``o`` (target probability on the
-    image and on the masked image). A constant map c masks every pixel alike: the result is
-    defined (for c = 0 the masked image is black). Probabilities, not logits (AD/AG are ratios).
+    A constant map c masks every pixel alike: the result is defined (for c = 0 the masked image is
+    black). Probabilities, not logits (AD/AG are ratios).
+
+    Args:
+        model: the classifier (``nn.Module``), run in eval mode and left as it was found.
+        x: (B, 3, H, W) normalized images, on any device (results come back on it).
+        sal: (B, H, W) saliency maps in [0, 1] at the input size.
+        target: None = the class predicted on ``x`` (the ADCC code); an int or (B,) class indices (the
+            thesis uses the ground-truth labels: pass them).
+        reduce: True (default): means over the images as floats; False: per-image tensors, plus ``p``
+            and ``o`` (target probability on the image and on the masked image) and ``target``.
+        space: where ``x ⊙ S`` is taken: ``"pixel"`` (default: the [0, 1] image, masked pixels go black,
+            as the thesis' Opti-CAM code; needs ``model.xaikit``) or ``"normalized"`` (the model's input
+            tensor, masked pixels go to the dataset mean, as the ADCC code and pytorch-grad-cam).
+        batch_size: images per forward chunk (>= 1); None picks one from the image size.
+        twin: run the forwards on :func:`xaikit.models.inference_twin` of the model (default True) or
+            on the model itself.
+
+    Returns:
+        ``{"AD", "AG", "AI"}`` (floats, or (B,) tensors with ``p``, ``o``, ``target`` when not reduced).
     """
+    check_bool("reduce", reduce)
+    model = check_model(model)
     x = check_images(x)
-    sal = check_sal(sal, x)
-    sp = Space(model, space)
-    out = logits(model, x, batch_size)
-    t = resolve_target(target, out)
-    p = out.softmax(-1).gather(1, t[:, None])[:, 0]
-    o = _probs(model, sp.mask(x, sal), t, batch_size)
+    sal = check_maps(sal, x)
+    sp = Space(space, getattr(model, "xaikit", None))
+    t = check_target(target, x.shape[0])
+    with eval_guard(model):
+        run, out, t, bs = _clean(model, x, t, batch_size, twin, "recognition")
+        p = class_score(out, t, "softmax")
+        o = class_score(model_logits(run, sp.mask(x, sal), bs, "model(x ⊙ S) (recognition)"), t, "softmax")
     res = _ad_ag_ai(p, o)
     if not reduce:
         res.update(p=p, o=o, target=t)
@@ -54,26 +83,38 @@ def recognition(model, x, sal, target=None, reduce: bool = True, space: str = "p
 
 @runs_on_model("x", "sal", "boxes", "target", "box_labels")
 @torch.no_grad()
-def box_study(model, x, sal, boxes, target=None, box_labels=None, reduce: bool = True,
-              space: str = "pixel", batch_size: int | None = None) -> dict:
+def box_study(model, x, sal, boxes, target=None, *, box_labels=None, reduce: bool = True,
+              space: str = "pixel", batch_size: int | None = None, twin: bool = True) -> dict:
     """Thesis Table 2.5: AD/AG/AI when masking by the box, its complement, and combinations.
 
     Keys: ``"S:=B"`` (the union B of the ground-truth boxes as saliency map), ``"S:=I-B"`` (its
     complement), ``"S"`` (the map itself), ``"B&S"`` (B ⊙ S) and ``"S-B"`` (S ⊙ (1 - B)); each holds
-    a :func:`recognition`-style dict. ``boxes``: per image (K, 4) xyxy pixels (``Batch.boxes``); when
-    ``box_labels`` is given only boxes of the target class are used. An image without boxes has
-    B = ∅: "S:=B" masks everything (o is the score of a black image) and "B&S" too.
+    a :func:`recognition`-style dict. An image without boxes has B = ∅: "S:=B" masks everything (o is
+    the score of a black image) and "B&S" too.
+
+    Args:
+        model, x, sal, target, reduce, space, batch_size, twin: as :func:`recognition`.
+        boxes: per image a (K, 4) tensor of xyxy boxes in pixels (``Batch.boxes``).
+        box_labels: per image the (K,) classes of the boxes; when given only boxes of the target class
+            count (default None: every box).
+
+    Returns:
+        ``{key: {"AD", "AG", "AI"}}`` (plus ``p``, ``o`` per image when not reduced).
     """
+    check_bool("reduce", reduce)
+    model = check_model(model)
     x = check_images(x)
-    sal = check_sal(sal, x)
-    sp = Space(model, space)
-    out = logits(model, x, batch_size)
-    t = resolve_target(target, out)
-    p = out.softmax(-1).gather(1, t[:, None])[:, 0]
-    Bm = box_masks(boxes, x.shape[-2:], labels=box_labels, target=t).to(x)
-    masks = {"S:=B": Bm, "S:=I-B": 1 - Bm, "S": sal, "B&S": Bm * sal, "S-B": sal * (1 - Bm)}
-    xs = torch.cat([sp.mask(x, m) for m in masks.values()])
-    o = _probs(model, xs, t.repeat(len(masks)), batch_size).view(len(masks), -1)
+    sal = check_maps(sal, x)
+    sp = Space(space, getattr(model, "xaikit", None))
+    t = check_target(target, x.shape[0])
+    with eval_guard(model):
+        run, out, t, bs = _clean(model, x, t, batch_size, twin, "box_study")
+        p = class_score(out, t, "softmax")
+        Bm = box_masks(boxes, x.shape[-2:], labels=box_labels, target=t).to(x)
+        masks = {"S:=B": Bm, "S:=I-B": 1 - Bm, "S": sal, "B&S": Bm * sal, "S-B": sal * (1 - Bm)}
+        xs = torch.cat([sp.mask(x, m) for m in masks.values()])
+        o = class_score(model_logits(run, xs, bs, "model(x ⊙ mask) (box_study)"), t.repeat(len(masks)),
+                        "softmax").view(len(masks), -1)
     res = {}
     for i, k in enumerate(masks):
         r = _ad_ag_ai(p, o[i])
@@ -91,8 +132,8 @@ def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 @runs_on_model("x", "sal", "target")
-def adcc(model, explainer, x, target=None, sal=None, reduce: bool = True, space: str = "pixel",
-         batch_size: int | None = None) -> dict:
+def adcc(model, explainer, x, target=None, *, sal=None, reduce: bool = True, space: str = "pixel",
+         batch_size: int | None = None, twin: bool = True) -> dict:
     """ADCC (Poppi et al. 2021; thesis eq. 1.12–1.14, ViT-ReciproCAM eq. 1), in percent.
 
     ``explainer(x, target) -> (B,H,W)`` in [0,1] is called on ``x`` (unless ``sal`` is given) and
@@ -105,20 +146,40 @@ def adcc(model, explainer, x, target=None, sal=None, reduce: bool = True, space:
     - ADCC = 3 / (1/Coherency + 1/(1 - Complexity) + 1/(1 - AD)) (harmonic mean; 0 when any of
       Coherency, 1 - Complexity, 1 - AD is 0).
 
-    Returns per-image tensors (``reduce=False``) or means of ``AD, AI, Coherency, Complexity, ADCC``.
-    ``target=None`` uses the predicted class, as the ADCC reference code does.
+    Args:
+        model: the classifier (``nn.Module``), in eval mode during the call (the explainer's calls too)
+            and left as it was found (modes and ``.grad`` fields).
+        explainer: ``explainer(x, target) -> (B, H, W)`` maps in [0, 1], e.g. an attributor.
+        x: (B, 3, H, W) normalized images, on any device.
+        target: None = the class predicted on ``x``, as the ADCC reference code; an int or (B,) classes.
+        sal: precomputed ``explainer(x, target)`` (default None: computed).
+        reduce: True (default): means over images; False: per-image tensors plus ``target``.
+        space: where ``x ⊙ S`` is taken, as :func:`recognition` (default ``"pixel"``; the ADCC code
+            uses ``"normalized"``).
+        batch_size: images per forward chunk (>= 1); None picks one from the image size.
+        twin: the model's forwards on :func:`xaikit.models.inference_twin` (default True) or on the model.
+
+    Returns:
+        ``{"AD", "AI", "Coherency", "Complexity", "ADCC"}`` (floats, or (B,) tensors when not reduced).
     """
+    check_bool("reduce", reduce)
+    model = check_model(model)
+    if not callable(explainer):
+        raise InputError(f"explainer must be callable as explainer(x, target), got {type(explainer).__name__}")
     x = check_images(x)
-    sp = Space(model, space)
-    out = logits(model, x, batch_size)
-    t = resolve_target(target, out)
-    if sal is None:
-        sal = explainer(x, t)
-    sal = check_sal(sal, x)
-    xm = sp.mask(x, sal)
-    sal2 = check_sal(explainer(xm, t), x, name="explainer(x ⊙ S)")
-    p = out.softmax(-1).gather(1, t[:, None])[:, 0]
-    o = _probs(model, xm, t, batch_size)
+    sp = Space(space, getattr(model, "xaikit", None))
+    t = check_target(target, x.shape[0])
+    with eval_guard(model, getattr(explainer, "model", None)):
+        with torch.no_grad():
+            run, out, t, bs = _clean(model, x, t, batch_size, twin, "adcc")
+        if sal is None:
+            sal = check_maps(explainer(x, t), x, name="explainer(x)")
+        sal = check_maps(sal, x)
+        xm = sp.mask(x, sal)
+        sal2 = check_maps(explainer(xm, t), x, name="explainer(x ⊙ S)")
+        with torch.no_grad():
+            p = class_score(out, t, "softmax")
+            o = class_score(model_logits(run, xm, bs, "model(x ⊙ S) (adcc)"), t, "softmax")
     rec = _ad_ag_ai(p, o)
     ad = rec["AD"] / 100
     coh = ((_pearson(sal, sal2) + 1) / 2).nan_to_num(0.0)

@@ -28,6 +28,11 @@ Safety, since results must never be silently wrong:
   used), and none is copied into a twin; other hooks are copied, and the check above covers them;
   pass counters (:func:`observe`, used by ``count_passes``) see the twin's passes as the model's.
 
+Choosing: every method that runs perturbed copies of its input (Score-CAM, Ablation-CAM, Group-CAM, Opti-CAM,
+RISE, Extremal Perturbation) takes ``twin: bool = True``; ``twin=False`` runs them on the model itself
+(``xk.attributors.create("scorecam", model, twin=False)``).  :func:`disabled` switches the twin off for a
+whole block of code at once (benchmarks comparing the two use it); ``XAIKIT_FAST=0`` for a whole process.
+
 Layer hooks belong on the model, not on the twin: methods that capture or replace a layer's output
 (Grad-CAM's activations, Ablation-CAM) do that pass on the model itself.
 """
@@ -40,6 +45,8 @@ import weakref
 
 import torch
 import torch.nn as nn
+
+from .hooks import LayerCapture
 
 _TWINS: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
 #: model -> {observer hook: [handles on the model's twins]} (see :func:`observe`)
@@ -55,7 +62,8 @@ def enabled() -> bool:
 
 @contextlib.contextmanager
 def disabled():
-    """Within the block every xaikit forward pass runs on the model itself (for comparisons)."""
+    """Within the block every xaikit forward pass runs on the model itself (for comparisons and
+    benchmarks; to choose per method, pass ``twin=False`` to the method instead)."""
     global _DISABLED
     _DISABLED += 1
     try:
@@ -143,8 +151,6 @@ def fold_batchnorm(model: nn.Module) -> int:
 
 def _capture_hooks(model: nn.Module):
     """(hook dict, key) of every xaikit layer-capture hook on the model's modules."""
-    from ..attributors.base import LayerCapture
-
     for m in model.modules():
         for d in (m._forward_hooks, m._forward_pre_hooks):
             for k, h in list(d.items()):

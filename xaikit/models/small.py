@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..errors import ConfigError
+
 from .zoo import register
 
 
@@ -177,8 +179,6 @@ def deit_tiny_synth(num_classes: int = 10, img_size: int = 32, patch_size: int =
 
     img_size = int(input_size or img_size)
     if img_size % patch_size:
-        from ..errors import ConfigError
-
         raise ConfigError(f"img_size={img_size} is not a multiple of patch_size={patch_size}")
     m = VisionTransformer(img_size=img_size, patch_size=patch_size, num_classes=num_classes, embed_dim=embed_dim,
                           depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, class_token=True,

@@ -7,8 +7,10 @@ transformers a token-to-grid reshape.
 """
 from __future__ import annotations
 
+import collections
 import difflib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -245,11 +247,81 @@ def _bundled_efficientnet_lite0(model: nn.Module) -> None:
     model.load_state_dict(new, strict=True)
 
 
-def _load_checkpoint(model: nn.Module, path: Path) -> None:
+#: what a checkpoint may hold: tensors and plain Python values (read back with ``weights_only=True``)
+PLAIN_TYPES = (str, int, float, bool, type(None))
+SAFE_LOAD_FIX = ("if you trust the file, re-save it as a plain state_dict in a Python session "
+                 "(torch.save(model.state_dict(), path)); otherwise delete it (a cache or a training run writes it again)")
+
+
+def plain_checkpoint(obj, where: str = "checkpoint"):
+    """``obj`` as tensors and plain Python values only (dicts, lists, tuples, str, int, float, bool, None),
+    which ``torch.load(..., weights_only=True)`` reads back without running any code: a ``Counter``
+    (MultiStepLR's milestones) becomes a dict, numpy scalars become Python numbers; anything else is a
+    ``TypeError`` naming where it sits (a bug of the writer, caught before the file is written)."""
+    if isinstance(obj, torch.Tensor) or isinstance(obj, PLAIN_TYPES):
+        return obj
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if not isinstance(k, PLAIN_TYPES):
+                raise TypeError(f"{where}: key {k!r} of type {type(k).__name__} is not a plain value")
+            out[k] = plain_checkpoint(v, f"{where}[{k!r}]")
+        if isinstance(obj, collections.OrderedDict) and hasattr(obj, "_metadata"):  # state_dict versions
+            od = collections.OrderedDict(out)
+            od._metadata = obj._metadata
+            return od
+        return out
+    if isinstance(obj, (list, tuple)):
+        items = [plain_checkpoint(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        return items if isinstance(obj, list) else tuple(items)
+    if hasattr(obj, "item") and getattr(obj, "ndim", None) == 0 and type(obj).__module__ == "numpy":
+        return obj.item()
+    raise TypeError(f"{where} holds a {type(obj).__module__}.{type(obj).__name__}, which a weights_only checkpoint "
+                    "cannot hold: store it as tensors and plain values (e.g. a JSON string)")
+
+
+def read_checkpoint(path, map_location="cpu", *, what: str = "checkpoint", fix: str | None = None,
+                    error: type = WeightsError):
+    """``torch.load(path, weights_only=True)``: a file is never allowed to run code while it is read.
+
+    A file holding other Python objects (a pickled class, a function, ``os.system``...), a truncated or
+    garbage file, raise ``error`` (:class:`~xaikit.errors.WeightsError` by default) naming the file and
+    ``fix``; never a raw pickle error."""
+    import pickle
+
+    path = Path(path)
+    fix = fix or SAFE_LOAD_FIX
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise WeightsError(f"could not read checkpoint {path}: {e}. Is it a file written by torch.save?") from e
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError as e:
+        raise error(f"{what} {path} does not exist. Fix: {fix}") from e
+    except pickle.UnpicklingError as e:
+        msg = str(e)
+        found = re.search(r"GLOBAL ([\w.]+)", msg)
+        if found:  # the weights-only unpickler refused a global: the file would have run or built it
+            name = f" (it names {found.group(1)})"
+            raise error(f"{what} {path} holds Python objects other than tensors and plain values{name}; "
+                        "xaikit reads every checkpoint with weights_only=True and never runs code from a file. "
+                        f"Fix: {fix}") from None
+        detail = [ln for ln in msg.splitlines() if ln.strip() and "Unsupported" in ln] or msg.splitlines()[:1] or [""]
+        raise error(f"could not read {what} {path}: the file is damaged, truncated or not written by torch.save "
+                    f"(UnpicklingError: {detail[0].strip()[:160]}). Fix: {fix}") from None
+    except Exception as e:  # noqa: BLE001 - truncated zip, garbage bytes, EOF: one message naming the file
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
+        raise error(f"could not read {what} {path}: the file is damaged, truncated or not written by torch.save "
+                    f"({type(e).__name__}: {first}). Fix: {fix}") from None
+
+
+def _load_checkpoint(model: nn.Module, path: Path) -> None:
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+
+            ckpt = load_file(str(path), device="cpu")
+        except Exception as e:  # noqa: BLE001 - damaged file, or safetensors missing
+            raise WeightsError(f"could not read checkpoint {path} ({type(e).__name__}: {e}). Fix: {SAFE_LOAD_FIX}") from None
+    else:
+        ckpt = read_checkpoint(path, "cpu")
     if isinstance(ckpt, dict):
         for key in ("model", "state_dict", "model_state_dict"):
             if key in ckpt and isinstance(ckpt[key], dict):

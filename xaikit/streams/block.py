@@ -11,6 +11,8 @@ import math
 import torch
 import torch.nn as nn
 
+from ..errors import InputError
+
 
 def cross_attention(q: torch.Tensor, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Single-query cross attention, eqs. (3.1) and (3.3).
@@ -46,8 +48,6 @@ class CABlock(nn.Module):
 
     def forward(self, q: torch.Tensor, feats: torch.Tensor):
         if feats.dim() != 4 or feats.shape[1] != self.dim:
-            from ..errors import InputError
-
             raise InputError(f"CA block expects features (B, {self.dim}, h, w), got {tuple(feats.shape)}; "
                              "the backbone's stage widths changed since the stream was built - rewrap the model")
         pooled, a = self.attend(q, feats)

@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from ..core.devices import runs_on_model
+from ..models.zoo import info as model_info
 from ..errors import ConfigError, InputError, LayerError
 from .block import CABlock, ProjCABlock
 
@@ -95,8 +96,6 @@ class CAStream(nn.Module):
         it zero, so the wrapped model starts exactly equal to the GAP model).
         The backbone is frozen in place (``requires_grad=False``) and kept in eval mode.
         """
-        from ..models.zoo import info as model_info
-
         inf = model_info(model)
         if inf.is_vit:
             raise ConfigError("CA-Stream is defined for convolutional networks (thesis ch.3); a ViT already "

@@ -7,6 +7,8 @@ with ``model.xaikit.normalize``); integer labels train with cross-entropy, multi
 (Pascal-VOC-like) with binary cross-entropy. A checkpoint of the stream, optimizer, scheduler and
 history is written after every epoch; ``resume=True`` continues from the last one and gives the
 same result as an uninterrupted run (the data order of each epoch depends only on ``seed, epoch``).
+The checkpoint holds tensors and plain values only and is read with ``weights_only=True`` (a file never
+runs code); a damaged one is a DataError naming it.
 
 Under torchrun (an initialized ``torch.distributed`` group) the stream is wrapped in
 DistributedDataParallel (only the trainable stream parameters are synchronized; the frozen
@@ -28,11 +30,28 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from ..config import progress
+from ..core.devices import resolve_device
 from ..data.base import collate
 from ..errors import ConfigError, DataError
+from ..models.zoo import plain_checkpoint, read_checkpoint
 from . import distributed as D
 
 CHECKPOINT = "last.pt"
+#: ``last.pt`` holds tensors and plain values only, read with ``weights_only=True``: ``{"format", "epoch",
+#: "stream" (state_dict), "optimizer", "scheduler" (state_dicts), "history" (list of dicts), "config" (dict),
+#: "config_key" (str), "placement" (str)}``
+CHECKPOINT_FORMAT = "xaikit.stream/2"
+
+
+def _read(path: Path, device) -> dict:
+    """A CA-Stream checkpoint, read without running code (``weights_only=True``); an unreadable one is a
+    DataError naming the file (delete it to train again)."""
+    ck = read_checkpoint(path, device, what="CA-Stream checkpoint", error=DataError,
+                         fix="delete it to train the stream again (or pass another checkpoint_dir)")
+    if not isinstance(ck, dict) or not {"stream", "history", "epoch"} <= set(ck):
+        raise DataError(f"CA-Stream checkpoint {path} is not one xaikit.training.stream wrote (it holds "
+                        f"{sorted(ck) if isinstance(ck, dict) else type(ck).__name__}); delete it to train again")
+    return ck
 
 
 @dataclass
@@ -92,8 +111,6 @@ def train(stream, dataset: Dataset, epochs: int | None = None, *, batch_size: in
     ``checkpoint_dir``: where ``last.pt`` is written after each epoch; with ``resume=True`` an
     existing one (same hyper-parameters) is continued. The backbone is never updated.
     """
-    from ..config import device as resolve_device
-
     cfg = config or StreamTrainConfig(epochs=90 if epochs is None else int(epochs), batch_size=batch_size,
                                       lr=lr, momentum=momentum, weight_decay=weight_decay, lr_step=lr_step,
                                       lr_gamma=lr_gamma, seed=seed, max_batches=max_batches)
@@ -112,7 +129,7 @@ def train(stream, dataset: Dataset, epochs: int | None = None, *, batch_size: in
     start = 0
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
     if ckpt_path is not None and resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
+        ck = _read(ckpt_path, dev)
         if ck.get("config_key") != cfg.key() or ck.get("placement") != stream.placement:
             raise ConfigError(f"checkpoint {ckpt_path} was written with other hyper-parameters or another "
                               "stream; use another checkpoint_dir or resume=False to start over")
@@ -156,9 +173,11 @@ def train(stream, dataset: Dataset, epochs: int | None = None, *, batch_size: in
         if ckpt_path is not None and rank == 0:
             ckpt_path.parent.mkdir(parents=True, exist_ok=True)
             tmp = ckpt_path.with_suffix(".tmp")
-            torch.save({"epoch": epoch + 1, "stream": stream.stream_state_dict(), "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(), "history": history, "config": asdict(cfg),
-                        "config_key": cfg.key(), "placement": stream.placement}, tmp)
+            torch.save(plain_checkpoint({"format": CHECKPOINT_FORMAT, "epoch": epoch + 1,
+                                         "stream": stream.stream_state_dict(), "optimizer": opt.state_dict(),
+                                         "scheduler": sched.state_dict(), "history": history,
+                                         "config": asdict(cfg), "config_key": cfg.key(),
+                                         "placement": str(stream.placement)}, "CA-Stream checkpoint"), tmp)
             os.replace(tmp, ckpt_path)
         D.barrier()  # no rank runs ahead of the checkpoint
     stream.eval()
@@ -192,6 +211,6 @@ def load_checkpoint(stream, checkpoint_dir: str | os.PathLike) -> list[dict]:
     path = Path(checkpoint_dir) / CHECKPOINT
     if not path.exists():
         raise DataError(f"no CA-Stream checkpoint at {path}; train one with xaikit.training.stream.train(...)")
-    ck = torch.load(path, map_location=next(iter(stream.parameters())).device, weights_only=False)
+    ck = _read(path, next(iter(stream.parameters())).device)
     stream.load_stream_state_dict(ck["stream"])
     return list(ck["history"])

@@ -1,0 +1,276 @@
+"""One vocabulary for the conventions that differ between saliency libraries, used by attributors, metrics
+and experiments alike (NOTEBOOKS.md: "conventions differ between libraries").
+
+=================  ================================================================================
+convention         values (canonical first; accepted aliases in brackets)
+=================  ================================================================================
+score              ``"logit"`` the class logit y_c, ``"softmax"`` [``"prob"``] the probability p_c,
+                   ``"log_softmax"`` [``"log_prob"``] log p_c
+space              where a mask multiplies: ``"normalized"`` [``"input"``] the model's input tensor (masked
+                   pixels become the dataset-mean colour: grad-cam, the Score-CAM/Opti-CAM/RISE code);
+                   ``"pixel"`` the [0, 1] image (masked pixels become black: the thesis' text)
+substrate          what replaces a pixel: ``"black"`` pixel 0 (0 in [0, 1]); ``"mean"`` [``"zero"``,
+                   ``"zeros"``] 0 in the normalized space = the dataset-mean colour; ``"min"`` the image's
+                   minimum value in the normalized space (Quantus' "black"); ``"blur"`` a Gaussian blur of
+                   the image; a number, in the normalized space
+blur padding       ``"zeros"`` (RISE's ``conv2d`` with zero padding) or ``"reflect"`` (torchvision's
+                   ``GaussianBlur``, as Group-CAM's code)
+=================  ================================================================================
+
+Everything here works on any device; nothing here imports xaikit above :mod:`xaikit.errors`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from ..config import progress
+from ..errors import ConfigError, InputError
+
+SCORES = ("logit", "softmax", "log_softmax")
+SPACES = ("normalized", "pixel")
+SUBSTRATES = ("black", "mean", "min", "blur")
+PADDINGS = ("zeros", "reflect")
+_ALIASES = {
+    "score": {"prob": "softmax", "probability": "softmax", "log_prob": "log_softmax", "logits": "logit"},
+    "space": {"input": "normalized"},
+    "substrate": {"zero": "mean", "zeros": "mean"},
+}
+_CHOICES = {"score": SCORES, "space": SPACES, "substrate": SUBSTRATES, "padding": PADDINGS}
+
+
+def choice(kind: str, value, name: str | None = None) -> str:
+    """``value`` as the canonical name of convention ``kind`` (``score``, ``space``, ``substrate``,
+    ``padding``), aliases resolved; anything else is a :class:`ConfigError` that lists the choices."""
+    v = _ALIASES.get(kind, {}).get(value, value) if isinstance(value, str) else value
+    if v not in _CHOICES[kind]:
+        aliases = _ALIASES.get(kind, {})
+        raise ConfigError(f"{name or kind}={value!r}: use one of {list(_CHOICES[kind])}"
+                          + (f" (aliases {sorted(aliases)})" if aliases else ""))
+    return v
+
+
+def one_of(name: str, value, choices) -> object:
+    """``value`` when it is one of ``choices``, else a :class:`ConfigError` naming the option and the choices."""
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not one of {list(choices)}")
+    return value
+
+
+# ------------------------------------------------------------------------------------- scores
+def to_score(logits: torch.Tensor, score: str = "logit") -> torch.Tensor:
+    """(B, C) logits as scores of kind ``score`` (logit, softmax, log_softmax; float32 at least)."""
+    score = choice("score", score)
+    out = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+    if score == "softmax":
+        return out.softmax(-1)
+    if score == "log_softmax":
+        return out.log_softmax(-1)
+    return out
+
+
+def class_score(logits: torch.Tensor, target: torch.Tensor, score: str = "logit") -> torch.Tensor:
+    """(B,) score of class ``target[i]`` in row i."""
+    s = to_score(logits, score)
+    return s.gather(-1, target.view(-1, 1).to(s.device)).squeeze(-1)
+
+
+# ------------------------------------------------------------------------------------- spaces
+class Space:
+    """Masking in one of :data:`SPACES`: ``mask(x, m)`` = ``x ⊙ m`` there, ``blend(x, base, m)`` =
+    ``x ⊙ m + base ⊙ (1 - m)`` there; ``x`` and the result are in the model's normalized input space.
+    ``info``: the model's :class:`~xaikit.models.ModelInfo` (or the model), needed by ``"pixel"``."""
+
+    def __init__(self, space: str = "normalized", info=None):
+        self.space = choice("space", space)
+        info = getattr(info, "xaikit", info)
+        if self.space == "pixel" and (info is None or not hasattr(info, "normalize")):
+            raise ConfigError("space='pixel' needs the model's mean/std: load the model with xk.models.load "
+                              "(which attaches model.xaikit), or use space='normalized'")
+        self.info = info
+
+    def to_space(self, x: torch.Tensor) -> torch.Tensor:
+        return self.info.denormalize(x) if self.space == "pixel" else x
+
+    def to_input(self, x: torch.Tensor) -> torch.Tensor:
+        return self.info.normalize(x) if self.space == "pixel" else x
+
+    def mask(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        m = m[:, None] if m.dim() == 3 else m
+        return x * m if self.space == "normalized" else self.to_input(self.to_space(x) * m)
+
+    def blend(self, x: torch.Tensor, base: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        m = m[:, None] if m.dim() == 3 else m
+        if self.space == "normalized":
+            return x * m + base * (1 - m)
+        return self.to_input(self.to_space(x) * m + self.to_space(base) * (1 - m))
+
+    def __repr__(self):
+        return f"Space({self.space!r})"
+
+
+# ---------------------------------------------------------------------------------- substrates
+def gaussian_kernel1d(ksize: int, sigma: float, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Normalized 1-D Gaussian of ``ksize`` taps and standard deviation ``sigma``."""
+    ksize, sigma = int(ksize), float(sigma)
+    if ksize < 1 or ksize % 2 == 0:
+        raise ConfigError(f"blur kernel size {ksize} must be a positive odd integer")
+    if not sigma > 0:
+        raise ConfigError(f"blur sigma {sigma} must be positive")
+    r = torch.arange(ksize, dtype=dtype, device=device) - (ksize - 1) / 2
+    g = torch.exp(-0.5 * (r / sigma) ** 2)
+    return g / g.sum()
+
+
+def gaussian_blur(x: torch.Tensor, ksize: int = 11, sigma: float = 5.0, padding: str = "zeros") -> torch.Tensor:
+    """Separable Gaussian blur of a (B, C, H, W) batch, channel by channel.
+
+    ``padding="zeros"``: as RISE's evaluation code (a ``conv2d`` with zero padding); ``"reflect"``: as
+    torchvision's ``GaussianBlur`` (Group-CAM's code), whose kernel is shrunk to the largest odd size the
+    image allows (reflect padding needs ``ksize // 2 < size``)."""
+    padding = choice("padding", padding)
+    ksize = int(ksize)
+    if padding == "reflect":
+        ksize = min(ksize, 2 * min(x.shape[-2:]) - 1)
+        ksize -= 1 - ksize % 2
+    g = gaussian_kernel1d(ksize, sigma, x.device, x.dtype)
+    C, r = x.shape[1], ksize // 2
+    if padding == "reflect":
+        x = F.pad(x, (r, r, r, r), mode="reflect")
+        pad = (0, 0)
+    else:
+        pad = (r, r)
+    x = F.conv2d(x, g.view(1, 1, 1, -1).expand(C, 1, 1, ksize), padding=(0, pad[1]), groups=C)
+    return F.conv2d(x, g.view(1, 1, -1, 1).expand(C, 1, ksize, 1), padding=(pad[0], 0), groups=C)
+
+
+def substrate(x: torch.Tensor, kind="mean", info=None, ksize: int = 11, sigma: float = 5.0,
+              padding: str = "zeros") -> torch.Tensor:
+    """What replaces masked pixels of the normalized batch ``x``, in the normalized space, broadcastable to
+    ``x`` (module docstring): ``"black"`` needs ``info`` (the model's mean/std)."""
+    if isinstance(kind, (int, float)) and not isinstance(kind, bool):
+        return torch.full((1, 1, 1, 1), float(kind), dtype=x.dtype, device=x.device)
+    kind = choice("substrate", kind)
+    if kind == "mean":
+        return torch.zeros((1, 1, 1, 1), dtype=x.dtype, device=x.device)
+    if kind == "min":
+        return x.flatten(1).amin(1).view(-1, 1, 1, 1)
+    if kind == "black":
+        info = getattr(info, "xaikit", info)
+        if info is None or not hasattr(info, "normalize"):
+            raise ConfigError("substrate 'black' needs the model's mean/std (model.xaikit)")
+        return info.normalize(torch.zeros((1, x.shape[1], 1, 1), dtype=x.dtype, device=x.device))
+    return gaussian_blur(x, ksize, sigma, padding)
+
+
+# -------------------------------------------------------------------------------------- chunks
+def chunks(n: int, size: int, desc: str | None = None) -> Iterator[slice]:
+    """Slices ``[0:size], [size:2 size], ...`` covering ``range(n)``; with ``desc``, inside xaikit's
+    progress bar (quiet under CI and for short loops)."""
+    size = max(1, int(size))
+    starts = range(0, int(n), size)
+    if desc is not None:
+        starts = progress(starts, total=len(starts), desc=desc)
+    for s in starts:
+        yield slice(s, min(int(n), s + size))
+
+
+def auto_batch(size, device=None, budget: int | None = None, cap: int = 256) -> int:
+    """Images per forward chunk of the perturbation loops, from a pixel budget: a power of two, 8 at
+    224x224, 32 at 128x128, 256 (the cap) at 32x32 on CPU; 8x more on CUDA.
+
+    Measured on a 2-core CPU (EfficientNet-Lite0 at 224 px, ``benchmarks/forward.py``): per image, on the
+    inference twin, a chunk of 8 runs in 11.6 ms, 16 in 11.5 ms and 64 in 21.1 ms (activations leave the
+    cache)."""
+    h, w = (int(size[-2]), int(size[-1])) if len(size) >= 2 else (int(size[0]), int(size[0]))
+    if budget is None:
+        budget = 2 ** 22 if str(device).startswith("cuda") else 2 ** 19
+    n = max(1, budget // max(1, h * w))
+    return max(1, min(cap, 1 << (n.bit_length() - 1)))
+
+
+# ------------------------------------------------------------------------------------- checks
+def check_images(x, name: str = "x") -> torch.Tensor:
+    """A normalized image batch (B, 3, H, W) of floats, finite; else an :class:`InputError` with the fix."""
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"{name} must be a torch.Tensor (B, 3, H, W), got {type(x).__name__}; convert with "
+                         "torch.as_tensor(...) and normalize with model.xaikit.normalize")
+    if x.dim() == 3:
+        raise InputError(f"{name} has shape {tuple(x.shape)}: a single image without batch dimension; "
+                         f"pass {name}.unsqueeze(0) (B, 3, H, W)")
+    if x.dim() != 4:
+        raise InputError(f"{name} must be a 4-D batch (B, 3, H, W), got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise InputError(f"{name} is an empty batch (B = 0)")
+    if x.shape[1] != 3:
+        raise InputError(f"{name} must have 3 channels in dim 1 (B, 3, H, W), got shape {tuple(x.shape)}; "
+                         f"channels-last images need {name}.permute(0, 3, 1, 2)")
+    if not torch.is_floating_point(x):
+        raise InputError(f"{name} has dtype {x.dtype}; a floating, normalized batch is expected. Fix: "
+                         f"{name} = model.xaikit.normalize({name}.float() / 255) for uint8 images")
+    if not bool(torch.isfinite(x).all()):
+        bad = (~torch.isfinite(x)).flatten(1).any(1).nonzero().flatten().tolist()
+        raise InputError(f"{name} contains NaN or infinite values (images {bad})")
+    return x
+
+
+def check_maps(sal, x: torch.Tensor, name: str = "sal") -> torch.Tensor:
+    """Saliency maps for ``x``: (B, H, W) or (B, 1, H, W) in [0, 1] at the input size, finite -> float
+    (B, H, W) on x's device and dtype. Constant maps are accepted (each metric documents its value)."""
+    if not isinstance(sal, torch.Tensor):
+        raise InputError(f"{name} must be a torch tensor (B, H, W), got {type(sal).__name__}")
+    if sal.dim() == 4 and sal.shape[1] == 1:
+        sal = sal[:, 0]
+    if sal.dim() == 2 and x.shape[0] == 1:
+        sal = sal[None]
+    B, _, H, W = x.shape
+    if sal.dim() != 3 or sal.shape[0] != B:
+        raise InputError(f"{name} must have shape (B, H, W) = ({B}, {H}, {W}), got {tuple(sal.shape)}")
+    if tuple(sal.shape[-2:]) != (H, W):
+        raise InputError(f"{name} is {tuple(sal.shape[-2:])} but the images are {(H, W)}: upsample the map to "
+                         "the input size (cam(x) does; cam.explain(..., upsample=False) does not)")
+    sal = sal.detach().to(device=x.device, dtype=x.dtype)
+    if not bool(torch.isfinite(sal).all()):
+        bad = (~torch.isfinite(sal)).flatten(1).any(1).nonzero().flatten().tolist()
+        raise InputError(f"{name} contains NaN or infinite values (images {bad}); a saliency method divided by "
+                         "zero. Fix the method or replace the values with torch.nan_to_num(sal)")
+    lo, hi = float(sal.min()), float(sal.max())
+    if lo < -1e-4 or hi > 1 + 1e-4:
+        raise InputError(f"{name} must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]; normalize it per "
+                         "image, e.g. (s - s.min()) / (s.max() - s.min())")
+    return sal.clamp(0, 1)
+
+
+def check_count(name: str, value, minimum: int = 1) -> int:
+    """A whole number >= ``minimum`` (steps, masks, samples, ...); floats like 1.5 and bools are refused."""
+    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
+            isinstance(value, float) and value.is_integer()) and not (
+            isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_floating_point()):
+        try:
+            import numpy as np
+
+            if isinstance(value, np.integer):
+                value = int(value)
+            else:
+                raise TypeError
+        except TypeError:
+            raise ConfigError(f"{name}={value!r} must be a whole number >= {minimum}") from None
+    v = int(value)
+    if v < minimum:
+        raise ConfigError(f"{name}={value!r} must be >= {minimum}")
+    return v
+
+
+def check_fraction(name: str, value, low: float = 0.0, high: float = 1.0, closed: bool = True) -> float:
+    """A finite number in [low, high] (or (low, high) with ``closed=False``)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}={value!r} must be a number in [{low}, {high}]") from None
+    ok = (low <= v <= high) if closed else (low < v < high)
+    if not math.isfinite(v) or not ok:
+        raise ConfigError(f"{name}={value!r} must be in {'[' if closed else '('}{low}, {high}{']' if closed else ')'}")
+    return v
