@@ -5,6 +5,8 @@ import pandas as pd
 import pytest
 import torch
 
+import xaikit as xk
+
 from xaikit.experiments import chapter4 as ch4
 from xaikit.training.interpretable import gradient_error
 
@@ -36,17 +38,17 @@ def _row(**kw):
 
 
 def test_side_by_side_reads_the_thesis_numbers():
-    t = ch4.side_by_side([_row(), _row(regularizer="none", lam=0.0, method="xgradcam")], "thesis:4.1")
+    t = ch4.side_by_side(pd.DataFrame([_row(), _row(regularizer="none", lam=0.0, method="xgradcam")]), "thesis:4.1")
     cos, base = t.iloc[0], t.iloc[1]
     assert (cos["paper model"], cos["top1 published"], cos["AD published"], cos["paper λ"]) == ("resnet18", 72.86, 28.09, 0.0075)
     assert cos["AD reproduced"] == 10.0 and cos["top1 reproduced"] == 50.0
     assert base["method"] == "Axiom-CAM" and base["AD published"] == 30.16 and base["top1 published"] == 73.42
-    mb = ch4.side_by_side([_row(model="mobilenetv2_cifar")], "thesis:4.1").iloc[0]
+    mb = ch4.side_by_side(pd.DataFrame([_row(model="mobilenetv2_cifar")]), "thesis:4.1").iloc[0]
     assert mb["top1 published"] == 62.36
     # Table 4.2 names the histogram regularizer "histogram"
-    assert ch4.side_by_side([_row(regularizer="hi")], "thesis:4.2").iloc[0]["AD published"] == 30.39
+    assert ch4.side_by_side(pd.DataFrame([_row(regularizer="hi")]), "thesis:4.2").iloc[0]["AD published"] == 30.39
     # Table 4.3: published cells only where lambda matches a thesis value
-    t43 = ch4.side_by_side([_row(lam=0.1), _row(lam=0.3)], "thesis:4.3", match_lambda=True)
+    t43 = ch4.side_by_side(pd.DataFrame([_row(lam=0.1), _row(lam=0.3)]), "thesis:4.3", match_lambda=True)
     assert t43.iloc[0]["AD published"] == 28.93 and t43.iloc[0]["top1 published"] == 73.0
     assert math.isnan(t43.iloc[1]["AD published"]) and t43.iloc[1]["AD reproduced"] == 10.0
 
@@ -56,7 +58,7 @@ def _t41(ad_base, ad_cos, acc_base=50.0, acc_cos=48.0):
     for reg, lam, ads, acc in (("none", 0.0, ad_base, acc_base), ("cosine", 1.0, ad_cos, acc_cos)):
         for m, ad in zip(["gradcam", "scorecam"], ads):
             rows.append(_row(regularizer=reg, lam=lam, method=m, AD=ad, top1=acc))
-    return ch4.side_by_side(rows, "thesis:4.1")
+    return ch4.side_by_side(pd.DataFrame(rows), "thesis:4.1")
 
 
 def _training(cos_base, cos_reg):
@@ -75,10 +77,10 @@ def test_claims_follow_the_tables():
 
 def test_train_is_cached_by_configuration(tmp_path, monkeypatch):
     monkeypatch.setenv("XAIKIT_CACHE", str(tmp_path))
-    cfg = dict(dataset="synthetic", num_classes=3, image_size=16, train_images=8, test_images=4, seed=0,
-               arch_options={"resnet18_cifar": {"width": 4}}, epochs=1, batch_size=8, lr=0.01,
-               warmup_epochs=0, lambdas={"resnet18_cifar": 0.5})
-    zoo = ch4.Zoo(cfg)
+    cfg = ch4.Params.create(dataset="synthetic", num_classes=3, image_size=16, train_images=8, test_images=4, seed=0,
+                            arch_options={"resnet18_cifar": {"width": 4}}, epochs=1, batch_size=8, lr=0.01,
+                            warmup_epochs=0, lambdas={"resnet18_cifar": 0.5}, device="cpu")
+    zoo = ch4.Zoo(xk.experiments.Study("04_test", cfg, root=tmp_path))
     a = zoo.get("resnet18_cifar", 0.5, "cosine")
     assert zoo.get("resnet18_cifar", 0.5, "cosine") is a
     assert a.regularizer == "cosine" and len(list((tmp_path / "interpretable").glob("*.pt"))) == 1

@@ -24,18 +24,21 @@ def test_variant_labels_match_published_spellings():
 def test_paper_model_and_spec_errors():
     assert ch5.paper_model("deit_tiny_synth:base@synthetic") == "deit_base_patch16_224"
     assert ch5.paper_model("deit_tiny_synth@synthetic") == "deit_small_patch16_224"
-    assert ch5.paper_model("deit_tiny_patch16_224@imagenet") == "deit_tiny_patch16_224"
+    assert ch5.paper_model("timm:deit_tiny_patch16_224@fb_in1k") == "deit_tiny_patch16_224"
+    cfg = ch5.Params.create(synthetic_sizes={"small": {}}, device="cpu")
     with pytest.raises(ConfigError, match="synthetic_sizes"):
-        ch5.resolve("deit_tiny_synth:huge@synthetic", {"synthetic_sizes": {"small": {}}})
+        xk.experiments.resolve_eval_set("deit_tiny_synth:huge@synthetic", cfg)
     with pytest.raises(ConfigError, match="synthetic-only"):
-        ch5.resolve("deit_tiny_synth:small@imagenet", {"synthetic_sizes": {"small": {}}})
+        xk.experiments.resolve_eval_set("deit_tiny_synth:small@imagenet", cfg)
 
 
-def test_published_lookup_separates_kernels():
-    assert ch5._published("reciprocam:1", "deit_base_patch16_224", "vit_reciprocam", "3x3", "ADCC") == 69.11
-    assert ch5._published("reciprocam:1", "deit_base_patch16_224", "vit_reciprocam", "single", "ADCC") == 59.03
-    assert ch5._published("reciprocam:3", "deit_tiny_patch16_224", "vit_reciprocam", "3x3", "ADCC",
-                          "wo_cls_token") == 69.78
+def test_published_columns_separate_kernels(tiny, tmp_path):
+    study = xk.experiments.Study("05_test", ch5.Params.create(device="cpu", batch_size=2), root=tmp_path)
+    t1 = ch5.adcc_table(study, [EvalSet("timm:deit_base_patch16_224@fb_in1k", tiny.model, tiny.data, "random")])
+    pub = t1.set_index("method")["ADCC published"]
+    assert pub["ViT-ReciproCAM [3x3]"] == 69.11 and pub["ViT-ReciproCAM"] == 59.03
+    t3 = ch5.cls_token_table(study, [EvalSet("timm:deit_tiny_patch16_224@fb_in1k", tiny.model, tiny.data, "random")])
+    assert t3.set_index("method").loc["ViT-ReciproCAM [3x3]", "ADCC wo_cls_token published"] == 69.78
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +52,14 @@ def tiny():
     return EvalSet("tiny@random", model, collate(items), "random")
 
 
-def test_ablation_table_diff_and_defaults_shared(tiny):
-    cfg = {"profile": "test", "seed": 0, "batch_size": 2, "chunk": 64}
-    t1 = ch5.adcc_table(cfg, [tiny])
-    t3 = ch5.cls_token_table(cfg, [tiny])
+def _study(tmp_path, **kw):
+    return xk.experiments.Study("05_test", ch5.Params.create(device="cpu", batch_size=2, chunk=64, **kw), root=tmp_path)
+
+
+def test_ablation_table_diff_and_defaults_shared(tiny, tmp_path):
+    study = _study(tmp_path)
+    t1 = ch5.adcc_table(study, [tiny])
+    t3 = ch5.cls_token_table(study, [tiny])
     assert list(t1.method) == list(ch5.VARIANTS) and len(t3) == 2
     assert ((t1.filter(like="reproduced") >= 0) & (t1.filter(like="reproduced") <= 100)).all().all()
     # the default column of the ablation is Table 1's ADCC of the same method
@@ -63,8 +70,8 @@ def test_ablation_table_diff_and_defaults_shared(tiny):
                                                      abs=0.02)
 
 
-def test_time_table_counts_flops(tiny):
-    t2 = ch5.time_table({"chunk": 64}, tiny, n=1, repeats=1)
+def test_time_table_counts_flops(tiny, tmp_path):
+    t2 = ch5.time_table(_study(tmp_path, time_images=1, time_repeats=1), tiny)
     fl = t2.set_index("method")["GFLOP reproduced"]
     # both masks run the same h*w copies of the last block: identical FLOPs
     assert fl["ViT-ReciproCAM"] == fl["ViT-ReciproCAM [3x3]"] > 0

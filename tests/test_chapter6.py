@@ -33,7 +33,7 @@ def test_overall_is_insertion_minus_deletion_per_image():
 
 
 def test_groupcam_augment_keeps_salient_pixels_and_blurs_the_rest(small):
-    from xaikit.attributors.cam import gaussian_blur
+    from xaikit.core.conventions import gaussian_blur
 
     x = load_batch(synthetic(n=3, num_classes=4, size=32, seed=1)).images
     y = torch.tensor([0, 1, 2])
@@ -43,7 +43,7 @@ def test_groupcam_augment_keeps_salient_pixels_and_blurs_the_rest(small):
     assert small.training  # mode restored
     after = [b.running_mean for b in small.modules() if isinstance(b, torch.nn.BatchNorm2d)]
     assert all(torch.equal(a, b) for a, b in zip(bn, after))  # Group-CAM's passes did not touch BN stats
-    blur = gaussian_blur(x, 51, 50.0)
+    blur = gaussian_blur(x, 51, 50.0, padding="reflect")
     keep = (out - x).abs().amax(1) < 1e-6
     blurred = (out - blur).abs().amax(1) < 1e-6
     assert bool((keep | blurred).all())  # every pixel is either the image or its blurred copy (binary mask)
@@ -53,16 +53,23 @@ def test_groupcam_augment_keeps_salient_pixels_and_blurs_the_rest(small):
 
 
 def test_published_groups_are_the_paper_table():
-    g = ch6._published_groups().set_index("G")
-    assert list(g.index) == [1, 4, 8, 16, 32, 64, 128, 256]
-    assert g.loc[32, "overall"] == pytest.approx(54.17)
-    assert g.loc[1, "insertion"] - g.loc[1, "deletion"] == pytest.approx(g.loc[1, "overall"], abs=0.011)
+    w = pd.DataFrame({"model": "m", "G": [1, 32], "insertion": 0.0, "deletion": 0.0, "overall": 0.0})
+    g = xk.experiments.compare(w, "groupcam:2", {"G": "groups"}, ["insertion", "deletion", "overall"],
+                               relabel=None).set_index("G")
+    assert g.loc[32, "overall published"] == pytest.approx(54.17)
+    assert g.loc[1, "insertion published"] - g.loc[1, "deletion published"] == pytest.approx(
+        g.loc[1, "overall published"], abs=0.011)
 
 
-def test_pointing_table_per_category_and_mean(small):
+def _study(tmp_path, **kw):
+    cfg = ch6.Params.create(device="cpu", batch_size=4, synthetic_classes=4, synthetic_size=32, **kw)
+    return xk.experiments.Study("06_test", cfg, root=tmp_path)
+
+
+def test_pointing_table_per_category_and_mean(small, tmp_path):
     data = load_batch(synthetic(n=6, num_classes=4, size=32, seed=2, split="test"))
     es = EvalSet("resnet18_cifar@synthetic", small, data, "synthetic")
-    cats, mean = ch6.pointing_table({"batch_size": 4}, es, ["gradcam", "groupcam"])
+    cats, mean = ch6.pointing_table(_study(tmp_path), es, ["gradcam", "groupcam"])
     assert list(cats.columns) == ["Grad-CAM", "Group-CAM"]
     assert ((cats >= 0) & (cats <= 100)).all().all()
     # the mean over categories of the per-category table is the reported mean
@@ -104,23 +111,25 @@ def test_figure_maps_are_memoized_per_model_images_and_target(small):
     assert torch.allclose(c, attributors.create("gradcam", other)(other.xaikit.normalize(data.images), t0))
 
 
-def test_finetune_snapshots_record_every_epoch_and_do_not_change_the_run(small):
-    cfg = {"synthetic_classes": 4, "synthetic_size": 32, "seed": 0}
-    kw = dict(epochs=2, n_train=32, n_test=16, batch_size=16, groups=4)
-    plain = ch6.finetune(cfg, small, **kw)
+def test_finetune_snapshots_record_every_epoch_and_do_not_change_the_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("XAIKIT_CACHE", str(tmp_path / "cache"))
+    study = _study(tmp_path, finetune_model="resnet18_cifar@synthetic", train_images=16, train_epochs=1,
+                   finetune_epochs=2, finetune_images=16, finetune_test=8, finetune_batch_size=8)
+    plain, base = ch6.finetune(study)
     snaps = []
-    base_state = {k: v.clone() for k, v in small.state_dict().items()}
-    with_snaps = ch6.finetune(cfg, small, snapshots=snaps, **kw)
-    # collecting snapshots is read-only: same accuracies, base model untouched
-    pd.testing.assert_series_equal(plain["top-1"], with_snaps["top-1"])
-    assert all(torch.equal(v, small.state_dict()[k]) for k, v in base_state.items())
+    base_state = {k: v.clone() for k, v in base.state_dict().items()}
+    with_snaps, base2 = ch6.finetune(study, snapshots=snaps)
+    # collecting snapshots is read-only: same accuracies, same base model
+    pd.testing.assert_series_equal(plain["top1 reproduced"], with_snaps["top1 reproduced"])
+    assert all(torch.equal(v, base2.state_dict()[k]) for k, v in base_state.items())
     assert [e for e, _ in snaps] == [0, 1, 2]
     assert all(torch.equal(snaps[0][1][k], v) for k, v in base_state.items())  # epoch 0 = before training
-    w = "conv1.weight" if "conv1.weight" in base_state else next(k for k in base_state if k.endswith("weight"))
+    w = next(k for k in base_state if k.endswith("weight") and base_state[k].dim() == 4)
     assert not torch.equal(snaps[-1][1][w], base_state[w])  # the last one is the fine-tuned model
-    fig = ch6.finetune_figure(cfg, small, snaps, n=2)
+    assert list(plain["top1 published"].fillna(0)) == [0, 76.15, 76.74]  # Group-CAM §5's numbers
+    fig = ch6.finetune_figure(study, base, snaps, n=2)
     images = [ax for ax in fig.axes if ax.images]
     assert len(images) == 2 * (1 + 3)  # 2 rows x (image + 3 epochs)
     assert images[1].get_title().startswith("epoch 0: p=")
     with pytest.raises(xk.errors.InputError, match="snapshots"):
-        ch6.finetune_figure(cfg, small, [], n=2)
+        ch6.finetune_figure(study, base, [], n=2)

@@ -119,7 +119,7 @@ def test_runner_injects_the_device_override():
 
 # ------------------------------------------------------------------ the chapters that crashed on a GPU
 @pytest.mark.slow
-def test_chapters_move_their_data_to_the_model(strict):
+def test_chapters_move_their_data_to_the_model(strict, tmp_path):
     """The call sites that failed on CUDA at b32ed04 (02 maps_for, 03 complexity_table, 04 gradients,
     05 time_table, 06 groups/time tables), on tiny models in strict mode."""
     from xaikit.experiments import chapter2 as ch2
@@ -129,19 +129,22 @@ def test_chapters_move_their_data_to_the_model(strict):
     from xaikit.experiments import chapter6 as ch6
 
     torch.manual_seed(0)
-    cfg = xk.config.resolve(profile="ci", device="cpu", batch_size=4, time_images=1, time_repeats=1,
-                            insertion_steps=4, synthetic_size=32, synthetic_classes=4)
     cnn = xk.models.load("resnet18_cifar", weights="random", num_classes=4, input_size=32, width=8)
     data = load_batch(synthetic(n=3, num_classes=4, size=32, seed=1))
     es = EvalSet("resnet18_cifar@test", cnn.eval(), data, "synthetic")
-    imgs, maps, t = ch2.maps_for(es, {"gradcam": {}}, 2, cfg)
-    assert maps["Grad-CAM"].shape == (2, 32, 32) and t.shape == (2,)
+    kw = dict(device="cpu", batch_size=4, synthetic_size=32, synthetic_classes=4)
+    s2 = xk.experiments.Study("02_test", ch2.Params.create(insertion_steps=4, **kw), root=tmp_path)
+    imgs, maps, t = s2.maps(es, ch2.rows(s2.cfg, ["gradcam"]), 2)
+    assert maps["gradcam"].shape == (2, 32, 32) and t.shape == (2,)
     g, gg = ch4.gradients(cnn, data.images, data.labels)
     assert g.shape == gg.shape == (3, 3, 32, 32)
-    assert len(ch6.time_table(cfg, es, ["gradcam"], n=1)) == 1
-    assert ch6._channels(es) == 8 * 8  # ResNet-18 (CIFAR) of width 8: layer4 has 8 * 8 channels
-    t3 = ch3.complexity_table(cfg, [], lite_spec="tf_efficientnet_lite0@bundled")
+    s6 = xk.experiments.Study("06_test", ch6.Params.create(time_images=1, **kw), root=tmp_path)
+    assert len(ch6.time_table(s6, es, ["gradcam"])) == 1
+    assert ch6.layer_channels(cnn, data.images) == 8 * 8  # ResNet-18 (CIFAR) of width 8: layer4 has 8 * 8 channels
+    s3 = xk.experiments.Study("03_test", ch3.Params.create(**kw), root=tmp_path)
+    t3 = ch3.complexity_table(s3, [], lite_spec="tf_efficientnet_lite0@bundled")
     assert len(t3) == 3 and t3["top1 reproduced"].notna().all()
     vit = xk.models.load("deit_tiny_synth", weights="random", num_classes=4, input_size=32)
     ves = EvalSet("deit_tiny_synth@test", vit.eval(), data, "synthetic")
-    assert len(ch5.time_table(cfg, ves, ["ViT-ReciproCAM"], n=1, repeats=1)) == 1
+    s5 = xk.experiments.Study("05_test", ch5.Params.create(time_images=1, time_repeats=1, **kw), root=tmp_path)
+    assert len(ch5.time_table(s5, ves, ["ViT-ReciproCAM"])) == 1

@@ -37,15 +37,60 @@ def test_shard_is_a_disjoint_cover():
         shard(10, 3, 3)
 
 
-def test_store_ignores_torn_lines_and_duplicates(tmp_path):
+def _rec(image, value, method="m", model="x", dataset="d", **more):
+    return dict(image=image, method=method, model=model, dataset=dataset, values={"AD": value, **more})
+
+
+def test_store_skips_damaged_lines_and_recomputes_their_images(tmp_path):
     st = ResultStore("k", root=tmp_path)
-    st.append([dict(image="a", method="m", model="x", dataset="d", metric="AD", value=1.0)])
+    st.add([_rec("a", 1.0)])
     with open(st.path, "a") as f:
         f.write('{"image": "b", "meth')          # a writer killed mid-line
-    st.append([dict(image="a", method="m", model="x", dataset="d", metric="AD", value=1.0),
-               dict(image="c", method="m", model="x", dataset="d", metric="AD", value=3.0)])
-    df = st.frame()
-    assert list(df.image) == ["a", "c"] and list(df.value) == [1.0, 3.0]
+    st.add([_rec("a", 1.0), _rec("c", 3.0)])
+    with open(st.path, "ab") as f:               # bytes, a number, a record without its image: all damaged
+        f.write(b"\xff\xfe garbage\n123\n" + b'{"v": 2, "method": "m", "values": {}}\n')
+    with pytest.warns(UserWarning, match="4 damaged"):
+        df = st.frame()
+    assert list(df.image) == ["a", "c"] and list(df.value) == [1.0, 3.0] and st.damaged == 4
+    assert st.done(["AD"]) == {("a", "m"), ("c", "m")}
+
+
+def test_store_is_atomic_per_record_and_keyed_by_everything(tmp_path):
+    st = ResultStore("k", root=tmp_path)
+    st.add([_rec("a", 1.0, AG=2.0)])
+    assert st.done(["AD", "AG"]) == {("a", "m")}
+    assert st.done(["AD", "AI"]) == set()            # a metric added later is computed, not skipped
+    assert st.done(["AD"], model="other") == set()   # another model is never served these results
+    assert st.done(["AD"], dataset="d2") == set()
+    st.add([_rec("b", 5.0, model="other")])
+    f = st.frame(images=["a"], model="x")            # exactly the rows asked for
+    assert set(f.image) == {"a"} and set(f.metric) == {"AD", "AG"}
+    st.add([_rec("c", float("nan"))])                # undefined for this image (no boxes): stored as null
+    assert st.frame(images=["c"]).value.isna().all()
+    with pytest.raises(ValueError, match="infinite"):
+        st.add([_rec("d", float("inf"))])
+    with pytest.raises(xk.errors.ConfigError, match="plain name"):
+        ResultStore("../../escape", root=tmp_path)
+
+
+def test_evaluate_checks_metrics_and_methods_before_any_work():
+    model, data = _setup()
+    with pytest.raises(xk.errors.ConfigError, match="unknown metric"):
+        evaluate(model, data, ["gradcam"], ["recognition", "no_such_metric"])
+    with pytest.raises(xk.errors.ConfigError, match="unknown saliency method 'gradcan'"):
+        evaluate(model, data, "gradcan", ["recognition"])
+    f = evaluate(model, data[[0, 1]], "gradcam", ["recognition"])  # one name is one method, not letters
+    assert set(f.method) == {"gradcam"}
+
+
+def test_evaluate_leaves_a_train_mode_model_as_it_found_it():
+    model, data = _setup()
+    model.train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    evaluate(model, data[[0, 1]], ["gradcam", "scorecam"], ["recognition", "insertion"],
+             metric_options={"insertion": {"steps": 4}})
+    assert model.training and all(m.training for m in model.modules())
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
 
 
 def test_rerun_skips_and_matches(tmp_path):
@@ -54,8 +99,8 @@ def test_rerun_skips_and_matches(tmp_path):
     calls = []
     full = evaluate(model, data, METHODS, METRICS, batch_size=4, store=st)
     again = evaluate(model, data, METHODS, METRICS, batch_size=4, store=st, on_batch=calls.append)
-    assert len(calls) == 3  # batches are visited ...
-    assert len(st.rows()) == len(full)  # ... but nothing is recomputed or appended twice
+    assert len(calls) == 0  # nothing left to do: no batch is even loaded ...
+    assert len(st.records()) == 10 * len(METHODS)  # ... and nothing is appended twice
     pd.testing.assert_frame_equal(_values(full), _values(again))
     table = summarize(full, metrics=["AD", "AG", "AI", "T"])
     assert list(table.columns) == ["AD", "AG", "AI", "T"] and set(table.index) == set(METHODS)

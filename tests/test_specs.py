@@ -40,7 +40,9 @@ def test_weight_tags_are_exact_and_checked():
 
 
 def test_rehearsal_weights_keep_the_architecture_and_say_so():
-    cfg = {"random_weights": True, "image_size": 32, "device": "cpu"}
+    from xaikit.experiments.common import ModelParams
+
+    cfg = ModelParams.create(random_weights=True, image_size=32, device="cpu")
     m = load_model("timm:deit_tiny_patch16_224@fb_in1k", cfg)
     assert m.xaikit.weights == "random (rehearsal of fb_in1k)" and m.xaikit.input_size == 32
     assert m.xaikit.grid_size == (2, 2) and m(torch.zeros(1, 3, 32, 32)).shape == (1, 1000)

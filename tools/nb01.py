@@ -3,7 +3,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from nbbuild import build
+from nbbuild import build, parameters_cell
+
+from xaikit.experiments import chapter1 as ch1
 
 CELLS = [
 ("md", """
@@ -23,38 +25,18 @@ published numbers), Tables 1.2/1.3 as **xaikit's own catalogue** of the methods 
 Parameters and GFLOPs do not depend on the profile: they are counted at 224 px on the architectures built on
 PyTorch's `meta` device (no weights, no compute); GFLOPs = multiply-adds, as the thesis counts them.
 """),
-("params", """
-profile = "ci"
-seed = 0
-device = "auto"
-random_weights = False  # True: pretrained models get random weights of the same architecture (rehearsal)
-image_size = None  # input resolution of pretrained models (None: each model's own)
-table11_archs = {"alexnet": "torchvision:alexnet", "vgg16": "torchvision:vgg16_bn", "resnet50": "torchvision:resnet50", "efficientnet_b0": "torchvision:efficientnet_b0", "vit_base_patch16_224": "torchvision:vit_b_16", "convnext_base": "torchvision:convnext_base"}
-accuracy_models = []
-bundled_models = ["tf_efficientnet_lite0"]
-flops_size = 224
-cnn_model = "tf_efficientnet_lite0"
-vit_model = "deit_tiny_synth"
-catalogue_size = 64
-catalogue_options = {"scorecam": {"layer": "blocks.6"}, "ablationcam": {"layer": "blocks.6"}, "extremal": {"max_iter": 10}, "opticam": {"max_iter": 10}, "rise": {"n_masks": 100}, "smoothgrad": {"n": 5}, "integrated_gradients": {"steps": 8}}
-metric_options = {"insertion": {"steps": 16}, "deletion": {"steps": 16}, "overall": {"steps": 16}, "max_sensitivity": {"n": 3}}
-photo = "chelsea"
-figure_size = 64
-figure_channels = 4
-scorecam_layer = "blocks.4"
-images = 1000
-imagenet_root = ""
-"""),
+("params", parameters_cell(ch1.Params)),
 ("code", """
 import torch
 import xaikit as xk
 from xaikit.experiments import chapter1 as ch1
 
-cfg = xk.config.resolve(profile=profile, seed=seed, device=device, random_weights=random_weights, image_size=image_size, images=images, imagenet_root=imagenet_root)
+cfg = ch1.Params.from_namespace(globals())  # typed and checked: a mistyped value is an error here
+study = xk.experiments.Study("01_background", cfg)
 rep = xk.reports.Reporter("01_background", cfg)
-cnn = xk.models.load(cnn_model, weights="bundled", device=cfg.device)
-vit = xk.models.load(vit_model, weights="random", device=cfg.device)  # the transformer-specific methods only need a ViT
-photos = xk.experiments.common.photo_data(cfg, n=1, size=catalogue_size)
+cnn = xk.models.load(cnn_model, weights="bundled", device=cfg.torch_device)
+vit = xk.models.load(vit_model, weights="random", device=cfg.torch_device)  # the transformer-specific methods only need a ViT
+photos = xk.experiments.photo_data(1, size=catalogue_size)
 x_cnn = cnn.xaikit.normalize(photos.images)
 x_vit = torch.rand(1, 3, vit.xaikit.input_size, vit.xaikit.input_size, generator=torch.Generator().manual_seed(seed))
 """),
@@ -65,7 +47,7 @@ architecture named in *architecture measured* (random weights). Accuracy (top-1/
 data exists: the bundled EfficientNet-Lite0 on the labelled bundled photos; ImageNet at `full`.
 """),
 ("code", """
-t11 = ch1.table_1_1(cfg, table11_archs, accuracy_models, bundled_models, size=flops_size)
+t11 = ch1.table_1_1(study)
 rep.table(t11, "1.1", caption="Milestone classifiers: parameters, GFLOPs measured; accuracy (thesis Table 1.1)")
 """),
 ("md", """
@@ -76,7 +58,7 @@ per image, whether anything was back-propagated through the model's output, seco
 map came back with the input's size and in [0, 1]. `options` lists what this profile changed from the defaults.
 """),
 ("code", """
-t12 = ch1.method_catalogue(cnn, vit, x_cnn, x_vit, catalogue_options)
+t12 = ch1.method_catalogue(study, cnn, vit, x_cnn, x_vit)
 rep.table(t12, "1.2", caption="Saliency methods implemented by xaikit, measured (thesis Table 1.2)")
 """),
 ("md", """
@@ -85,18 +67,17 @@ Every function of `xaikit.metrics` that scores saliency maps, with its family, i
 and the forward passes per image it measurably costs (explanations by Grad-CAM).
 """),
 ("code", """
-t13 = ch1.metric_catalogue(cnn, x_cnn, photos.boxes, options=metric_options)
+t13 = ch1.metric_catalogue(study, cnn, x_cnn, photos.boxes)
 rep.table(t13, "1.3", caption="Evaluation metrics implemented by xaikit, measured (thesis Table 1.3)")
 """),
 ("md", "## Figure 1.13 — CAM: feature maps A^k, class weights w_k^c, weighted sum, upsampled map"),
 ("code", """
-rep.figure(ch1.cam_figure(cfg, cnn, photo, k=figure_channels, size=figure_size), "1.13",
+rep.figure(ch1.cam_figure(study, cnn), "1.13",
            caption="CAM overview on a bundled photo (thesis Figure 1.13)")
 """),
 ("md", "## Figure 1.14 — Score-CAM: masked inputs, their scores and the resulting map"),
 ("code", """
-rep.figure(ch1.scorecam_figure(cfg, cnn, photo, channels=figure_channels, size=figure_size, layer=scorecam_layer),
-           "1.14",
+rep.figure(ch1.scorecam_figure(study, cnn), "1.14",
            caption="Score-CAM process on a bundled photo (thesis Figure 1.14)")
 """),
 ("md", """

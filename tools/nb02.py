@@ -3,7 +3,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from nbbuild import build
+from nbbuild import build, parameters_cell
+
+from xaikit.experiments import chapter2 as ch2
 
 CELLS = [
 ("md", """
@@ -21,52 +23,18 @@ Which data and networks are used depends on the **profile** (set by `python -m x
 At `ci`/`default` the *paper model* column says which published column our model stands beside: the
 numbers are not expected to match, the **ranking of the methods** is what the claims check.
 """),
-("params", """
-profile = "ci"
-seed = 0
-device = "auto"
-random_weights = False  # True: pretrained models get random weights of the same architecture (rehearsal)
-image_size = None  # input resolution of pretrained models (None: each model's own)
-cnn_models = ["tf_efficientnet_lite0@bundled", "resnet18_cifar@synthetic"]
-vit_models = ["deit_tiny_synth@synthetic"]
-loc_models = ["resnet18_cifar@synthetic"]
-loc_vit_models = ["deit_tiny_synth@synthetic"]
-cnn_methods = ["fakecam", "gradcam", "gradcampp", "scorecam", "ablationcam", "xgradcam", "layercam", "extremal", "opticam"]
-vit_methods = ["fakecam", "gradcam", "gradcampp", "scorecam", "xgradcam", "layercam", "extremal", "raw_attention", "rollout", "chefer", "opticam"]
-photos = 2
-photo_size = 128
-images = 8
-synthetic_images = 8
-synthetic_size = 32
-synthetic_classes = 10
-train_images = 1000
-train_epochs = 2
-opticam_steps = 100
-extremal_steps = 20
-insertion_steps = 32
-ms_samples = 3
-more_methods = ["gradcam", "gradcampp", "xgradcam", "layercam", "opticam"]
-more_images = 2
-batch_size = 8
-chunk = None  # forward passes per chunk of the perturbation methods; None: sized from the image size
-figure_images = 2
-imagenet_root = ""
-"""),
+("params", parameters_cell(ch2.Params)),
 ("code", """
 import xaikit as xk
 from xaikit.experiments import chapter2 as ch2
 
-cfg = xk.config.resolve(profile=profile, seed=seed, device=device, random_weights=random_weights, image_size=image_size, photos=photos, photo_size=photo_size, images=images,
-                        synthetic_images=synthetic_images, synthetic_size=synthetic_size,
-                        synthetic_classes=synthetic_classes, train_images=train_images,
-                        train_epochs=train_epochs, opticam_steps=opticam_steps, extremal_steps=extremal_steps,
-                        insertion_steps=insertion_steps, ms_samples=ms_samples, batch_size=batch_size,
-                        chunk=chunk, imagenet_root=imagenet_root)
+cfg = ch2.Params.from_namespace(globals())  # typed and checked: a mistyped value is an error here
+study = xk.experiments.Study("02_opti_cam", cfg)
 rep = xk.reports.Reporter("02_opti_cam", cfg)
-cnn = [xk.experiments.common.resolve_eval_set(s, cfg) for s in cnn_models]
-vit = [xk.experiments.common.resolve_eval_set(s, cfg) for s in vit_models]
-loc = [xk.experiments.common.resolve_eval_set(s, cfg) for s in loc_models]
-loc_vit = [xk.experiments.common.resolve_eval_set(s, cfg) for s in loc_vit_models]
+cnn = [xk.experiments.resolve_eval_set(s, cfg) for s in cnn_models]
+vit = [xk.experiments.resolve_eval_set(s, cfg) for s in vit_models]
+loc = [xk.experiments.resolve_eval_set(s, cfg) for s in loc_models]
+loc_vit = [xk.experiments.resolve_eval_set(s, cfg) for s in loc_vit_models]
 {es.key: f"{len(es.data)} {es.dataset} images" for es in cnn + vit + loc + loc_vit}
 """),
 ("md", """
@@ -75,12 +43,12 @@ AD (↓), AG (↑), AI (↑) in percent on the masked image `x ⊙ S` (thesis eq
 batch of 8 images on this machine. Target = ground-truth class (predicted class for unlabelled photos).
 """),
 ("code", """
-t21 = ch2.classification_table(cfg, cnn, cnn_methods, "thesis:2.1")
+t21 = ch2.classification_table(study, cnn, cnn_methods, "thesis:2.1")
 rep.table(t21, "2.1", caption="Classification metrics, CNNs (thesis Table 2.1)")
 """),
 ("md", "## Table 2.2 — classification metrics with transformers"),
 ("code", """
-t22 = ch2.classification_table(cfg, vit, vit_methods, "thesis:2.2")
+t22 = ch2.classification_table(study, vit, vit_methods, "thesis:2.2")
 rep.table(t22, "2.2", caption="Classification metrics, transformers (thesis Table 2.2)")
 """),
 ("md", """
@@ -90,12 +58,12 @@ Max-Sensitivity explains every image `ms_samples` more times: the profile sets h
 (`more_images`, `more_methods`) this table affords.
 """),
 ("code", """
-t23 = ch2.more_metrics_table(cfg, cnn, more_methods, n=more_images)
+t23 = ch2.more_metrics_table(study, cnn, more_methods, n=more_images)
 rep.table(t23, "2.3", caption="AOPC / Max-Sensitivity / ADCC (thesis Table 2.3)")
 """),
 ("md", "## Table 2.4 — insertion (blurred start) and deletion (black) AUC, percent"),
 ("code", """
-t24 = ch2.insertion_deletion_table(cfg, cnn + vit, {"cnn": cnn_methods, "vit": vit_methods})
+t24 = ch2.insertion_deletion_table(study, cnn + vit, {"cnn": cnn_methods, "vit": vit_methods})
 rep.table(t24, "2.4", caption="Insertion / deletion (thesis Table 2.4)")
 """),
 ("md", """
@@ -104,31 +72,31 @@ Classification metrics when the ground-truth box B itself is the map, its comple
 restricted to the box (B∩S) or to its complement (S∖B). Synthetic images carry exact boxes.
 """),
 ("code", """
-t25 = ch2.box_study_table(cfg, loc[0], cnn_methods)
+t25 = ch2.box_study_table(study, loc[0], cnn_methods)
 rep.table(t25, "2.5", caption="Bounding-box study (thesis Table 2.5)")
 """),
 ("md", "## Tables 2.6 and 2.7 — localization metrics (CNNs, transformers)"),
 ("code", """
-t26 = ch2.localization_table(cfg, loc, cnn_methods, "thesis:2.6")
+t26 = ch2.localization_table(study, loc, cnn_methods, "thesis:2.6")
 rep.table(t26, "2.6", caption="Localization metrics, CNNs (thesis Table 2.6)")
 """),
 ("code", """
-t27 = ch2.localization_table(cfg, loc_vit, vit_methods, "thesis:2.7")
+t27 = ch2.localization_table(study, loc_vit, vit_methods, "thesis:2.7")
 rep.table(t27, "2.7", caption="Localization metrics, transformers (thesis Table 2.7)")
 """),
 ("md", "## Table 2.8 — ablation: objective (Mask, Diff) × normalization (range, max, sigmoid)"),
 ("code", """
-t28 = ch2.ablation(cfg, cnn[0], [m for m in cnn_methods if m != "opticam"])
+t28 = ch2.ablation(study, cnn[0], [m for m in cnn_methods if m != "opticam"])
 rep.table(t28, "2.8", caption="Opti-CAM ablation (thesis Table 2.8)")
 """),
 ("md", "## Figure 2.2 — saliency maps of every method"),
 ("code", """
-rep.figure(ch2.saliency_figure(cfg, cnn[0], cnn_methods, figure_images), "2.2",
+rep.figure(ch2.saliency_figure(study, cnn[0], cnn_methods, figure_images), "2.2",
            caption="Saliency maps of every method (thesis Figure 2.2)")
 """),
 ("md", "## Figure 2.3 — where Opti-CAM loses insertion/deletion to Score-CAM"),
 ("code", """
-rep.figure(ch2.failure_figure(cfg, cnn[0], n=figure_images), "2.3",
+rep.figure(ch2.failure_figure(study, cnn[0], n=figure_images), "2.3",
            caption="Insertion/deletion failure cases of Opti-CAM (thesis Figure 2.3)")
 """),
 ("md", """

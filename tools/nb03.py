@@ -3,7 +3,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from nbbuild import build
+from nbbuild import build, parameters_cell
+
+from xaikit.experiments import chapter3 as ch3
 
 CELLS = [
 ("md", """
@@ -23,54 +25,13 @@ At `ci`/`default` the *paper model* column names the published column ours stand
 not expected to match; the claims check GAP-vs-CA **directions**. The bundled EfficientNet-Lite0 has no
 training set here, so its stream is shown untrained (paper init) and GAP-initialized (equal to GAP).
 """),
-("params", """
-profile = "ci"
-seed = 0
-device = "auto"
-random_weights = False  # True: pretrained models get random weights of the same architecture (rehearsal)
-image_size = None  # input resolution of pretrained models (None: each model's own)
-models = ["resnet18_cifar@synthetic"]
-variant_model = "resnet18_cifar@synthetic"
-lite_model = "tf_efficientnet_lite0@bundled"
-methods = ["gradcam", "gradcampp", "scorecam"]
-variant_methods = ["gradcam"]
-placements = [0, 1, 2, 3, 4]
-images = 4
-synthetic_size = 32
-synthetic_classes = 10
-train_images = 400
-test_images = 100
-train_epochs = 2
-stream_epochs = 2
-stream_lr = 0.05
-stream_lr_step = 0
-stream_batch_size = 64
-finetune_epochs = 20  # VOC / CUB: fine-tuning of ImageNet backbones (pretrained models only)
-finetune_lr = 0.01
-finetune_lr_step = 15
-finetune_batch_size = 64
-insertion_steps = 16
-batch_size = 8
-chunk = None  # forward passes per chunk of the perturbation methods; None: sized from the image size
-figure_images = 3
-imagenet_root = ""
-imagenet_train_root = ""
-voc_root = ""
-cub_root = ""
-"""),
+("params", parameters_cell(ch3.Params)),
 ("code", """
 import xaikit as xk
 from xaikit.experiments import chapter3 as ch3
 
-cfg = xk.config.resolve(profile=profile, seed=seed, device=device, random_weights=random_weights, image_size=image_size, images=images, synthetic_size=synthetic_size,
-                        synthetic_classes=synthetic_classes, train_images=train_images, test_images=test_images,
-                        train_epochs=train_epochs, stream_epochs=stream_epochs, stream_lr=stream_lr,
-                        stream_lr_step=stream_lr_step, stream_batch_size=stream_batch_size,
-                        finetune_epochs=finetune_epochs, finetune_lr=finetune_lr, finetune_lr_step=finetune_lr_step,
-                        finetune_batch_size=finetune_batch_size,
-                        insertion_steps=insertion_steps, batch_size=batch_size, chunk=chunk,
-                        imagenet_root=imagenet_root, imagenet_train_root=imagenet_train_root,
-                        voc_root=voc_root, cub_root=cub_root)
+cfg = ch3.Params.from_namespace(globals())  # typed and checked: a mistyped value is an error here
+study = xk.experiments.Study("03_ca_stream", cfg)
 rep = xk.reports.Reporter("03_ca_stream", cfg)
 """),
 ("md", """
@@ -79,46 +40,46 @@ Masked image `x ⊙ S` (thesis eq. 1.10, 1.11, 2.8); target = ground-truth class
 frozen backbone's last features as seen through the stream.
 """),
 ("code", """
-t31 = ch3.gap_vs_ca_table(cfg, models, methods)
+t31 = ch3.gap_vs_ca_table(study, models, methods)
 rep.table(t31, "3.1", caption="GAP vs CA-Stream interpretability (thesis Table 3.1)")
 """),
 ("md", "## Table 3.2 — the VOC (multi-label) and CUB (fine-grained) settings: recognition, then interpretability"),
 ("code", """
-t32r = ch3.recognition_table(cfg, variant_model)
+t32r = ch3.recognition_table(study, variant_model)
 rep.table(t32r, "3.2a", caption="mAP (VOC stand-in) / top-1 (CUB stand-in), GAP vs CA (thesis Table 3.2)")
 """),
 ("code", """
-t32 = ch3.setting_table(cfg, variant_model, variant_methods, ["voc2012", "cub200"])
+t32 = ch3.setting_table(study, variant_model, variant_methods, ["voc2012", "cub200"])
 rep.table(t32, "3.2b", caption="GAP vs CA interpretability on the VOC / CUB stand-ins (thesis Table 3.2)")
 """),
 ("md", "## Table 3.3 — complexity: GFLOPs, parameters (M), stream share of the backbone (%), top-1"),
 ("code", """
-t33 = ch3.complexity_table(cfg, models, lite_model)
+t33 = ch3.complexity_table(study, models, lite_model)
 rep.table(t33, "3.3", caption="CA-Stream complexity and accuracy (thesis Table 3.3)")
 """),
 ("md", "## Table 3.4 — block design: CA (eq. 3.3) vs PROJ→CA (eq. 3.8)"),
 ("code", """
-t34 = ch3.block_table(cfg, variant_model)
+t34 = ch3.block_table(study, variant_model)
 rep.table(t34, "3.4", caption="Cross-attention block design (thesis Table 3.4)")
 """),
 ("md", "## Table 3.5 — where the stream starts: placements S_l – S_L"),
 ("code", """
-t35 = ch3.placement_table(cfg, variant_model, variant_methods, placements)
+t35 = ch3.placement_table(study, variant_model, variant_methods, placements)
 rep.table(t35, "3.5", caption="CA-Stream placement (thesis Table 3.5)")
 """),
 ("md", "## Table 3.6 — class-agnostic vs class-specific initial query"),
 ("code", """
-t36 = ch3.class_specific_table(cfg, variant_model, variant_methods)
+t36 = ch3.class_specific_table(study, variant_model, variant_methods)
 rep.table(t36, "3.6", caption="Class-agnostic vs class-specific CA-Stream (thesis Table 3.6)")
 """),
 ("md", "## Figure 3.3 — saliency maps of the GAP and the CA model, and the stream's raw attention"),
 ("code", """
-rep.figure(ch3.maps_figure(cfg, models[0], ["gradcam", "scorecam"], figure_images), "3.3",
+rep.figure(ch3.maps_figure(study, models[0], ["gradcam", "scorecam"], figure_images), "3.3",
            caption="GAP vs CA-Stream saliency maps and raw attention (thesis Figure 3.3)")
 """),
 ("md", "## Figure 3.4 — raw attention on classes the model never saw"),
 ("code", """
-rep.figure(ch3.unseen_figure(cfg, models[0], figure_images), "3.4",
+rep.figure(ch3.unseen_figure(study, models[0], figure_images), "3.4",
            caption="Raw attention of the CA-Stream on unseen classes (thesis Figure 3.4)")
 """),
 ("md", """

@@ -3,7 +3,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from nbbuild import build
+from nbbuild import build, parameters_cell
+
+from xaikit.experiments import chapter4 as ch4
 
 CELLS = [
 ("md", """
@@ -24,51 +26,15 @@ Trained models are cached by their full configuration (`xk.config.cache_dir()/in
 only evaluates. At `ci`/`default` the *published* columns are the thesis' CIFAR-100 numbers for the same
 network and regularizer: they are not expected to match; the claims check the *direction* of the effects.
 """),
-("params", """
-profile = "ci"
-seed = 0
-device = "auto"
-dataset = "synthetic"
-cifar_root = ""
-num_classes = 10
-image_size = 32
-train_images = 64
-test_images = 64
-models = ["resnet18_cifar"]
-arch_options = {"resnet18_cifar": {"width": 8}, "mobilenetv2_cifar": {"width_mult": 0.25}}
-epochs = 1
-lr = 0.05
-milestones = []
-gamma = 0.2
-batch_size = 32
-warmup_epochs = 0
-max_steps = None
-lambdas = {"resnet18_cifar": 1.0, "mobilenetv2_cifar": 1.0}
-errors = ["cosine", "hi"]
-error_lambda = 1.0
-lambda_sweep = [1.0]
-methods = ["gradcam", "gradcampp", "scorecam", "ablationcam", "xgradcam"]
-images = 8
-eval_batch = 8
-insertion_steps = 16
-chunk = None  # forward passes per chunk of the perturbation methods; None: sized from the image size
-figure_images = 2
-cost_batch = 8
-cost_repeats = 1
-accuracy_tolerance = 5.0
-"""),
+("params", parameters_cell(ch4.Params)),
 ("code", """
 import xaikit as xk
 from xaikit.experiments import chapter4 as ch4
 
-cfg = xk.config.resolve(profile=profile, seed=seed, device=device, dataset=dataset, cifar_root=cifar_root,
-                        num_classes=num_classes, image_size=image_size, train_images=train_images,
-                        test_images=test_images, arch_options=arch_options, epochs=epochs, lr=lr,
-                        milestones=milestones, gamma=gamma, batch_size=batch_size, warmup_epochs=warmup_epochs,
-                        max_steps=max_steps, lambdas=lambdas, images=images, eval_batch=eval_batch,
-                        insertion_steps=insertion_steps, chunk=chunk)
+cfg = ch4.Params.from_namespace(globals())  # typed and checked: a mistyped value is an error here
+study = xk.experiments.Study("04_interpretable_gradients", cfg)
 rep = xk.reports.Reporter("04_interpretable_gradients", cfg)
-zoo = ch4.Zoo(cfg)
+zoo = ch4.Zoo(study)
 arch0 = models[0]
 {"train": len(zoo.data[0]), "test": len(zoo.data[1]), "evaluated images": images}
 """),

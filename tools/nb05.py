@@ -3,7 +3,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from nbbuild import build
+from nbbuild import build, parameters_cell
+
+from xaikit.experiments import chapter5 as ch5
 
 CELLS = [
 ("md", """
@@ -25,43 +27,16 @@ At `ci`/`default` the *paper model* column names the DeiT our model stands besid
 match; the **ranking of the methods** is what the claims check. "Relevance" is the gradient-weighted attention
 rule of Chefer et al. (2021b), xaikit's `chefer`.
 """),
-("params", """
-profile = "ci"
-seed = 0
-device = "auto"
-random_weights = False  # True: pretrained models get random weights of the same architecture (rehearsal)
-image_size = None  # input resolution of pretrained models (None: each model's own)
-models = ["deit_tiny_synth@synthetic"]
-time_model = "deit_tiny_synth@synthetic"
-synthetic_sizes = {}
-images = 8
-synthetic_images = 8
-synthetic_size = 32
-synthetic_classes = 10
-train_images = 1000
-train_epochs = 2
-time_images = 2
-time_repeats = 3
-instances = 3
-classes_per_image = 2
-batch_size = 8
-chunk = None  # forward passes per chunk of the perturbation methods; None: sized from the image size
-figure_images = 2
-imagenet_root = ""
-"""),
+("params", parameters_cell(ch5.Params)),
 ("code", """
 import xaikit as xk
 from xaikit.experiments import chapter5 as ch5
 
-cfg = xk.config.resolve(profile=profile, seed=seed, device=device, random_weights=random_weights, image_size=image_size, synthetic_sizes=synthetic_sizes, images=images,
-                        synthetic_images=synthetic_images, synthetic_size=synthetic_size,
-                        synthetic_classes=synthetic_classes, train_images=train_images, train_epochs=train_epochs,
-                        time_images=time_images, time_repeats=time_repeats,
-                        instances=instances, classes_per_image=classes_per_image,
-                        batch_size=batch_size, chunk=chunk, imagenet_root=imagenet_root)
+cfg = ch5.Params.from_namespace(globals())  # typed and checked: a mistyped value is an error here
+study = xk.experiments.Study("05_vit_reciprocam", cfg)
 rep = xk.reports.Reporter("05_vit_reciprocam", cfg)
-sets = [ch5.resolve(s, cfg) for s in models]
-timed = next((es for es in sets if es.key == time_model), None) or ch5.resolve(time_model, cfg)
+sets = [xk.experiments.resolve_eval_set(s, cfg) for s in models]
+timed = next((es for es in sets if es.key == time_model), None) or xk.experiments.resolve_eval_set(time_model, cfg)
 {es.key: f"{len(es.data)} {es.dataset} images, paper model {ch5.paper_model(es.key)}" for es in sets}
 """),
 ("md", """
@@ -70,7 +45,7 @@ Drop (AD, ↓), Increase (AI, ↑), Coherency (↑), Complexity (↓) and their 
 (paper eq. 1; the map is re-computed on the explanation map `x ⊙ S` for Coherency). Target = ground-truth class.
 """),
 ("code", """
-t1 = ch5.adcc_table(cfg, sets)
+t1 = ch5.adcc_table(study, sets)
 rep.table(t1, "1", caption="ADCC: Relevance vs ViT-ReciproCAM (single token) vs ViT-ReciproCAM [3x3] (paper Table 1)")
 """),
 ("md", """
@@ -81,36 +56,36 @@ an RTX 3090: compare the ratios, not the values. The speed claim below uses the 
 shared CPU varies between runs).
 """),
 ("code", """
-t2 = ch5.time_table(cfg, timed)
+t2 = ch5.time_table(study, timed)
 rep.table(t2, "2", caption="Execution time and FPS (paper Table 2)")
 """),
 ("md", "## Table 3 — ablation: the [CLS] token zeroed in the masked features"),
 ("code", """
-t3 = ch5.cls_token_table(cfg, sets)
+t3 = ch5.cls_token_table(study, sets)
 rep.table(t3, "3", caption="ADCC with and without the [CLS] token (paper Table 3)")
 """),
 ("md", "## Table 4 — ablation: feature position (first LayerNorm of the last block vs output of the previous block)"),
 ("code", """
-t4 = ch5.tap_table(cfg, sets)
+t4 = ch5.tap_table(study, sets)
 rep.table(t4, "4", caption="ADCC by feature-extraction position (paper Table 4)")
 """),
 ("md", "## Figures 3 and 4 — a single object; several instances of one class"),
 ("code", """
-rep.figure(ch5.saliency_figure(cfg, sets[0], "single", figure_images), "3",
+rep.figure(ch5.saliency_figure(study, sets[0], "single", figure_images), "3",
            caption="Single object: Attention-Rollout, Relevance, ViT-ReciproCAM, ViT-ReciproCAM [3x3] (paper Figure 3)")
 """),
 ("code", """
-rep.figure(ch5.saliency_figure(cfg, sets[0], "instances", figure_images), "4",
+rep.figure(ch5.saliency_figure(study, sets[0], "instances", figure_images), "4",
            caption="Several instances of one class (paper Figure 4)")
 """),
 ("md", "## Figure 5 — several classes in one image: a map for each class"),
 ("code", """
-rep.figure(ch5.classes_figure(cfg, sets[0], figure_images), "5",
+rep.figure(ch5.classes_figure(study, sets[0], figure_images), "5",
            caption="Several classes in one image, each class explained (paper Figure 5)")
 """),
 ("md", "## Figure 6 — ViT-ReciproCAM with and without the [CLS] token"),
 ("code", """
-rep.figure(ch5.cls_token_figure(cfg, sets[0], figure_images), "6",
+rep.figure(ch5.cls_token_figure(study, sets[0], figure_images), "6",
            caption="ViT-ReciproCAM maps with and without the [CLS] token (paper Figure 6)")
 """),
 ("md", """

@@ -3,7 +3,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from nbbuild import build
+from nbbuild import build, parameters_cell
+
+from xaikit.experiments import chapter6 as ch6
 
 CELLS = [
 ("md", """
@@ -24,53 +26,18 @@ At `ci`/`default` the *paper model* column says which published column our model
 expected to match; the **ranking of the methods** is what the claims check. Insertion starts from a blurred image,
 deletion replaces pixels by black (the protocol of the official code, from RISE); over-all = insertion − deletion.
 """),
-("params", """
-profile = "ci"
-seed = 0
-device = "auto"
-random_weights = False  # True: pretrained models get random weights of the same architecture (rehearsal)
-image_size = None  # input resolution of pretrained models (None: each model's own)
-io_models = ["resnet18_cifar@synthetic"]
-pointing_model = "resnet18_cifar@synthetic"
-time_model = "resnet18_cifar@synthetic"
-finetune_model = "resnet18_cifar"
-methods = ["gradcam", "gradcampp", "rise", "scorecam", "groupcam"]
-groups = [1, 8, 32]
-thetas = [0, 70, 90]
-photos = 2
-images = 8
-synthetic_images = 6
-synthetic_size = 32
-synthetic_classes = 10
-train_images = 1000
-train_epochs = 2
-insertion_steps = 16
-rise_masks = 200
-time_images = 2
-pointing_images = 10
-finetune_epochs = 1
-finetune_images = 128
-finetune_test = 200
-finetune_lr = 0.01
-batch_size = 8
-chunk = None  # forward passes per chunk of the perturbation methods; None: sized from the image size
-figure_images = 2
-imagenet_root = ""
-"""),
+("params", parameters_cell(ch6.Params)),
 ("code", """
 import xaikit as xk
 from xaikit.experiments import chapter6 as ch6
-from xaikit.experiments.common import resolve_eval_set, synthetic_model
 
-cfg = xk.config.resolve(profile=profile, seed=seed, device=device, random_weights=random_weights, image_size=image_size, photos=photos, images=images,
-                        synthetic_images=synthetic_images, synthetic_size=synthetic_size,
-                        synthetic_classes=synthetic_classes, train_images=train_images, train_epochs=train_epochs,
-                        insertion_steps=insertion_steps, rise_masks=rise_masks, time_images=time_images,
-                        batch_size=batch_size, chunk=chunk, imagenet_root=imagenet_root)
+cfg = ch6.Params.from_namespace(globals())  # typed and checked: a mistyped value is an error here
+study = xk.experiments.Study("06_group_cam", cfg)
 rep = xk.reports.Reporter("06_group_cam", cfg)
-io = [resolve_eval_set(s, cfg) for s in io_models]
-pointing = resolve_eval_set(pointing_model, dict(cfg, synthetic_images=pointing_images, images=pointing_images))
-timing = resolve_eval_set(time_model, cfg)
+io = [xk.experiments.resolve_eval_set(s, cfg) for s in io_models]
+pointing = xk.experiments.resolve_eval_set(pointing_model, cfg.replace(synthetic_images=pointing_images,
+                                                                       images=pointing_images))
+timing = xk.experiments.resolve_eval_set(time_model, cfg)
 {es.key: f"{len(es.data)} {es.dataset} images" for es in io + [pointing, timing]}
 """),
 ("md", """
@@ -78,17 +45,17 @@ timing = resolve_eval_set(time_model, cfg)
 Target = ground-truth class (predicted class for unlabelled photos).
 """),
 ("code", """
-t1 = ch6.insertion_deletion_table(cfg, io, methods)
+t1 = ch6.insertion_deletion_table(study, io, methods)
 rep.table(t1, "1", caption="Insertion / deletion / over-all AUC (Group-CAM Table 1)")
 """),
 ("md", "## Table 2 — number of groups G (θ = 70)"),
 ("code", """
-t2 = ch6.groups_table(cfg, io[0], groups)
+t2 = ch6.groups_table(study, io[0], groups)
 rep.table(t2, "2", caption="Group-CAM with G groups, θ = 70 (Group-CAM Table 2)")
 """),
 ("md", "## Table 3 — running time per image (seconds, this machine; the paper: one RTX 2080Ti)"),
 ("code", """
-t3 = ch6.time_table(cfg, timing, methods)
+t3 = ch6.time_table(study, timing, methods)
 rep.table(t3, "3", caption="Running time per image, seconds (Group-CAM Table 3)", digits=4)
 """),
 ("md", """
@@ -97,29 +64,29 @@ A hit when the map's maximum lies within 15 px (scaled to the image size) of a b
 accuracy per category, then the mean over categories.
 """),
 ("code", """
-t4_cat, t4 = ch6.pointing_table(cfg, pointing, methods)
+t4_cat, t4 = ch6.pointing_table(study, pointing, methods)
 rep.table(t4_cat.reset_index(), "4-categories", caption="Pointing game accuracy per category (%)")
 rep.table(t4, "4", caption="Pointing game, mean accuracy over categories (Group-CAM Table 4)")
 """),
 ("md", "## Figure 5 — the de-noising threshold θ (G = 32)"),
 ("code", """
-t5 = ch6.theta_table(cfg, io[0], thetas)
+t5 = ch6.theta_table(study, io[0], thetas)
 rep.table(t5, "5", caption="Group-CAM insertion / deletion / over-all against θ (data of Figure 5)")
 rep.figure(ch6.theta_figure(t5), "5", caption="Ablation of the threshold θ (Group-CAM Figure 5)")
 """),
 ("md", "## Figure 2 — visual comparison"),
 ("code", """
-rep.figure(ch6.saliency_figure(cfg, io[0], methods, figure_images), "2",
+rep.figure(ch6.saliency_figure(study, io[0], methods, figure_images), "2",
            caption="Saliency maps of every method (Group-CAM Figure 2)")
 """),
 ("md", "## Figure 3 — class discrimination: maps for two classes of the same image"),
 ("code", """
-rep.figure(ch6.class_figure(cfg, io[0], ["gradcam", "groupcam"], figure_images), "3",
+rep.figure(ch6.class_figure(study, io[0], ["gradcam", "groupcam"], figure_images), "3",
            caption="Class-discriminative maps (Group-CAM Figure 3)")
 """),
 ("md", "## Figure 4 — insertion and deletion curves"),
 ("code", """
-rep.figure(ch6.curves_figure(cfg, io[0], methods, figure_images), "4", caption="Insertion / deletion curves (Group-CAM Figure 4)")
+rep.figure(ch6.curves_figure(study, io[0], methods, figure_images), "4", caption="Insertion / deletion curves (Group-CAM Figure 4)")
 """),
 ("md", """
 ## §5, Figures 7–8 — fine-tuning with Group-CAM
@@ -128,14 +95,12 @@ ground-truth class binarized at its mean; compared with fine-tuning on the plain
 Figure 8 shows the Group-CAM maps of the model being fine-tuned, before (epoch 0) and after each epoch.
 """),
 ("code", """
-base = synthetic_model(finetune_model, cfg)
 snapshots = []  # (epoch, weights) of the Group-CAM-fine-tuned model, for Figure 8
-t7 = ch6.finetune(cfg, base, finetune_epochs, finetune_images, finetune_test, lr=finetune_lr,
-                  snapshots=snapshots)
+t7, base = ch6.finetune(study, snapshots=snapshots)
 rep.table(t7, "7", caption="Top-1 accuracy after fine-tuning with / without Group-CAM (Group-CAM §5, Figure 7)")
 """),
 ("code", """
-rep.figure(ch6.finetune_figure(cfg, base, snapshots, figure_images), "8",
+rep.figure(ch6.finetune_figure(study, base, snapshots, figure_images), "8",
            caption="Group-CAM maps during fine-tuning with Group-CAM-masked images (Group-CAM Figure 8)")
 """),
 ("md", """

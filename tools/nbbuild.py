@@ -6,6 +6,8 @@ is the generic ``python3``.
 """
 import nbformat
 
+from xaikit.experiments.params import parameters_cell  # noqa: F401 - the notebooks' parameters cells
+
 
 def build(path, cells):
     nb = nbformat.v4.new_notebook()

@@ -1,20 +1,28 @@
-"""Experiments: the grid runner, its crash-safe results store, and one module per chapter
-(``xaikit.experiments.chapter2`` ...) holding the tables, figures and claims its notebook shows."""
+"""Experiments: the grid runner and its crash-safe stores, the :class:`Study` every chapter uses, model specs,
+typed chapter parameters, and one module per chapter (``xaikit.experiments.chapter2`` ...) holding the
+tables, figures and claims its notebook shows."""
 from importlib import import_module
 
-from .grid import METRIC_COLUMNS, dist_info, evaluate, experiment_key, shard, summarize
+from .common import (ModelParams, PhotoParams, SyntheticParams, count_passes, dataset_root, imagenet_data,
+                     photo_data, resolve_eval_set, row_titles, rows_for, synthetic_eval_data, synthetic_model)
+from .grid import METRIC_COLUMNS, dist_info, evaluate, shard, summarize
+from .params import ChapterParams, parameters_cell
+from .specs import ModelSpec, load_model
 from .store import MapCache, ResultStore, config_hash
+from .study import EvalSet, Study, best, compare, fingerprint, label, means, paper_model
 
-__all__ = ["evaluate", "summarize", "shard", "dist_info", "experiment_key", "ResultStore", "MapCache",
-           "config_hash", "METRIC_COLUMNS"]
+__all__ = ["evaluate", "summarize", "shard", "dist_info", "ResultStore", "MapCache", "config_hash",
+           "METRIC_COLUMNS", "Study", "EvalSet", "compare", "means", "best", "label", "fingerprint", "paper_model",
+           "ModelSpec", "load_model", "ChapterParams", "ModelParams", "PhotoParams", "SyntheticParams",
+           "parameters_cell", "resolve_eval_set", "synthetic_model", "synthetic_eval_data", "photo_data",
+           "imagenet_data", "dataset_root", "rows_for", "row_titles", "count_passes"]
+
+CHAPTERS = ("chapter1", "chapter2", "chapter3", "chapter4", "chapter5", "chapter6")
 
 
-def __getattr__(name):  # chapter modules and helpers load lazily: xk.experiments.chapter2, .common
-    if name == "common" or name.startswith("chapter"):
-        try:
-            mod = import_module(f".{name}", __name__)
-        except ModuleNotFoundError as e:
-            raise AttributeError(f"module 'xaikit.experiments' has no attribute {name!r}") from e
+def __getattr__(name):  # chapter modules load on first use: xk.experiments.chapter2
+    if name in CHAPTERS:
+        mod = import_module(f".{name}", __name__)
         globals()[name] = mod
         return mod
     raise AttributeError(f"module 'xaikit.experiments' has no attribute {name!r}")

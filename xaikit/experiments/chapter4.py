@@ -2,9 +2,9 @@
 
 Every model is trained with :func:`xaikit.training.interpretable.train_interpretable` (Algorithm 3,
 L = L_C + lambda * L_R, eq. 4.3-4.8; ``lam = 0`` is standard training) and cached by its full
-configuration under ``cache_dir()/interpretable`` (the loop's own checkpoint: a rerun loads it, a
-longer run extends it).  Explanations are scored with AD/AG/AI (eq. 1.10, 1.11, 2.8) and
-insertion/deletion AUC on the first ``images`` test images; per-image results go to a results store.
+configuration under ``<cache>/interpretable`` (the loop's own checkpoint: a rerun loads it, a
+longer run extends it). Explanations are scored with AD/AG/AI (eq. 1.10, 1.11, 2.8) and
+insertion/deletion AUC on the first ``images`` test images, through the chapter's :class:`Study`.
 
 ``ci``/``default``: synthetic 32 px data and xaikit's CIFAR-style ResNet-18 / MobileNet-V2 trained on
 a CPU budget; ``full``: CIFAR-100 from ``cifar_root`` with the §4.3.1 schedule.
@@ -12,17 +12,29 @@ a CPU budget; ``full``: CIFAR-100 from ``cifar_root`` with the §4.3.1 schedule.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Sequence
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
+from .. import attributors
+from .. import models
+from .. import published as P
 from ..config import cache_dir
-from ..core.devices import back, on_model, runs_on_model, to_device
-from ..core.targets import logits_of, predict, resolve_targets
+from ..core.devices import model_device, runs_on_model
+from ..core.targets import predict
+from ..data import folders
+from ..data.base import load_batch
+from ..data.synthetic import synthetic
 from ..errors import ConfigError
-from .common import dataset_root, label
-from .store import ResultStore, config_hash
+from ..reports.figures import saliency_grid
+from ..training.guided import guided_gradient
+from ..training.interpretable import step_cost, train_interpretable
+from .common import dataset_root, rows_for
+from .params import ChapterParams, param
+from .store import config_hash
+from .study import EvalSet, Study, compare, label, means
 
 METHODS = ["gradcam", "gradcampp", "scorecam", "ablationcam", "xgradcam"]
 #: the thesis calls XGrad-CAM "Axiom-CAM"
@@ -34,7 +46,42 @@ PAPER_REG = {"none": "none", "cosine": "cosine", "hi": "histogram", "hi_thesis":
              "mae": "mae", "mse": "mse"}
 REG_LABELS = {"none": "none (baseline)", "cosine": "cosine (4.7)", "hi": "histogram (4.8)",
               "hi_thesis": "histogram, as printed (4.8)", "mae": "MAE (4.5)", "mse": "MSE (4.6)"}
-METRICS = ["top1", "AD", "AG", "AI", "insertion", "deletion"]
+SALIENCY = ["AD", "AG", "AI", "insertion", "deletion"]
+
+
+@dataclass
+class Params(ChapterParams):
+    """Parameters of notebooks/04_interpretable_gradients.ipynb (defaults: the ``ci`` profile)."""
+
+    dataset: str = param("synthetic", "synthetic, or cifar100 (full)")
+    cifar_root: str = param("", "CIFAR-100 python folder (full)")
+    num_classes: int = param(10, "classes of the data set (CIFAR-100: 100)")
+    image_size: int = param(32, "image size (px)")
+    train_images: int = param(64, "training images")
+    test_images: int = param(64, "test images")
+    models: list[str] = param(["resnet18_cifar"], "architectures trained")
+    arch_options: dict = param({"resnet18_cifar": {"width": 8}, "mobilenetv2_cifar": {"width_mult": 0.25}},
+                               "architecture options per model")
+    epochs: int = param(1, "training epochs (the thesis: 200)")
+    lr: float = param(0.05, "learning rate")
+    milestones: list[int] = param([], "epochs where the learning rate is multiplied by gamma")
+    gamma: float = param(0.2, "learning-rate factor at each milestone")
+    batch_size: int = param(32, "training batch size")
+    warmup_epochs: int = param(0, "linear warm-up epochs")
+    max_steps: int | None = param(None, "cap on steps per epoch (quick runs)")
+    lambdas: dict = param({"resnet18_cifar": 1.0, "mobilenetv2_cifar": 1.0}, "Table 4.1's λ per model")
+    errors: list[str] = param(["cosine", "hi"], "error functions E of Table 4.2")
+    error_lambda: float = param(1.0, "λ of Table 4.2")
+    lambda_sweep: list[float] = param([1.0], "λ values of Table 4.3")
+    methods: list[str] = param(METHODS, "CAM methods of Table 4.1")
+    images: int = param(8, "test images explained")
+    eval_batch: int = param(8, "images per evaluation batch")
+    insertion_steps: int = param(16, "insertion / deletion steps")
+    chunk: int | None = param(None, "forward passes per chunk of the perturbation methods; None: from the image size")
+    figure_images: int = param(2, "rows of Figures 4.2 and 4.3")
+    cost_batch: int = param(8, "batch of the step-cost measurement")
+    cost_repeats: int = param(1, "repeats of the step-cost measurement")
+    accuracy_tolerance: float = param(5.0, "points of top-1 the regularized model may lose (claims)")
 
 
 def mlabel(method: str) -> str:
@@ -63,66 +110,53 @@ class Trained:
 
 
 # ------------------------------------------------------------------------------------ data
-def datasets(cfg: Mapping):
-    """``(train, test)`` datasets of the profile: synthetic (``dataset="synthetic"``) or CIFAR-100."""
-    from ..data import folders
-    from ..data.synthetic import synthetic
-
-    name = str(cfg.get("dataset", "synthetic"))
-    size = int(cfg.get("image_size", 32))
-    if name == "synthetic":
-        common = dict(num_classes=int(cfg.get("num_classes", 10)), size=size, seed=int(cfg.get("seed", 0)))
-        return (synthetic(int(cfg.get("train_images", 1000)), split="train", **common),
-                synthetic(int(cfg.get("test_images", 200)), split="test", **common))
-    if name == "cifar100":
-        root = cfg.get("cifar_root")
-        if not root:
+def datasets(cfg: Params):
+    """``(train, test)`` datasets of the parameters: synthetic (``dataset="synthetic"``) or CIFAR-100."""
+    if cfg.dataset == "synthetic":
+        common = dict(num_classes=cfg.num_classes, size=cfg.image_size, seed=cfg.seed)
+        return (synthetic(cfg.train_images, split="train", **common), synthetic(cfg.test_images, split="test", **common))
+    if cfg.dataset == "cifar100":
+        if not cfg.cifar_root:
             raise ConfigError("dataset='cifar100' needs cifar_root: the folder holding CIFAR-100's python "
                               "pickles (cifar-100-python/{train,test,meta}); see data/README.md")
         root = dataset_root(cfg, "cifar_root")
-        return folders.cifar100(root, "train", size=size), folders.cifar100(root, "test", size=size)
-    raise ConfigError(f"dataset={name!r}: use 'synthetic' or 'cifar100'")
+        return (folders.cifar100(root, "train", size=cfg.image_size), folders.cifar100(root, "test", size=cfg.image_size))
+    raise ConfigError(f"dataset={cfg.dataset!r}: use 'synthetic' or 'cifar100'")
 
 
 # ------------------------------------------------------------------------------------ training
-def _train_config(cfg: Mapping, arch: str, lam: float, error: str) -> dict:
-    opts = dict((cfg.get("arch_options") or {}).get(arch, {}))
-    return dict(arch=arch, arch_options=opts, dataset=str(cfg.get("dataset", "synthetic")),
-                num_classes=int(cfg.get("num_classes", 10)), image_size=int(cfg.get("image_size", 32)),
-                train_images=int(cfg.get("train_images", 1000)), test_images=int(cfg.get("test_images", 200)),
-                seed=int(cfg.get("seed", 0)), lam=float(lam), error=error if lam else "none",
-                epochs=int(cfg.get("epochs", 1)), lr=float(cfg.get("lr", 0.1)),
-                milestones=[int(m) for m in (cfg.get("milestones") or [])], gamma=float(cfg.get("gamma", 0.2)),
-                batch_size=int(cfg.get("batch_size", 128)), warmup_epochs=int(cfg.get("warmup_epochs", 1)),
-                max_steps=cfg.get("max_steps"))
+def _train_config(cfg: Params, arch: str, lam: float, error: str) -> dict:
+    return dict(arch=arch, arch_options=dict(cfg.arch_options.get(arch, {})), dataset=cfg.dataset,
+                num_classes=cfg.num_classes, image_size=cfg.image_size, train_images=cfg.train_images,
+                test_images=cfg.test_images, seed=cfg.seed, lam=float(lam), error=error if lam else "none",
+                epochs=cfg.epochs, lr=cfg.lr, milestones=[int(m) for m in cfg.milestones], gamma=cfg.gamma,
+                batch_size=cfg.batch_size, warmup_epochs=cfg.warmup_epochs, max_steps=cfg.max_steps)
 
 
-def train(cfg: Mapping, arch: str, lam: float, error: str = "cosine", data=None) -> Trained:
+def train(cfg: Params, arch: str, lam: float, error: str = "cosine", data=None) -> Trained:
     """Train (or load from the cache) ``arch`` with L = L_C + lam * L_R(error) (Algorithm 3)."""
-    from .. import models
-    from ..training.interpretable import train_interpretable
-
     tc = _train_config(cfg, arch, lam, error)
     key = config_hash("ch4-train", tc)
     tr, te = data if data is not None else datasets(cfg)
     torch.manual_seed(tc["seed"])  # seeded initialisation
     model = models.load(arch, weights="random", num_classes=tc["num_classes"], input_size=tc["image_size"],
                         class_names=getattr(tr, "class_names", None), **tc["arch_options"])
-    dev = cfg.get("device") or "cpu"
     ckpt = cache_dir() / "interpretable" / f"{arch}-{key}.pt"
     hist = train_interpretable(model, tr, te, lam=tc["lam"], error=error, epochs=tc["epochs"], lr=tc["lr"],
                                milestones=tc["milestones"], gamma=tc["gamma"], batch_size=tc["batch_size"],
-                               warmup_epochs=tc["warmup_epochs"], seed=tc["seed"], device=dev,
+                               warmup_epochs=tc["warmup_epochs"], seed=tc["seed"], device=cfg.torch_device,
                                checkpoint=ckpt, max_steps=tc["max_steps"])
     model.eval()
     return Trained(arch, float(lam), error if lam else "none", model, hist, key)
 
 
 class Zoo:
-    """Trains each (arch, lambda, error) once per notebook session and reuses it across tables."""
+    """Trains each (arch, lambda, error) once per notebook session and reuses it across tables; holds the
+    chapter's :class:`Study` (``zoo.study``)."""
 
-    def __init__(self, cfg: Mapping):
-        self.cfg = cfg
+    def __init__(self, study: Study):
+        self.study = study
+        self.cfg: Params = study.cfg
         self._data = None
         self._models: dict = {}
 
@@ -142,121 +176,86 @@ class Zoo:
         return self.get(arch, 0.0)
 
     def table41_lambda(self, arch: str) -> float:
-        lams = self.cfg.get("lambdas") or {}
-        if arch not in lams:
+        if arch not in self.cfg.lambdas:
             raise ConfigError(f"lambdas has no entry for {arch!r}: give the Table 4.1 lambda per model, "
                               f"e.g. lambdas={{'{arch}': 0.0075}}")
-        return float(lams[arch])
+        return float(self.cfg.lambdas[arch])
+
+    def eval_set(self, t: Trained) -> EvalSet:
+        """The trained model with the first ``images`` test images."""
+        te = self.data[1]
+        data = load_batch(te, list(range(min(self.cfg.images, len(te)))))
+        return EvalSet(f"{t.arch}@{t.key}", t.model, data, self.cfg.dataset)
 
 
 # ------------------------------------------------------------------------------------ evaluation
-def eval_batch(zoo: Zoo):
-    from ..data.base import load_batch
-
-    te = zoo.data[1]
-    n = min(int(zoo.cfg.get("images", 8)), len(te))
-    return load_batch(te, list(range(n)))
-
-
-def scores(zoo: Zoo, t: Trained, methods: Sequence[str]) -> pd.DataFrame:
-    """Per-image AD/AG/AI/insertion/deletion of ``methods`` on model ``t`` (results-store cached)."""
-    from .chapter2 import _methods
-    from .grid import evaluate
-
+def _rows(zoo: Zoo, t: Trained, methods: Sequence[str]) -> pd.DataFrame:
+    """Per-method means of AD/AG/AI/insertion/deletion on model ``t``, with its top-1 (one row per method)."""
     cfg = zoo.cfg
-    data = eval_batch(zoo)
-    steps = int(cfg.get("insertion_steps", 32))
-    meths = _methods(methods, cfg)
-    mo = {"insertion": {"steps": steps}, "deletion": {"steps": steps}}
-    key = config_hash("ch4-scores", t.key, list(data.names), meths, mo)
-    st = ResultStore(key, root=cache_dir() / "results" / "04_interpretable_gradients",
-                     meta=dict(model=t.arch, lam=t.lam, error=t.error, methods=list(meths)))
-    f = evaluate(t.model, data, list(meths.items()), ["recognition", "insertion", "deletion"],
-                 batch_size=int(cfg.get("eval_batch", 8)), store=st, model_name=t.arch,
-                 dataset_name=str(cfg.get("dataset", "synthetic")), metric_options=mo, target="label")
+    chunk = {} if not cfg.chunk else {"batch_size": int(cfg.chunk)}
+    steps = {"steps": cfg.insertion_steps}
+    f = zoo.study.evaluate(zoo.eval_set(t), rows_for(methods, {"scorecam": chunk, "ablationcam": chunk}),
+                           ["recognition", "insertion", "deletion"], batch_size=cfg.eval_batch,
+                           metric_options={"insertion": steps, "deletion": steps}, tag="ch4")
     f = f.replace({"metric": {"I": "insertion", "D": "deletion"}})
-    return f
+    wide = means(f, ["AD", "AG", "AI", "insertion", "deletion"], by=("method",))
+    wide = wide.set_index("method").reindex([m for m in methods if m in set(wide.method)]).reset_index()
+    return wide.assign(model=t.arch, regularizer=t.regularizer, lam=t.lam, top1=t.top1)
 
 
-def _rows(zoo: Zoo, t: Trained, methods: Sequence[str]) -> list[dict]:
-    f = scores(zoo, t, methods)
-    wide = f[f.metric.isin(METRICS)].pivot_table(index="method", columns="metric", values="value", aggfunc="mean")
-    out = []
-    for m in methods:
-        if m not in wide.index:
-            continue
-        r = dict(model=t.arch, regularizer=t.regularizer, lam=t.lam, method=m, top1=t.top1)
-        r.update({k: float(wide.loc[m, k]) for k in METRICS[1:] if k in wide.columns})
-        out.append(r)
-    return out
-
-
-def _published(pid: str) -> pd.DataFrame:
-    from .. import published as P
-
-    return P.table(pid)
-
-
-def side_by_side(rows: Sequence[dict], pid: str, match_lambda: bool = False, digits: int = 2) -> pd.DataFrame:
-    """Reproduced rows next to the published numbers of the same (paper model, regularizer, method);
-    with ``match_lambda`` the published lambda must equal ours (Table 4.3)."""
-    pub = _published(pid)
-    out = []
-    for r in rows:
-        pm, reg = PAPER_MODEL.get(r["model"], r["model"]), PAPER_REG.get(r["regularizer"], r["regularizer"])
-        sel = pub[(pub.model == pm) & (pub.regularizer == reg)]
-        if match_lambda and "lambda" in pub.columns:
-            sel = sel[(sel["lambda"] - r["lam"]).abs() < 1e-12]
-        row = {"model": r["model"], "paper model": pm, "regularizer": REG_LABELS.get(r["regularizer"], r["regularizer"]),
-               "λ": r["lam"], "method": mlabel(r["method"])}
-        if "lambda" in pub.columns and len(sel) and not match_lambda:
-            row["paper λ"] = float(sel["lambda"].iloc[0])
-        for m in METRICS:
-            if m == "top1":
-                hit = sel[sel.metric == "top1"]
-            else:
-                hit = sel[(sel.method == r["method"]) & (sel.metric == m)]
-            row[f"{m} published"] = float(hit.value.iloc[0]) if len(hit) else float("nan")
-            row[f"{m} reproduced"] = r.get(m, float("nan"))
-        out.append(row)
-    out = pd.DataFrame(out)
-    return out.round({c: digits for c in out.columns if c.endswith(("published", "reproduced"))})
+def side_by_side(rows: pd.DataFrame, pid: str, match_lambda: bool = False) -> pd.DataFrame:
+    """Reproduced rows (:func:`_rows`) next to the published numbers of the same (paper model, regularizer,
+    method); top-1 is method-independent (Table 4.1 prints it on its own rows, ``method='none'``); with
+    ``match_lambda`` the published λ must equal ours (Table 4.3), else the paper's λ is shown beside ours."""
+    pub = P.table(pid)
+    r = rows.reset_index(drop=True).assign(**{"paper model": rows.model.map(lambda m: PAPER_MODEL.get(m, m)).values,
+                                              "reg": rows.regularizer.map(lambda g: PAPER_REG.get(g, g)).values,
+                                              "λ": rows.lam.values})
+    keys = {"paper model": "model", "reg": "regularizer", "method": "method"}
+    if match_lambda:
+        keys["λ"] = "lambda"
+    sal = compare(r[list(keys) + SALIENCY], pid, keys, SALIENCY, relabel=None)
+    per_method_top1 = not (pub[pub.metric == "top1"].method == "none").all()
+    top = compare((r if per_method_top1 else r.assign(method="none"))[list(keys) + ["top1"]], pid, keys, ["top1"],
+                  relabel=None)
+    out = pd.DataFrame({"model": r.model, "paper model": r["paper model"],
+                        "regularizer": r.regularizer.map(lambda g: REG_LABELS.get(g, g)), "λ": r["λ"]})
+    if not match_lambda and "lambda" in pub.columns:
+        lam = {(m, g): float(v) for m, g, v in pub[["model", "regularizer", "lambda"]].drop_duplicates().itertuples(index=False)}
+        out["paper λ"] = [lam.get((pm, g), float("nan")) for pm, g in zip(r["paper model"], r["reg"])]
+    out["method"] = r.method.map(mlabel)
+    out = pd.concat([out, top[["top1 published", "top1 reproduced"]],
+                     sal[[f"{m} {w}" for m in SALIENCY for w in ("published", "reproduced")]]], axis=1)
+    # metrics to 2 decimals; λ as given (the thesis' 0.0075 is not 0.01)
+    return out.round({c: 2 for c in out.columns if c.endswith((" published", " reproduced"))})
 
 
 # ------------------------------------------------------------------------------------ tables
 def table_41(zoo: Zoo, archs: Sequence[str], methods: Sequence[str] = METHODS) -> pd.DataFrame:
     """Table 4.1: baseline vs cosine regularization (lambda per model), every CAM method."""
-    rows = []
-    for arch in archs:
-        for t in (zoo.baseline(arch), zoo.get(arch, zoo.table41_lambda(arch), "cosine")):
-            rows += _rows(zoo, t, methods)
-    return side_by_side(rows, "thesis:4.1")
+    rows = [_rows(zoo, t, methods) for arch in archs
+            for t in (zoo.baseline(arch), zoo.get(arch, zoo.table41_lambda(arch), "cosine"))]
+    return side_by_side(pd.concat(rows, ignore_index=True), "thesis:4.1")
 
 
 def table_42(zoo: Zoo, arch: str, errors: Sequence[str], lam: float, method: str = "gradcam") -> pd.DataFrame:
     """Table 4.2: choice of the error function E (eq. 4.5-4.8) at one lambda, Grad-CAM."""
-    rows = _rows(zoo, zoo.baseline(arch), [method])
-    for e in errors:
-        rows += _rows(zoo, zoo.get(arch, lam, e), [method])
-    return side_by_side(rows, "thesis:4.2")
+    rows = [_rows(zoo, zoo.baseline(arch), [method])] + [_rows(zoo, zoo.get(arch, lam, e), [method]) for e in errors]
+    return side_by_side(pd.concat(rows, ignore_index=True), "thesis:4.2")
 
 
 def table_43(zoo: Zoo, arch: str, lambdas: Sequence[float], method: str = "gradcam") -> pd.DataFrame:
     """Table 4.3: the regularization coefficient lambda (cosine), Grad-CAM; published cells are
     filled where our lambda is one of the thesis' values."""
-    rows = _rows(zoo, zoo.baseline(arch), [method])
-    for lam in lambdas:
-        if float(lam) != 0:
-            rows += _rows(zoo, zoo.get(arch, lam, "cosine"), [method])
-    return side_by_side(rows, "thesis:4.3", match_lambda=True)
+    rows = [_rows(zoo, zoo.baseline(arch), [method])]
+    rows += [_rows(zoo, zoo.get(arch, lam, "cosine"), [method]) for lam in lambdas if float(lam) != 0]
+    return side_by_side(pd.concat(rows, ignore_index=True), "thesis:4.3", match_lambda=True)
 
 
 @runs_on_model("x01", "y", like="x01")
 def gradients(model, x01: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Standard dL_C/dx and guided d_G L_C/dx (the teacher of eq. 4.3) of a model in eval mode, on the
     device of ``x01`` (computed where the model lives)."""
-    from ..training.guided import guided_gradient
-
     x = model.xaikit.normalize(x01).detach().requires_grad_(True)
     with torch.enable_grad():
         loss = torch.nn.functional.cross_entropy(model(x), y)
@@ -274,37 +273,34 @@ def alignment(g: torch.Tensor, gg: torch.Tensor) -> torch.Tensor:
 def training_table(zoo: Zoo) -> pd.DataFrame:
     """Every model trained in this session: accuracy, final L_R, gradient/guided alignment on the
     evaluation images, training time."""
-    data = eval_batch(zoo)
-    rows = []
+    out = []
     for (arch, lam, err), t in zoo._models.items():
+        data = zoo.eval_set(t).data
         g, gg = gradients(t.model, data.images, data.labels)
         ep = t.history["epochs"]
-        rows.append({"model": arch, "regularizer": REG_LABELS.get(t.regularizer, t.regularizer), "λ": lam,
-                     "epochs": len(ep), "top1": t.top1, "final train L_C": ep[-1]["train_ce"],
-                     "final train L_R": ep[-1]["train_reg"] if lam else float("nan"),
-                     "cos(∇L, guided ∇L) on test": float(alignment(g, gg).mean()),
-                     "train time (s)": sum(e["time_s"] for e in ep)})
-    return pd.DataFrame(rows).round(3)
+        out.append({"model": arch, "regularizer": REG_LABELS.get(t.regularizer, t.regularizer), "λ": lam,
+                    "epochs": len(ep), "top1": t.top1, "final train L_C": ep[-1]["train_ce"],
+                    "final train L_R": ep[-1]["train_reg"] if lam else float("nan"),
+                    "cos(∇L, guided ∇L) on test": float(alignment(g, gg).mean()),
+                    "train time (s)": sum(e["time_s"] for e in ep)})
+    return pd.DataFrame(out).round(3)
 
 
 def cost_table(zoo: Zoo, archs: Sequence[str], batch: int = 32, repeats: int = 3) -> pd.DataFrame:
     """Wall time of one regularized step (Algorithm 3: five passes) vs a plain step (two passes)."""
-    from ..data.base import load_batch
-    from ..training.interpretable import step_cost
-
     tr = zoo.data[0]
     b = load_batch(tr, list(range(min(batch, len(tr)))))
-    rows = []
+    out = []
     for arch in archs:
         t = zoo.baseline(arch)
-        dev = next(t.model.parameters()).device
-        x = t.model.xaikit.normalize(b.images.to(dev))
-        c = step_cost(t.model, x, b.labels.to(dev), lam=1.0, error="cosine", repeats=repeats)
+        b_dev = b.to(model_device(t.model))  # one move per batch (core.devices)
+        c = step_cost(t.model, t.model.xaikit.normalize(b_dev.images), b_dev.labels, lam=1.0, error="cosine",
+                      repeats=repeats)
         t.model.eval()
-        rows.append({"model": arch, "batch": c["batch_size"], "plain step (s)": c["plain_s"],
-                     "regularized step (s)": c["regularized_s"], "ratio": c["ratio"],
-                     "passes plain": c["passes_plain"], "passes regularized": c["passes_regularized"]})
-    return pd.DataFrame(rows).round(3)
+        out.append({"model": arch, "batch": c["batch_size"], "plain step (s)": c["plain_s"],
+                    "regularized step (s)": c["regularized_s"], "ratio": c["ratio"],
+                    "passes plain": c["passes_plain"], "passes regularized": c["passes_regularized"]})
+    return pd.DataFrame(out).round(3)
 
 
 # ------------------------------------------------------------------------------------ figures
@@ -317,20 +313,17 @@ def _grad_image(g: torch.Tensor, q: float = 0.99) -> torch.Tensor:
 
 
 def _titles(t: Trained, images01, labels) -> list[str]:
-    pred = predict(t.model, t.model.xaikit.normalize(images01)).tolist()
     inf = t.model.xaikit
-    return [f"GT: {inf.short_name(int(l), 14)}" for l in labels.tolist()], pred
+    return [f"GT: {inf.short_name(int(v), 14)}" for v in labels.tolist()]
 
 
 def gradient_figure(zoo: Zoo, arch: str, lam: float, n: int = 4):
     """Figure 4.2: input gradients of the baseline (standard and guided) and of the regularized
     model; titles give each gradient's cosine similarity with its model's guided gradient."""
-    import matplotlib.pyplot as plt
-
-    data = eval_batch(zoo)
+    base, reg = zoo.baseline(arch), zoo.get(arch, lam, "cosine")
+    data = zoo.eval_set(base).data
     n = min(n, len(data))
     x, y = data.images[:n], data.labels[:n]
-    base, reg = zoo.baseline(arch), zoo.get(arch, lam, "cosine")
     g0, gg0 = gradients(base.model, x, y)
     g1, gg1 = gradients(reg.model, x, y)
     cols = [("standard ∇x L, baseline", g0, alignment(g0, gg0)), ("guided ∇x L, baseline", gg0, None),
@@ -338,13 +331,14 @@ def gradient_figure(zoo: Zoo, arch: str, lam: float, n: int = 4):
             (f"guided ∇x L, cosine λ={lam:g}", gg1, None)]
     fig, axes = plt.subplots(n, len(cols) + 1, figsize=(2.0 * (len(cols) + 1) + 0.6, 2.0 * n + 0.5),
                              squeeze=False, constrained_layout=True)
-    titles, _ = _titles(base, x, y)
+    titles = _titles(base, x, y)
     h = None
     for i in range(n):
-        axes[i, 0].imshow(x[i].permute(1, 2, 0).clamp(0, 1).numpy())
+        axes[i, 0].imshow(x[i].permute(1, 2, 0).clamp(0, 1).as_subclass(torch.Tensor).numpy())
         axes[i, 0].set_ylabel(titles[i], fontsize=8)
         for j, (name, g, cos) in enumerate(cols, start=1):
-            h = axes[i, j].imshow(_grad_image(g[i:i + 1])[0].numpy(), cmap="gray", vmin=0, vmax=1)
+            h = axes[i, j].imshow(_grad_image(g[i:i + 1])[0].as_subclass(torch.Tensor).numpy(), cmap="gray",
+                                  vmin=0, vmax=1)
             t = (name + "\n") if i == 0 else ""
             if cos is not None:
                 t += f"cos to guided = {float(cos[i]):.2f}"
@@ -362,22 +356,16 @@ def gradient_figure(zoo: Zoo, arch: str, lam: float, n: int = 4):
 
 def saliency_figure(zoo: Zoo, arch: str, lam: float, methods: Sequence[str], n: int = 4):
     """Figure 4.3: CAM saliency maps of the baseline next to those of the cosine-regularized model
-    (target = ground truth)."""
-    from .. import attributors
-    from ..reports.figures import saliency_grid
-    from .chapter2 import _methods
-
-    data = eval_batch(zoo)
-    n = min(n, len(data))
-    x01, y = data.images[:n], data.labels[:n]
+    (target = ground truth), from the tables' map cache."""
     maps = {}
-    meths = _methods(methods, zoo.cfg)
-    for m, o in meths.items():
-        for tag, t in (("baseline", zoo.baseline(arch)), (f"λ={lam:g}", zoo.get(arch, lam, "cosine"))):
-            cam = attributors.create(m, t.model, **o)
-            maps[f"{mlabel(m)}\n{tag}"] = cam(t.model.xaikit.normalize(x01), y).detach()
-    titles, _ = _titles(zoo.baseline(arch), x01, y)
-    return saliency_grid(x01, maps, row_titles=titles, size=1.6,
+    x01 = y = None
+    for tag, t in (("baseline", zoo.baseline(arch)), (f"λ={lam:g}", zoo.get(arch, lam, "cosine"))):
+        x01, got, _ = zoo.study.maps(zoo.eval_set(t), rows_for(methods), n)
+        y = zoo.eval_set(t).data.labels[: x01.shape[0]]
+        for m, v in got.items():
+            maps[(m, tag)] = v
+    ordered = {f"{mlabel(m)}\n{tag}": maps[(m, tag)] for m in methods for tag in ("baseline", f"λ={lam:g}")}
+    return saliency_grid(x01, ordered, row_titles=_titles(zoo.baseline(arch), x01, y), size=1.6,
                          suptitle=f"{arch}: saliency maps, standard vs cosine-regularized training")
 
 
@@ -396,11 +384,10 @@ def claims(t41: pd.DataFrame, training: pd.DataFrame, tol: float) -> dict:
         bg, cg = b[b.method == "Grad-CAM"], c[c.method == "Grad-CAM"]
         ad_gc.append(bool(len(bg) and cg["AD reproduced"].iloc[0] < bg["AD reproduced"].iloc[0]))
         ad_mean.append(c["AD reproduced"].mean() < b["AD reproduced"].mean())
-    tr = training
     col = "cos(∇L, guided ∇L) on test"
     aligned = []
     for model in dict.fromkeys(r.model):
-        tm = tr[tr.model == model]
+        tm = training[training.model == model]
         b = tm[tm["regularizer"] == REG_LABELS["none"]][col]
         c = tm[tm["regularizer"] == REG_LABELS["cosine"]]
         aligned.append(bool(len(b) and len(c) and (c[col] > b.iloc[0]).all()))

@@ -10,25 +10,28 @@ parameters.
   class); Figure 6: maps with and without the [CLS] token.
 
 Model specs are ``"<arch>[:<size>]@<weights>"``: ``deit_tiny_synth:small@synthetic`` is xaikit's tiny DeiT
-with the ``arch_kwargs`` of ``synthetic_sizes["small"]`` trained on synthetic data (cached), standing beside
-the paper's DeiT-S; ``deit_base_patch16_224@imagenet`` is timm's DeiT-B on ImageNet (``full`` profile).
-Per-image results are cached in a :class:`ResultStore` keyed by every option of a variant.
+with the architecture options of ``synthetic_sizes["small"]`` trained on synthetic data (cached), standing
+beside the paper's DeiT-S; ``timm:deit_base_patch16_224@fb_in1k`` is DeiT-B on ImageNet (``full``).
 """
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-from ..config import cache_dir
-from ..core.devices import back, on_model, synchronize, to_device
-from ..core.targets import logits_of, predict, resolve_targets
-from ..errors import ConfigError
-from .common import EvalSet, chunk, fingerprint, resolve_eval_set
-from .grid import evaluate
-from .store import ResultStore, config_hash
+from .. import attributors
+from ..core.devices import on_model, synchronize
+from ..core.targets import logits_of, resolve_targets
+from ..reports.figures import overlay, saliency_grid
+from .common import ModelParams, SyntheticParams, row_titles, synthetic_eval_data
+from .params import param
+from .specs import ModelSpec
+from .study import EvalSet, Study, compare
 
 #: method variants of the paper, label -> (attributor, options)
 VARIANTS = {
@@ -37,25 +40,37 @@ VARIANTS = {
     "ViT-ReciproCAM [3x3]": ("vit_reciprocam", {"kernel": "gaussian"}),
 }
 KERNEL = {"single": "single", "gaussian": "3x3"}  # xaikit kernel name -> the published CSV's
-ADCC_METRICS = {"Drop": "AD", "Increase": "AI", "Coherency": "coherency", "Complexity": "complexity",
-                "ADCC": "ADCC"}  # our column -> published metric
+#: our column -> the published metric
+ADCC_METRICS = {"Drop": "AD", "Increase": "AI", "Coherency": "coherency", "Complexity": "complexity", "ADCC": "ADCC"}
 SIZE_MODEL = {"base": "deit_base_patch16_224", "small": "deit_small_patch16_224", "tiny": "deit_tiny_patch16_224"}
+FIGURE_METHODS = {"Attention-Rollout": ("rollout", {}), **VARIANTS}
+PKEYS = {"paper model": "model", "method_id": "method", "kernel": "kernel"}
+
+
+@dataclass
+class Params(ModelParams, SyntheticParams):
+    """Parameters of notebooks/05_vit_reciprocam.ipynb (defaults: the ``ci`` profile)."""
+
+    models: list[str] = param(["deit_tiny_synth@synthetic"], "transformers of Tables 1, 3, 4 (model specs)")
+    time_model: str = param("deit_tiny_synth@synthetic", "the transformer timed in Table 2")
+    images: int = param(8, "ImageNet validation images per model (full)")
+    synthetic_images: int = param(8, "synthetic evaluation images")
+    time_images: int = param(2, "images timed one at a time (Table 2)")
+    time_repeats: int = param(3, "timing rounds (the median is kept)")
+    instances: int = param(3, "objects of one class per image (Figure 4)")
+    classes_per_image: int = param(2, "classes per image (Figure 5)")
+    batch_size: int = param(8, "images per batch")
+    chunk: int | None = param(None, "masked copies per forward chunk; None: from the image size")
+    figure_images: int = param(2, "rows of Figures 3-6")
+    imagenet_root: str = param("", "ImageNet validation folder (full)")
 
 
 def paper_model(key: str) -> str:
     """The paper's DeiT whose column a model spec stands beside (an unsized synthetic DeiT -> DeiT-S)."""
-    from .specs import ModelSpec
-
     spec = ModelSpec.parse(key)
     if spec.arch.startswith("deit_") and spec.arch.endswith("_224"):
         return spec.arch
-    size = spec.size or "small"
-    return SIZE_MODEL.get(size, "deit_small_patch16_224")
-
-
-def resolve(spec: str, cfg: Mapping) -> EvalSet:
-    """``"<arch>[:<size>]@<weights>"`` -> model + evaluation images (sizes from ``cfg["synthetic_sizes"]``)."""
-    return resolve_eval_set(spec, cfg)
+    return SIZE_MODEL.get(spec.size or "small", "deit_small_patch16_224")
 
 
 def variant(base: str, **changes) -> tuple[str, tuple[str, dict]]:
@@ -69,32 +84,12 @@ def variant(base: str, **changes) -> tuple[str, tuple[str, dict]]:
     return base + suffix, (m, o)
 
 
-def method_options(cfg: Mapping) -> dict:
-    return {"vit_reciprocam": chunk(cfg)}
+def method_options(cfg: Params) -> dict:
+    return {"vit_reciprocam": {} if not cfg.chunk else {"batch_size": int(cfg.chunk)}}
 
 
-def adcc_frame(cfg: Mapping, es: EvalSet, label: str, method: str, options: Mapping) -> pd.DataFrame:
-    """Per-image ADCC parts of one variant on an eval set (computed once, cached; method column = label)."""
-    opts = dict(method_options(cfg).get(method, {}), **options)
-    key = config_hash("adcc", cfg.get("profile"), es.key, fingerprint(es.model), fingerprint(es.data.images),
-                      es.dataset, list(es.data.names), int(cfg.get("seed", 0)),
-                      method, opts, {k: cfg.get(k) for k in ("synthetic_size", "synthetic_classes", "train_epochs",
-                                                             "train_images", "synthetic_sizes")})
-    st = ResultStore(key, root=cache_dir() / "results" / "05_vit_reciprocam",
-                     meta=dict(model=es.key, dataset=es.dataset, method=method, options=opts))
-    f = evaluate(es.model, es.data, [(method, opts)], ["adcc"], batch_size=int(cfg.get("batch_size", 8)),
-                 store=st, model_name=es.key, dataset_name=es.dataset, target="label")
-    return f.assign(method=label)
-
-
-def _published(pid: str, model: str, method: str, kernel: str, metric: str, variant: str | None = None) -> float:
-    from .. import published as P
-
-    t = P.table(pid)
-    hit = t[(t.model == model) & (t.method == method) & (t.kernel == kernel) & (t.metric == metric)]
-    if variant is not None:
-        hit = hit[hit.variant == variant]
-    return float(hit.value.iloc[0]) if len(hit) else float("nan")
+def _row(cfg: Params, label: str, method: str, options: Mapping) -> dict:
+    return {label: (method, dict(method_options(cfg).get(method, {}), **options))}
 
 
 def _kernel(method: str, options: Mapping) -> str:
@@ -102,38 +97,31 @@ def _kernel(method: str, options: Mapping) -> str:
 
 
 # ---------------------------------------------------------------------------------------- tables
-def adcc_table(cfg: Mapping, sets: Sequence[EvalSet], labels: Sequence[str] = tuple(VARIANTS)) -> pd.DataFrame:
+def adcc_table(study: Study, sets: Sequence[EvalSet], labels: Sequence[str] = tuple(VARIANTS)) -> pd.DataFrame:
     """Table 1: mean Drop, Increase, Coherency, Complexity, ADCC (percent) per model and method, each next
     to the paper's number for the DeiT the model stands beside."""
     rows = []
     for es in sets:
-        pm = paper_model(es.key)
         for lab in labels:
             m, o = VARIANTS[lab]
-            f = adcc_frame(cfg, es, lab, m, o)
+            f = study.evaluate(es, _row(study.cfg, lab, m, o), ["adcc"], tag="adcc")
             mean = f.groupby("metric").value.mean()
-            row = {"model": es.key, "paper model": pm, "method": lab}
-            for ours, theirs in ADCC_METRICS.items():
-                row[f"{ours} published"] = _published("reciprocam:1", pm, m, _kernel(m, o), theirs)
-                row[f"{ours} reproduced"] = float(mean.get(ours, float("nan")))
-            rows.append(row)
-    return pd.DataFrame(rows).round(2)
+            rows.append({"model": es.key, "paper model": paper_model(es.key), "method": lab, "method_id": m,
+                         "kernel": _kernel(m, o), **{k: float(mean.get(k, float("nan"))) for k in ADCC_METRICS}})
+    out = compare(pd.DataFrame(rows), "reciprocam:1", PKEYS, list(ADCC_METRICS), metric_names=ADCC_METRICS,
+                  relabel=None)
+    return out.drop(columns=["method_id", "kernel"])
 
 
-def time_table(cfg: Mapping, es: EvalSet, labels: Sequence[str] = tuple(VARIANTS), n: int | None = None,
-               repeats: int | None = None) -> pd.DataFrame:
+def time_table(study: Study, es: EvalSet, labels: Sequence[str] = tuple(VARIANTS)) -> pd.DataFrame:
     """Table 2: milliseconds per image (one image at a time after one warm-up call per method), FPS =
     1000 / ms, and the time relative to ViT-ReciproCAM (single), next to the paper's DeiT-B / RTX 3090 numbers.
     The methods are timed interleaved (image by image, round by round) and the median is kept, so a load
     change on a shared machine hits every method alike. Compare ratios and ranking, not values.
     ``GFLOP reproduced``: floating-point operations of one explanation (forward and backward passes),
     counted by ``torch.utils.flop_counter`` — machine-independent, so the speed claim uses it."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from .. import attributors
-
-    n = min(int(n or cfg.get("time_images", 2)), len(es.data))
-    repeats = int(repeats or cfg.get("time_repeats", 3))
+    cfg = study.cfg
+    n = min(cfg.time_images, len(es.data))
     x = on_model(es.model, es.model.xaikit.normalize(es.data.images[:n]))  # timed calls start on the device
     t = resolve_targets(es.model, x, es.data.labels[:n], "label")
     cams = {}
@@ -142,7 +130,7 @@ def time_table(cfg: Mapping, es: EvalSet, labels: Sequence[str] = tuple(VARIANTS
         cams[lab] = attributors.create(m, es.model, **dict(method_options(cfg).get(m, {}), **o))
         cams[lab](x[:1], t[:1])  # warm-up
     ts = {lab: [] for lab in labels}
-    for _ in range(repeats):
+    for _ in range(cfg.time_repeats):
         for i in range(n):
             for lab, cam in cams.items():
                 synchronize(x.device)
@@ -156,13 +144,10 @@ def time_table(cfg: Mapping, es: EvalSet, labels: Sequence[str] = tuple(VARIANTS
         ms = 1000 * float(torch.tensor(ts[lab]).median())
         with FlopCounterMode(display=False) as fc:
             cams[lab](x[:1], t[:1])
-        rows.append({"model": es.key, "paper model": "deit_base_patch16_224", "method": lab,
-                     "time_ms published": _published("reciprocam:2", "deit_base_patch16_224", m, _kernel(m, o),
-                                                     "time_ms"),
-                     "time_ms reproduced": ms,
-                     "FPS published": _published("reciprocam:2", "deit_base_patch16_224", m, _kernel(m, o), "FPS"),
-                     "FPS reproduced": 1000.0 / ms, "GFLOP reproduced": fc.get_total_flops() / 1e9})
-    out = pd.DataFrame(rows)
+        rows.append({"model": es.key, "paper model": "deit_base_patch16_224", "method": lab, "method_id": m,
+                     "kernel": _kernel(m, o), "time_ms": ms, "FPS": 1000.0 / ms, "GFLOP": fc.get_total_flops() / 1e9})
+    out = compare(pd.DataFrame(rows), "reciprocam:2", PKEYS, ["time_ms", "FPS"], relabel=None, digits=3)
+    out = out.drop(columns=["method_id", "kernel"]).rename(columns={"GFLOP": "GFLOP reproduced"})
     ref = out.set_index("method")["time_ms reproduced"].get("ViT-ReciproCAM")
     refp = out.set_index("method")["time_ms published"].get("ViT-ReciproCAM")
     out["ratio published"] = out["time_ms published"] / refp if refp else float("nan")
@@ -170,83 +155,77 @@ def time_table(cfg: Mapping, es: EvalSet, labels: Sequence[str] = tuple(VARIANTS
     return out.round(3)
 
 
-def ablation_table(cfg: Mapping, sets: Sequence[EvalSet], change: Mapping, pid: str, variant_name: str,
+def ablation_table(study: Study, sets: Sequence[EvalSet], change: Mapping, pid: str, variant_name: str,
                    bases: Sequence[str] = ("ViT-ReciproCAM", "ViT-ReciproCAM [3x3]")) -> pd.DataFrame:
     """Tables 3/4: ADCC of the default ViT-ReciproCAM and of the variant with ``change`` applied, per model
     and kernel, with the difference (variant - default), next to the paper's."""
     rows = []
     for es in sets:
-        pm = paper_model(es.key)
         for base in bases:
             m, o = VARIANTS[base]
-            k = _kernel(m, o)
             vlab, (vm, vo) = variant(base, **change)
-            d = adcc_frame(cfg, es, base, m, o)
-            v = adcc_frame(cfg, es, vlab, vm, vo)
-            a0 = float(d[d.metric == "ADCC"].value.mean())
-            a1 = float(v[v.metric == "ADCC"].value.mean())
-            p0 = _published(pid, pm, m, k, "ADCC", "default")
-            p1 = _published(pid, pm, m, k, "ADCC", variant_name)
-            rows.append({"model": es.key, "paper model": pm, "method": base,
-                         "ADCC default published": p0, "ADCC default reproduced": a0,
-                         f"ADCC {variant_name} published": p1, f"ADCC {variant_name} reproduced": a1,
-                         "diff published": p1 - p0, "diff reproduced": a1 - a0})
-    return pd.DataFrame(rows).round(2)
+            vals = {}
+            for which, (lab, mm, oo) in {"default": (base, m, o), variant_name: (vlab, vm, vo)}.items():
+                f = study.evaluate(es, _row(study.cfg, lab, mm, oo), ["adcc"], tag="ablation")
+                vals[which] = float(f[f.metric == "ADCC"].value.mean())
+            rows.append({"model": es.key, "paper model": paper_model(es.key), "method": base, "method_id": m,
+                         "kernel": _kernel(m, o), "ADCC default": vals["default"],
+                         f"ADCC {variant_name}": vals[variant_name]})
+    table = pd.DataFrame(rows)
+    out = []
+    for which in ("default", variant_name):
+        part = compare(table[["model", "paper model", "method", "method_id", "kernel", f"ADCC {which}"]].rename(
+            columns={f"ADCC {which}": "ADCC"}).assign(variant=which), pid, dict(PKEYS, variant="variant"), ["ADCC"],
+            relabel=None)
+        out.append(part.rename(columns={"ADCC published": f"ADCC {which} published",
+                                        "ADCC reproduced": f"ADCC {which} reproduced"}).drop(columns="variant"))
+    res = out[0].merge(out[1], on=["model", "paper model", "method", "method_id", "kernel"])
+    res["diff published"] = res[f"ADCC {variant_name} published"] - res["ADCC default published"]
+    res["diff reproduced"] = res[f"ADCC {variant_name} reproduced"] - res["ADCC default reproduced"]
+    return res.drop(columns=["method_id", "kernel"]).round(2)
 
 
-def cls_token_table(cfg, sets):
+def cls_token_table(study: Study, sets: Sequence[EvalSet]) -> pd.DataFrame:
     """Table 3: the [CLS] token zeroed in the masked features (``cls_token=False``)."""
-    return ablation_table(cfg, sets, {"cls_token": False}, "reciprocam:3", "wo_cls_token")
+    return ablation_table(study, sets, {"cls_token": False}, "reciprocam:3", "wo_cls_token")
 
 
-def tap_table(cfg, sets):
+def tap_table(study: Study, sets: Sequence[EvalSet]) -> pd.DataFrame:
     """Table 4: features taken at the output of block[-2] (``tap="block"``) instead of norm1 of the last block."""
-    return ablation_table(cfg, sets, {"tap": "block"}, "reciprocam:4", "block")
+    return ablation_table(study, sets, {"tap": "block"}, "reciprocam:4", "block")
 
 
 # --------------------------------------------------------------------------------------- figures
-FIGURE_METHODS = {"Attention-Rollout": ("rollout", {}), **VARIANTS}
-
-
-def maps(cfg, es: EvalSet, images01: torch.Tensor, target: torch.Tensor,
+def maps(study: Study, es: EvalSet, images01: torch.Tensor, target: torch.Tensor,
          methods: Mapping = FIGURE_METHODS) -> dict:
-    """``{label: (B,H,W) map}`` of each method for ``target`` (one class per image)."""
-    from .. import attributors
-
+    """``{label: (B,H,W) map}`` of each method for ``target`` (one class per image), on the host."""
     x = es.model.xaikit.normalize(images01)
-    out = {}
-    for lab, (m, o) in methods.items():
-        cam = attributors.create(m, es.model, **dict(method_options(cfg).get(m, {}), **o))
-        out[lab] = cam(x, target).detach()
-    return out
+    return {lab: attributors.create(m, es.model, **dict(method_options(study.cfg).get(m, {}), **o))(x, target).detach()
+            for lab, (m, o) in methods.items()}
 
 
-def figure_data(cfg, es: EvalSet, kind: str, n: int):
+def figure_data(study: Study, es: EvalSet, kind: str, n: int):
     """Images for Figures 3-5: ``"single"`` (one object), ``"instances"`` (``instances`` copies of one
     class) or ``"classes"`` (``classes_per_image`` classes). Synthetic models draw synthetic images with
     those options; other models use their own evaluation images."""
-    from .common import synthetic_eval_data
+    cfg = study.cfg
+    opts = {"single": {}, "instances": {"instances": cfg.instances},
+            "classes": {"classes_per_image": cfg.classes_per_image}}[kind]
+    if es.dataset != "synthetic" or not opts:
+        return es.head(n).data
+    return synthetic_eval_data(cfg, n=n, **opts)
 
-    if es.dataset != "synthetic":
-        return es.data[list(range(min(n, len(es.data))))]
-    opts = {"single": {}, "instances": {"instances": int(cfg.get("instances", 3))},
-            "classes": {"classes_per_image": int(cfg.get("classes_per_image", 2))}}[kind]
-    return synthetic_eval_data(cfg, n=n, **opts) if opts else es.data[list(range(min(n, len(es.data))))]
 
-
-def saliency_figure(cfg, es: EvalSet, kind: str, n: int):
+def saliency_figure(study: Study, es: EvalSet, kind: str, n: int):
     """Figures 3 (``kind="single"``) and 4 (``"instances"``): rows = images, columns = methods, target =
     ground truth (for several instances: their common class)."""
-    from ..reports.figures import saliency_grid
-    from .chapter2 import row_titles
-
-    data = figure_data(cfg, es, kind, n)
+    data = figure_data(study, es, kind, n)
     x = es.model.xaikit.normalize(data.images)
     t = resolve_targets(es.model, x, data.labels, "label")
     lab = data.labels if data.labels.dim() == 1 else t
     what = {"single": "single object", "instances": "several instances of one class"}[kind]
-    return saliency_grid(data.images, maps(cfg, es, data.images, t), row_titles=row_titles(es, data.images, lab),
-                         suptitle=f"{es.key}: {what}")
+    return saliency_grid(data.images, maps(study, es, data.images, t),
+                         row_titles=row_titles(es.model, data.images, lab), suptitle=f"{es.key}: {what}")
 
 
 def class_pairs(es: EvalSet, data) -> torch.Tensor:
@@ -258,16 +237,12 @@ def class_pairs(es: EvalSet, data) -> torch.Tensor:
     return logits.topk(2, dim=1).indices
 
 
-def classes_figure(cfg, es: EvalSet, n: int):
+def classes_figure(study: Study, es: EvalSet, n: int):
     """Figure 5: several classes in one image; each method's map for each of two classes."""
-    import matplotlib.pyplot as plt
-
-    from ..reports.figures import overlay
-
-    data = figure_data(cfg, es, "classes", n)
+    data = figure_data(study, es, "classes", n)
     pair = class_pairs(es, data)
     probs = logits_of(es.model, es.model.xaikit.normalize(data.images)).softmax(-1)
-    per = [maps(cfg, es, data.images, pair[:, k]) for k in (0, 1)]
+    per = [maps(study, es, data.images, pair[:, k]) for k in (0, 1)]
     labs = list(FIGURE_METHODS)
     inf = es.model.xaikit
     fig, axes = plt.subplots(2 * len(data.images), 1 + len(labs), figsize=(2.1 * (1 + len(labs)),
@@ -285,12 +260,9 @@ def classes_figure(cfg, es: EvalSet, n: int):
     return fig
 
 
-def cls_token_figure(cfg, es: EvalSet, n: int):
+def cls_token_figure(study: Study, es: EvalSet, n: int):
     """Figure 6: ViT-ReciproCAM maps with and without the [CLS] token in the masked features."""
-    from ..reports.figures import saliency_grid
-    from .chapter2 import row_titles
-
-    data = figure_data(cfg, es, "single", n)
+    data = figure_data(study, es, "single", n)
     x = es.model.xaikit.normalize(data.images)
     t = resolve_targets(es.model, x, data.labels, "label")
     meths = {}
@@ -298,8 +270,8 @@ def cls_token_figure(cfg, es: EvalSet, n: int):
         meths[base] = VARIANTS[base]
         lab, mo = variant(base, cls_token=False)
         meths[lab.replace("_wo_cls_token", " w/o CLS")] = mo
-    return saliency_grid(data.images, maps(cfg, es, data.images, t, meths),
-                         row_titles=row_titles(es, data.images, data.labels),
+    return saliency_grid(data.images, maps(study, es, data.images, t, meths),
+                         row_titles=row_titles(es.model, data.images, data.labels),
                          suptitle=f"{es.key}: with and without the [CLS] token")
 
 

@@ -14,11 +14,15 @@ from typing import Callable, Mapping, Sequence
 import pandas as pd
 import torch
 
+from .. import __version__, attributors
+from .. import metrics as M
 from ..config import progress
+from ..core.devices import model_device, synchronize, to_device
 from ..core.targets import logits_of, resolve_targets
 from ..data.base import Batch, collate
 from ..errors import ConfigError
-from .store import MapCache, ResultStore, config_hash
+from ..models.hooks import model_guard
+from .store import COLUMNS, MapCache, ResultStore, config_hash
 
 #: metric name -> columns it produces (percent unless noted)
 METRIC_COLUMNS = {
@@ -30,7 +34,7 @@ METRIC_COLUMNS = {
     "max_sensitivity": ["MS"],
     "adcc": ["ADCC", "Coherency", "Complexity", "Drop", "Increase"],
     "localization": ["OM", "LE", "F1", "BA", "SP", "EP", "SM"],
-    "box_study": [],
+    "box_study": [f"{k}/{m}" for k in ("S:=B", "S:=I-B", "S", "B&S", "S-B") for m in ("AD", "AG", "AI")],
     "time": ["T"],
 }
 
@@ -61,8 +65,6 @@ def _as_list(spec) -> list[tuple[str, dict]]:
 
 
 def _score(metric: str, opts: dict, model, x, sal, t, cam, boxes, box_labels) -> dict:
-    from .. import metrics as M
-
     if metric == "recognition":
         r = M.recognition(model, x, sal, t, reduce=False, **opts)
         return {k: r[k] for k in ("AD", "AG", "AI")}
@@ -97,6 +99,36 @@ def _get_items(data, idx: Sequence[int]) -> Batch:
     return collate([data[i] for i in idx])
 
 
+def method_rows(methods) -> list[tuple[str, str, dict]]:
+    """``(row, method, options)`` from a name, a list of names or ``(name, options)`` pairs, or a dict
+    ``{row: options}`` / ``{row: (method, options)}`` (a row such as ``opticam:diff:max`` names the method
+    before its first colon)."""
+    if isinstance(methods, str):
+        methods = [methods]
+    out = []
+    items = methods.items() if isinstance(methods, Mapping) else (
+        (m, {}) if isinstance(m, str) else (m[0], m[1]) for m in methods)
+    for row, spec in items:
+        if isinstance(spec, tuple):
+            method, opts = spec
+        else:
+            method, opts = str(row).split(":")[0], spec
+        out.append((str(row), str(method), dict(opts or {})))
+    return out
+
+
+def columns_of(metrics: Sequence[str]) -> list[str]:
+    """The result columns the metrics produce (``T`` always), in order; unknown metric names are an error
+    raised before any work."""
+    unknown = [m for m in metrics if m not in METRIC_COLUMNS]
+    if unknown:
+        raise ConfigError(f"unknown metric(s) {unknown}; known: {sorted(METRIC_COLUMNS)}")
+    cols = ["T"]
+    for m in metrics:
+        cols += [c for c in METRIC_COLUMNS[m] if c not in cols]
+    return cols
+
+
 def evaluate(model, data, methods, metrics=("recognition",), *, target: str = "label", batch_size: int = 8,
              store: ResultStore | None = None, model_name: str | None = None, dataset_name: str = "data",
              layer=None, rank: int | None = None, world_size: int | None = None, device=None,
@@ -104,18 +136,21 @@ def evaluate(model, data, methods, metrics=("recognition",), *, target: str = "l
              on_batch: Callable | None = None, map_cache=None) -> pd.DataFrame:
     """Explain and score ``data`` (a :class:`Batch` or a dataset of items) with ``methods``.
 
-    ``methods``: names, ``(name, options)`` pairs, or a dict name -> options.
-    ``metrics``: names of :data:`METRIC_COLUMNS` (``time`` is always recorded as ``T``: seconds per
-    batch of 8 images, the thesis' T column). Returns the tidy per-image frame
-    ``image, method, model, dataset, metric, value`` of this rank's shard (all shards when the store is
-    shared and read back with ``store.frame()``). With ``keep_maps=True`` the maps are returned too,
-    as ``(frame, {method: (N,H,W) tensor})`` (only for the images computed in this call).
-    ``map_cache`` (a :class:`~xaikit.experiments.store.MapCache`) reuses maps computed by an earlier
-    call with the same method and options (and their time), so several metrics share one explanation.
+    ``methods``: a name, names, ``(name, options)`` pairs, or a dict ``{row: options}`` /
+    ``{row: (method, options)}``. ``metrics``: names of :data:`METRIC_COLUMNS` (``T``, seconds per batch of 8
+    images, the thesis' T column, is always recorded). The model is run in eval mode and left as it was
+    found. With a ``store``, each (image, row) record holds all its metric values and a rerun skips the
+    records that are complete for these metrics (a killed run resumes). Returns the tidy per-image frame
+    ``image, method, model, dataset, metric, value`` of exactly the images and rows asked for (every rank's
+    share when the store is shared). With ``keep_maps=True`` also ``{row: (N, H, W) maps}`` of this rank's
+    images, on the CPU. ``map_cache`` (a :class:`~xaikit.experiments.store.MapCache`) reuses maps computed
+    by an earlier call with the same method and options (and their time), so several metrics share one
+    explanation.
     """
-    from .. import attributors
-
-    methods = _as_list(methods)
+    rows_spec = method_rows(methods)
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    metrics = [m for m in metrics if m != "time"]
+    cols = columns_of(metrics)
     metric_options = {k: dict(v) for k, v in (metric_options or {}).items()}
     r0, w0 = dist_info()
     rank = r0 if rank is None else rank
@@ -123,61 +158,70 @@ def evaluate(model, data, methods, metrics=("recognition",), *, target: str = "l
     n = len(data)
     mine = shard(n, rank, world_size)
     model_name = model_name or getattr(getattr(model, "xaikit", None), "name", type(model).__name__)
-    device = device or next(model.parameters()).device
-    names = data.names if isinstance(data, Batch) else None
-    done = store.done() if store is not None else set()
-    rows: list[dict] = []
-    maps: dict[str, list] = {m: [] for m, _ in methods}
-    cams = {m: attributors.create(m, model, layer=opts.pop("layer", layer), **opts) for m, opts in methods}
+    device = torch.device(device) if device is not None else model_device(model)
+    names = data.names if isinstance(data, Batch) else [str(data[i].get("name", i)) for i in range(n)]
+    all_ids = [f"{i:06d}:{nm}" for i, nm in enumerate(names)]
+    done = store.done(cols, model_name, dataset_name) if store is not None else set()
+    cams = {row: attributors.create(m, model, layer=opts.pop("layer", layer), **opts) for row, m, opts in rows_spec}
     # a map is keyed by every resolved option (defaults included) and the layer, so a changed default
     # of a method never serves a stale cached map
-    mkeys = {m: config_hash(m, {k: v for k, v in c.options.items() if not callable(v)}, c.layer_name,
-                            getattr(__import__("xaikit"), "__version__", ""))
-             for m, c in cams.items()}
+    mkeys = {row: config_hash(type(c).__name__, {k: v for k, v in c.options.items() if not callable(v)}, c.layer_name,
+                              __version__)
+             for row, c in cams.items()}
+    maps: dict[str, list] = {row: [] for row in cams}
+    fresh: list[dict] = []
     batches = [mine[i:i + batch_size] for i in range(0, len(mine), batch_size)]
-    for bidx in progress(batches, desc=f"{model_name}/{dataset_name}"):
-        items = _get_items(data, bidx)
-        ids = [f"{i:06d}:{nm}" for i, nm in zip(bidx, items.names)]
-        x = model.xaikit.normalize(items.images.to(device)) if hasattr(model, "xaikit") else items.images.to(device)
-        t = resolve_targets(model, x, items.labels.to(device), target)
-        for mname, cam in cams.items():
-            if all((i, mname) in done for i in ids) and not keep_maps:
+    with model_guard(model):
+        for bidx in progress(batches, desc=f"{model_name}/{dataset_name}"):
+            ids = [all_ids[i] for i in bidx]
+            todo = [row for row in cams if keep_maps or not all((i, row) in done for i in ids)]
+            if not todo:
                 continue
-            hit = map_cache.get(mkeys[mname], ids) if map_cache is not None else None
-            if hit is not None:
-                sal, dt = hit[0].to(device), hit[1]
-            else:
-                t0 = time.perf_counter()
-                sal = cam(x, t)
-                dt = time.perf_counter() - t0
-                if map_cache is not None:
-                    map_cache.put(mkeys[mname], ids, sal, dt)
-                    # score the map as the cache returns it (float16): a table computed now and
-                    # one read from the cache later are identical
-                    sal = MapCache.stored(sal)
-            if keep_maps:
-                maps[mname].append(sal.detach().cpu())
-            new = [dict(image=i, method=mname, model=model_name, dataset=dataset_name, metric="T",
-                        value=dt * 8.0 / len(ids)) for i in ids]
-            for metric in metrics:
-                if metric == "time":
+            items = to_device(_get_items(data, bidx), device)  # one move per batch (core.devices)
+            x = model.xaikit.normalize(items.images) if hasattr(model, "xaikit") else items.images
+            t = resolve_targets(model, x, items.labels, target)
+            for row in todo:
+                cam = cams[row]
+                hit = map_cache.get(mkeys[row], ids) if map_cache is not None else None
+                if hit is not None:
+                    sal, dt = hit[0].to(device), hit[1]
+                else:
+                    t0 = time.perf_counter()
+                    sal = cam(x, t)
+                    synchronize(device)
+                    dt = time.perf_counter() - t0
+                    if map_cache is not None:
+                        map_cache.put(mkeys[row], ids, sal, dt)
+                        # score the map as the cache returns it (float16): a table computed now and
+                        # one read from the cache later are identical
+                        sal = MapCache.stored(sal)
+                if keep_maps:
+                    maps[row].append(sal.detach().cpu())
+                if all((i, row) in done for i in ids):
                     continue
-                vals = _score(metric, metric_options.get(metric, {}), model, x, sal.detach(), t, cam,
-                              [b.to(device) for b in items.boxes], [b.to(device) for b in items.box_labels])
-                for col, v in vals.items():
-                    v = v.detach().float().cpu().reshape(-1).tolist() if torch.is_tensor(v) else list(v)
-                    new.extend(dict(image=i, method=mname, model=model_name, dataset=dataset_name,
-                                    metric=col, value=float(val)) for i, val in zip(ids, v))
-            if store is not None and not all((i, mname) in done for i in ids):
-                store.append(new)
-            rows.extend(new)
-        if on_batch is not None:
-            on_batch(bidx)
-    frame = pd.DataFrame(rows, columns=["image", "method", "model", "dataset", "metric", "value"])
+                values = [{"T": dt * 8.0 / len(ids)} for _ in ids]
+                for metric in metrics:
+                    vals = _score(metric, metric_options.get(metric, {}), model, x, sal.detach(), t, cam,
+                                  items.boxes, items.box_labels)
+                    for col, v in vals.items():
+                        v = v.detach().float().cpu().reshape(-1).tolist() if torch.is_tensor(v) else list(v)
+                        for rec, val in zip(values, v):
+                            rec[col] = float(val)
+                recs = [dict(image=i, method=row, model=model_name, dataset=dataset_name, values=vals)
+                        for i, vals in zip(ids, values)]
+                if store is not None:
+                    store.add(recs)
+                fresh.extend(recs)
+            if on_batch is not None:
+                on_batch(bidx)
     if store is not None:  # what is stored (earlier runs and other ranks included) is the truth
-        frame = store.frame()
+        frame = store.frame(images=all_ids, methods=list(cams), model=model_name, dataset=dataset_name,
+                            metrics=cols)
+    else:
+        frame = pd.DataFrame([dict(image=r["image"], method=r["method"], model=r["model"], dataset=r["dataset"],
+                                   metric=m, value=v) for r in fresh for m, v in r["values"].items()], columns=COLUMNS)
     if keep_maps:
-        return frame, {m: torch.cat(v) if v else None for m, v in maps.items()}
+        return frame, {row: torch.cat(v) if v else None for row, v in maps.items()}
     return frame
 
 

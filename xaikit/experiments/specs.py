@@ -37,6 +37,7 @@ import torch.nn as nn
 
 from .. import models
 from ..errors import ConfigError
+from ..training.small import train as train_small
 
 LIBRARIES = ("timm", "torchvision")
 PLAIN = ("bundled", "synthetic", "random")
@@ -96,21 +97,35 @@ def _size_kwargs(spec: ModelSpec, size) -> dict:
     return {"image_size": int(size)} if spec.library == "torchvision" else {"img_size": int(size)}
 
 
-def load_model(spec, cfg: Mapping, **data_options) -> nn.Module:
-    """The network of ``spec`` in eval mode on ``cfg["device"]`` (module docstring for what the profile's
-    ``random_weights`` and ``image_size`` change). ``data_options`` go to the synthetic training data of
-    ``@synthetic`` specs (e.g. ``classes_per_image=2``)."""
-    spec = ModelSpec.parse(spec)
-    size = cfg.get("image_size")
-    if spec.weights == "synthetic":
-        from .common import synthetic_model
+def synthetic_model(arch: str, cfg, size_key: str | None = None, **data_options) -> torch.nn.Module:
+    """A small model trained on synthetic data at the profile's budget (cached by config hash), on the
+    chapter's device. ``size_key``: a key of ``cfg.synthetic_sizes`` whose architecture options build a sized
+    variant (chapter 5's DeiT-B/S/T stand-ins)."""
+    kw = dict(num_classes=cfg.synthetic_classes, size=cfg.synthetic_size, seed=cfg.seed, data=dict(data_options) or None,
+              n_train=cfg.train_images, epochs=cfg.train_epochs)
+    if size_key is not None:
+        if size_key not in cfg.synthetic_sizes:
+            raise ConfigError(f"model {arch}:{size_key}: size {size_key!r} is not in synthetic_sizes="
+                              f"{sorted(cfg.synthetic_sizes)}; add it to the profile (e.g. synthetic_sizes: "
+                              "{small: {embed_dim: 64, depth: 4}})")
+        kw["arch_kwargs"] = dict(cfg.synthetic_sizes[size_key])
+    return train_small(arch, **kw).to(cfg.torch_device)
 
+
+def load_model(spec, cfg, **data_options) -> nn.Module:
+    """The network of ``spec`` in eval mode on the chapter's device, for a chapter's parameters ``cfg`` (a
+    :class:`~xaikit.experiments.common.ModelParams`: module docstring for what ``random_weights`` and
+    ``image_size`` change). ``data_options`` go to the synthetic training data of ``@synthetic`` specs (e.g.
+    ``classes_per_image=2``)."""
+    spec = ModelSpec.parse(spec)
+    size = cfg.image_size
+    if spec.weights == "synthetic":
         model = synthetic_model(spec.arch, cfg, size_key=spec.size, **data_options)
     elif spec.weights == "bundled":
         model = models.load(spec.name, weights="bundled")
     elif spec.weights == "random":
         model = models.load(spec.name, weights="random", **_size_kwargs(spec, size))
-    elif cfg.get("random_weights"):
+    elif cfg.random_weights:
         model = models.load(spec.name, weights="random", **_size_kwargs(spec, size))
         model.xaikit.weights = f"random (rehearsal of {spec.weights})"
         if model.xaikit.num_classes == 1000:
@@ -123,4 +138,4 @@ def load_model(spec, cfg: Mapping, **data_options) -> nn.Module:
             pe = getattr(model, "patch_embed", None)
             if pe is not None and getattr(pe, "grid_size", None):
                 model.xaikit.grid_size = tuple(pe.grid_size)
-    return model.to(cfg.get("device") or "cpu").eval()
+    return model.to(cfg.torch_device).eval()

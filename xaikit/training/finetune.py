@@ -93,10 +93,12 @@ def _loss(logits, y):
 
 def finetune(model: nn.Module, dataset: Dataset, num_classes: int | None = None, *,
              config: FinetuneConfig | None = None, checkpoint_dir: str | os.PathLike | None = None,
-             transform: Callable | None = None, class_names=None, **kw) -> list[dict]:
+             transform: Callable | None = None, class_names=None, on_epoch: Callable | None = None,
+             **kw) -> list[dict]:
     """Fine-tune ``model`` (in place) on ``dataset``; returns the per-epoch history
     ``{"epoch", "lr", "loss", "acc", "time_s"}`` (accuracy: top-1 is a true class, percent).
-    ``num_classes``: replace the head first (None keeps it). Other keywords are :class:`FinetuneConfig` fields."""
+    ``num_classes``: replace the head first (None keeps it). ``on_epoch(epoch, model)`` is called after every
+    epoch (1-based; e.g. to keep snapshots). Other keywords are :class:`FinetuneConfig` fields."""
     cfg = config or FinetuneConfig(**kw)
     if len(dataset) == 0:
         raise DataError("the fine-tuning dataset is empty")
@@ -165,5 +167,7 @@ def finetune(model: nn.Module, dataset: Dataset, num_classes: int | None = None,
                         "num_classes": int(model.xaikit.num_classes)}, tmp)
             os.replace(tmp, path)
         D.barrier()
+        if on_epoch is not None:
+            on_epoch(epoch + 1, model)
     model.eval()
     return history

@@ -1,0 +1,215 @@
+"""One way to run a chapter's experiments: a :class:`Study` evaluates methods x metrics on eval sets, keyed by
+content, stored crash-safe, and :func:`compare` puts reproduced numbers next to the published ones.
+
+- An :class:`EvalSet` is a model with the images it is evaluated on (on the host: the study moves each batch
+  to the model's device). Its :attr:`~EvalSet.fingerprint` hashes the model's weights, the images, labels and
+  names, so a cached result can never belong to other data or other weights.
+- :meth:`Study.evaluate` runs :func:`xaikit.experiments.grid.evaluate` with one results store per (eval set,
+  row, method options, metrics, metric options, xaikit version) under ``<cache>/results/<notebook>/`` and one
+  map cache per eval set under ``<cache>/maps/<notebook>/``: a map is computed once and shared by every
+  table that scores it, and a killed run resumes.
+- :func:`compare` joins a wide frame of reproduced means with a published table of :mod:`xaikit.published`
+  on named keys, and lays the columns out as ``<keys> | <m> published | <m> reproduced`` for each metric.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import pandas as pd
+import torch
+
+from .. import __version__
+from .. import published as P
+from ..config import cache_dir
+from ..core.targets import resolve_targets
+from ..data.base import Batch
+from ..errors import ConfigError
+from .grid import evaluate, method_rows
+from .specs import ModelSpec
+from .store import MapCache, ResultStore, config_hash
+
+#: paper spellings of xaikit's method names (for tables and figures)
+LABELS = {
+    "cam": "CAM", "gradcam": "Grad-CAM", "gradcampp": "Grad-CAM++", "xgradcam": "XGrad-CAM",
+    "hirescam": "HiRes-CAM", "layercam": "Layer-CAM", "scorecam": "Score-CAM", "ablationcam": "Ablation-CAM",
+    "groupcam": "Group-CAM", "opticam": "Opti-CAM", "fakecam": "Fake-CAM", "rise": "RISE",
+    "extremal": "ExPerturbation", "saliency": "Gradient", "guided_backprop": "Guided BP",
+    "smoothgrad": "SmoothGrad", "integrated_gradients": "Integrated Gradients", "raw_attention": "RawAtt",
+    "rollout": "Rollout", "chefer": "TIBAV", "vit_reciprocam": "ViT-ReciproCAM",
+}
+
+
+def label(method: str) -> str:
+    """The paper's spelling of a method (``gradcampp`` -> ``Grad-CAM++``); unknown names pass through."""
+    return LABELS.get(method, method)
+
+
+def fingerprint(obj) -> str:
+    """A content hash of a tensor or of a model's weights and buffers (cache keys never go stale)."""
+    h = hashlib.sha1()
+    if isinstance(obj, torch.nn.Module):
+        for k, v in obj.state_dict().items():
+            v = v.detach().double().contiguous()  # layout-independent sums
+            h.update(k.encode())
+            h.update(repr((tuple(v.shape), float(v.sum()), float(v.abs().sum()), float((v * v).sum()))).encode())
+    else:
+        t = obj.detach().cpu().contiguous().as_subclass(torch.Tensor)
+        h.update(repr((tuple(t.shape), str(t.dtype))).encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class EvalSet:
+    """A model with the images it is evaluated on (images in [0, 1] on the host, labels, boxes)."""
+
+    key: str             # the model spec, e.g. "tf_efficientnet_lite0@bundled"
+    model: torch.nn.Module
+    data: Batch
+    dataset: str         # "photos", "synthetic", "imagenet", ...
+    _fp: str | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.key.split("@")[0]
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of the spec, the model's weights, the images, labels and names (computed once)."""
+        if self._fp is None:
+            self._fp = config_hash(self.key, self.dataset, list(self.data.names), fingerprint(self.data.images),
+                                   fingerprint(self.data.labels), fingerprint(self.model))
+        return self._fp
+
+    def head(self, n: int) -> "EvalSet":
+        """The same set restricted to its first ``n`` images."""
+        n = min(int(n), len(self.data))
+        return EvalSet(self.key, self.model, self.data[list(range(n))], self.dataset)
+
+
+class Study:
+    """A chapter's experiments: results and maps of ``notebook`` under the cache, keyed by content."""
+
+    def __init__(self, notebook: str, cfg, root=None):
+        if not notebook or "/" in notebook or notebook.startswith("."):
+            raise ConfigError(f"notebook name {notebook!r} must be a plain stem like '02_opti_cam'")
+        self.notebook = notebook
+        self.cfg = cfg
+        base = cache_dir() if root is None else root
+        self.results_root = base / "results" / notebook
+        self.maps_root = base / "maps" / notebook
+
+    def map_cache(self, es: EvalSet) -> MapCache:
+        return MapCache(es.fingerprint, root=self.maps_root)
+
+    def evaluate(self, es: EvalSet, methods, metrics: Sequence[str] = (), *, metric_options: Mapping | None = None,
+                 target: str = "label", batch_size: int | None = None, tag: str = "") -> pd.DataFrame:
+        """Per-image results of ``methods`` (a dict ``{row: options}`` or ``{row: (method, options)}``, names)
+        x ``metrics`` on an eval set; the ``method`` column holds the row names. Cached per row."""
+        frames = []
+        bs = int(batch_size or getattr(self.cfg, "batch_size", 8) or 8)
+        cache = self.map_cache(es)
+        for row, method, opts in method_rows(methods):
+            key = config_hash(es.fingerprint, row, method, opts, sorted(metrics), metric_options or {}, target,
+                              __version__)
+            store = ResultStore(key, root=self.results_root,
+                                meta=dict(tag=tag, model=es.key, dataset=es.dataset, row=row, method=method,
+                                          options=opts, metrics=list(metrics)))
+            frames.append(evaluate(es.model, es.data, {row: (method, dict(opts))}, metrics, batch_size=bs,
+                                   store=store, model_name=es.name, dataset_name=es.dataset,
+                                   metric_options=metric_options, target=target, map_cache=cache))
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def maps(self, es: EvalSet, methods, n: int | None = None, target: str = "label"):
+        """``(images01, {row: (n, H, W) maps}, targets)`` of the first ``n`` images, from the same map cache
+        as the tables (a figure never recomputes a map a table has), all on the host."""
+        sub = es if n is None else es.head(n)
+        bs = int(getattr(self.cfg, "batch_size", 8) or 8)
+        _, maps = evaluate(es.model, sub.data, methods, [], batch_size=bs, model_name=es.name,
+                           dataset_name=es.dataset, target=target, map_cache=self.map_cache(es), keep_maps=True)
+        x = es.model.xaikit.normalize(sub.data.images)
+        t = resolve_targets(es.model, x, sub.data.labels, target)
+        return sub.data.images, maps, t
+
+
+# ----------------------------------------------------------------------------------- tables
+def means(frame: pd.DataFrame, metrics: Sequence[str], by: Sequence[str] = ("model", "method")) -> pd.DataFrame:
+    """Per-group means of the tidy results, one column per metric (NaN = undefined for an image, skipped)."""
+    df = frame[frame.metric.isin(metrics)]
+    wide = df.pivot_table(index=list(by), columns="metric", values="value", aggfunc="mean", sort=False)
+    wide.columns.name = None
+    return wide[[m for m in metrics if m in wide.columns]].reset_index()
+
+
+def compare(reproduced: pd.DataFrame, published_id: str | None, keys: Mapping[str, str] | Sequence[str],
+            metrics: Sequence[str], *, metric_names: Mapping[str, str] | None = None, order: Mapping | None = None,
+            digits: int = 2, relabel: str | None = "method") -> pd.DataFrame:
+    """Reproduced numbers next to the paper's: the one published-vs-reproduced join of every chapter.
+
+    ``reproduced``: a wide frame holding the key columns and one column per metric. ``keys``: the columns
+    that identify a published cell, each mapped to the published table's column (``{"paper model":
+    "model", "method": "method"}``; a list means same names). Values are compared as strings, so ``32`` and
+    ``"32"`` match. ``metric_names``: our metric column -> the published ``metric`` (``{"I": "insertion"}``).
+    Output columns: the non-metric columns of ``reproduced`` (in order), then ``<m> published``,
+    ``<m> reproduced`` for each metric; published cells the paper lacks are NaN (shown as "–").
+    ``order``: ``{column: [values in display order]}`` to sort the rows (stable; the first column is the
+    primary key; values not listed go last). ``relabel``: a column of
+    xaikit method names shown with the paper's spelling (:func:`label`) after the join.
+    """
+    keys = dict(keys) if isinstance(keys, Mapping) else {k: k for k in keys}
+    names = dict(metric_names or {})
+    pub = P.table(published_id) if published_id else None
+    if pub is not None:
+        missing = [c for c in keys.values() if c not in pub.columns]
+        if missing:
+            raise ConfigError(f"published table {published_id} has no column(s) {missing}; it has {list(pub.columns)}")
+        pub = pub.assign(**{c: pub[c].astype(str) for c in keys.values()})
+        lookup = {}
+        for _, r in pub.iterrows():
+            lookup[(tuple(r[c] for c in keys.values()), str(r["metric"]))] = float(r["value"])
+    other = [c for c in reproduced.columns if c not in metrics]
+    rows = []
+    for _, r in reproduced.iterrows():
+        row = {c: r[c] for c in other}
+        k = tuple(str(r[c]) for c in keys)
+        for m in metrics:
+            row[f"{m} published"] = lookup.get((k, names.get(m, m)), float("nan")) if pub is not None else float("nan")
+            row[f"{m} reproduced"] = float(r[m]) if m in r and pd.notna(r[m]) else float("nan")
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=other + [f"{m} {w}" for m in metrics for w in ("published", "reproduced")])
+    for col, values in reversed(list((order or {}).items())):
+        rank = {v: i for i, v in enumerate(values)}
+        out = out.sort_values(col, key=lambda s: s.map(lambda v: rank.get(v, len(rank))), kind="stable")
+    if relabel and relabel in out.columns:
+        out[relabel] = out[relabel].map(lambda m: label(m) if isinstance(m, str) else m)
+    return out.round(digits).reset_index(drop=True)
+
+
+#: torchvision / timm architecture names -> the model name the published tables use
+PAPER_NAMES = {"vgg16_bn": "vgg16", "vgg19_bn": "vgg19", "vit_b_16": "vit_base_patch16_224",
+               "deit_base_patch16_224": "deit_base_patch16_224"}
+
+
+def paper_model(spec: str, stand_ins: Mapping[str, str] | None = None) -> str:
+    """The published table's model a spec stands beside: a pretrained network is its own architecture
+    (``torchvision:vgg16_bn@IMAGENET1K_V1`` -> ``vgg16``); a stand-in of the small tiers (a synthetic or
+    bundled model) is mapped by ``stand_ins`` (``{"resnet18_cifar": "vgg16"}``)."""
+    s = ModelSpec.parse(spec) if "@" in spec else None
+    arch = s.arch if s is not None else spec.split(":")[-1]
+    if s is not None and s.pretrained:
+        return PAPER_NAMES.get(arch, arch)
+    return (stand_ins or {}).get(arch, arch)
+
+
+def best(table: pd.DataFrame, metric: str, higher: bool, exclude: Sequence[str] = ("Fake-CAM",),
+         column: str | None = None, by: str = "model") -> list:
+    """Methods with the best ``metric`` (ties included) among rows not in ``exclude``, per ``by`` group."""
+    col = column or (f"{metric} reproduced" if f"{metric} reproduced" in table.columns else metric)
+    t = table[~table.method.isin(exclude)]
+    out = []
+    for _, g in t.groupby(by, sort=False):
+        v = g[col].max() if higher else g[col].min()
+        out.extend(g[g[col] == v].method.tolist())
+    return out
