@@ -4,12 +4,12 @@ tables, figures and claims its notebook shows."""
 from importlib import import_module
 
 from .common import (ModelParams, PhotoParams, SyntheticParams, count_passes, dataset_root, imagenet_data,
-                     photo_data, resolve_eval_set, row_titles, rows_for, synthetic_eval_data, synthetic_model)
+                     photo_data, resolve_eval_set, rows_for, synthetic_eval_data)
 from .grid import METRIC_COLUMNS, dist_info, evaluate, shard, summarize
 from .params import ChapterParams, parameters_cell
-from .specs import ModelSpec, load_model
+from .specs import ModelSpec, load_model, synthetic_model
 from .store import MapCache, ResultStore, config_hash
-from .study import EvalSet, Study, best, compare, fingerprint, label, means, paper_model
+from .study import EvalSet, Study, best, compare, fingerprint, label, means, paper_model, row_titles
 
 __all__ = ["evaluate", "summarize", "shard", "dist_info", "ResultStore", "MapCache", "config_hash",
            "METRIC_COLUMNS", "Study", "EvalSet", "compare", "means", "best", "label", "fingerprint", "paper_model",

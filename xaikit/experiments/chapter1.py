@@ -12,7 +12,7 @@ import inspect
 import re
 import time
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import matplotlib.pyplot as plt
 import pandas as pd

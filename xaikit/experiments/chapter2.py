@@ -13,14 +13,12 @@ from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import pandas as pd
-import torch
 
 from .. import metrics as M
-from .. import published as P
-from ..reports.figures import curves, overlay, saliency_colorbar, saliency_grid
-from .common import ModelParams, PhotoParams, SyntheticParams, row_titles, rows_for
+from ..reports.figures import curves, overlay, saliency_colorbar
+from .common import ModelParams, PhotoParams, SyntheticParams, rows_for
 from .params import param
-from .study import EvalSet, Study, best, compare, label, means, paper_model
+from .study import EvalSet, Study, best, compare, label, means, paper_model, row_titles
 
 CNN_METHODS = ["fakecam", "gradcam", "gradcampp", "scorecam", "ablationcam", "xgradcam", "layercam",
                "extremal", "opticam"]
@@ -175,10 +173,7 @@ def ablation(study: Study, es: EvalSet, reference: Sequence[str]) -> pd.DataFram
 # --------------------------------------------------------------------------------------- figures
 def saliency_figure(study: Study, es: EvalSet, methods: Sequence[str], n: int):
     """Figure 2.2: the images (rows) explained by every method (columns), from the tables' map cache."""
-    imgs, maps, _ = study.maps(es, rows(study.cfg, methods), n)
-    return saliency_grid(imgs, {label(m): v for m, v in maps.items()},
-                         row_titles=row_titles(es.model, imgs, es.data.labels[: imgs.shape[0]]),
-                         suptitle=f"{es.name}: saliency maps (target = ground truth where known)")
+    return study.saliency_figure(es, rows(study.cfg, methods), n, f"{es.name}: saliency maps (target = ground truth where known)")
 
 
 def failure_figure(study: Study, es: EvalSet, n: int = 3):

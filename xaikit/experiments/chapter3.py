@@ -20,9 +20,9 @@ import torch
 
 from .. import published as P
 from ..config import cache_dir
-from ..core.targets import logits_of, predict, resolve_targets
+from ..core.targets import logits_of, predict
 from ..data import folders
-from ..data.base import Batch, collate, load_batch
+from ..data.base import collate, load_batch
 from ..data.synthetic import synthetic
 from ..errors import ConfigError
 from ..reports.figures import saliency_grid

@@ -18,12 +18,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from .. import attributors
 from .. import models
 from .. import published as P
 from ..config import cache_dir
 from ..core.devices import model_device, runs_on_model
-from ..core.targets import predict
 from ..data import folders
 from ..data.base import load_batch
 from ..data.synthetic import synthetic

@@ -28,10 +28,10 @@ from .. import attributors
 from ..core.devices import on_model, synchronize
 from ..core.targets import logits_of, resolve_targets
 from ..reports.figures import overlay, saliency_grid
-from .common import ModelParams, SyntheticParams, row_titles, synthetic_eval_data
+from .common import ModelParams, SyntheticParams, synthetic_eval_data
 from .params import param
 from .specs import ModelSpec
-from .study import EvalSet, Study, compare
+from .study import EvalSet, Study, compare, row_titles
 
 #: method variants of the paper, label -> (attributor, options)
 VARIANTS = {

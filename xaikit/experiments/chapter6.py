@@ -37,11 +37,10 @@ from ..data.subsets import stratified_indices
 from ..data.synthetic import synthetic
 from ..errors import InputError
 from ..metrics.localization import pointing_game
-from ..reports.figures import curves, overlay, saliency_colorbar, saliency_grid
+from ..reports.figures import curves, overlay, saliency_colorbar
 from ..training.finetune import FinetuneConfig, finetune as finetune_run
 from ..training.small import evaluate as top1_of
-from .common import (ModelParams, PhotoParams, SyntheticParams, count_passes, dataset_root, row_titles, rows_for,
-                     synthetic_eval_data)
+from .common import ModelParams, PhotoParams, SyntheticParams, count_passes, dataset_root, rows_for, synthetic_eval_data
 from .params import param
 from .specs import ModelSpec, load_model
 from .grid import method_rows
@@ -230,10 +229,7 @@ def maps_for(es: EvalSet, meths: Mapping, images01: torch.Tensor, target) -> dic
 
 def saliency_figure(study: Study, es: EvalSet, names: Sequence[str], n: int):
     """Figure 2: images (rows) explained by every method (columns), target = ground truth where known."""
-    imgs, maps, _ = study.maps(es, rows(study.cfg, names), n)
-    return saliency_grid(imgs, {label(m): v for m, v in maps.items()},
-                         row_titles=row_titles(es.model, imgs, es.data.labels[: imgs.shape[0]]),
-                         suptitle=f"{es.name}: saliency maps")
+    return study.saliency_figure(es, rows(study.cfg, names), n, f"{es.name}: saliency maps")
 
 
 def two_classes(study: Study, es: EvalSet, n: int = 2):

@@ -11,7 +11,6 @@ from typing import Mapping, Sequence
 import torch
 
 from .. import attributors
-from ..core.targets import predict
 from ..data import folders
 from ..data.base import Batch, load_batch
 from ..data.miniature import resolve_root
@@ -21,8 +20,8 @@ from ..data.synthetic import synthetic
 from ..errors import ConfigError
 from ..models.fast import observe
 from .params import ChapterParams, param
-from .specs import ModelSpec, load_model, synthetic_model  # noqa: F401 (re-exported)
-from .study import EvalSet, best, compare, fingerprint, label, means, paper_model  # noqa: F401 (re-exported)
+from .specs import ModelSpec, load_model
+from .study import EvalSet
 
 
 # ---------------------------------------------------------------------------------- parameters
@@ -124,17 +123,6 @@ def rows_for(names: Sequence[str], options: Mapping[str, Mapping] | None = None)
         if method not in known:
             raise ConfigError(f"unknown method {method!r} in the parameters; available: {sorted(known)}")
         out[row] = (method, dict((options or {}).get(method, {})))
-    return out
-
-
-def row_titles(model, images01: torch.Tensor, labels: torch.Tensor, width: int = 18) -> list[str]:
-    """Figure row titles ``GT: <class>\\npred: <class>`` (``—`` for unlabelled images)."""
-    pred = predict(model, model.xaikit.normalize(images01)).tolist()
-    inf = model.xaikit
-    out = []
-    for lab, p in zip(labels.tolist(), pred):
-        gt = inf.short_name(lab, width) if isinstance(lab, int) and lab >= 0 else "—"
-        out.append(f"GT: {gt}\npred: {inf.short_name(p, width)}")
     return out
 
 

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Mapping
-
 import torch.nn as nn
 
 from .. import models
@@ -97,7 +95,7 @@ def _size_kwargs(spec: ModelSpec, size) -> dict:
     return {"image_size": int(size)} if spec.library == "torchvision" else {"img_size": int(size)}
 
 
-def synthetic_model(arch: str, cfg, size_key: str | None = None, **data_options) -> torch.nn.Module:
+def synthetic_model(arch: str, cfg, size_key: str | None = None, **data_options) -> nn.Module:
     """A small model trained on synthetic data at the profile's budget (cached by config hash), on the
     chapter's device. ``size_key``: a key of ``cfg.synthetic_sizes`` whose architecture options build a sized
     variant (chapter 5's DeiT-B/S/T stand-ins)."""

@@ -23,9 +23,10 @@ import torch
 from .. import __version__
 from .. import published as P
 from ..config import cache_dir
-from ..core.targets import resolve_targets
+from ..core.targets import predict, resolve_targets
 from ..data.base import Batch
 from ..errors import ConfigError
+from ..reports.figures import saliency_grid
 from .grid import evaluate, method_rows
 from .specs import ModelSpec
 from .store import MapCache, ResultStore, config_hash
@@ -59,6 +60,17 @@ def fingerprint(obj) -> str:
         h.update(repr((tuple(t.shape), str(t.dtype))).encode())
         h.update(t.numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def row_titles(model, images01: torch.Tensor, labels: torch.Tensor, width: int = 18) -> list[str]:
+    """Figure row titles ``GT: <class>\\npred: <class>`` (``—`` for unlabelled images)."""
+    pred = predict(model, model.xaikit.normalize(images01)).tolist()
+    inf = model.xaikit
+    out = []
+    for lab, p in zip(labels.tolist(), pred):
+        gt = inf.short_name(lab, width) if isinstance(lab, int) and lab >= 0 else "—"
+        out.append(f"GT: {gt}\npred: {inf.short_name(p, width)}")
+    return out
 
 
 @dataclass
@@ -132,6 +144,13 @@ class Study:
         x = es.model.xaikit.normalize(sub.data.images)
         t = resolve_targets(es.model, x, sub.data.labels, target)
         return sub.data.images, maps, t
+
+    def saliency_figure(self, es: EvalSet, methods, n: int, suptitle: str):
+        """The first ``n`` images (rows) explained by every method (columns, the paper's names), from the
+        tables' map cache; row titles give the ground truth (where known) and the prediction."""
+        imgs, maps, _ = self.maps(es, methods, n)
+        return saliency_grid(imgs, {label(m): v for m, v in maps.items()},
+                             row_titles=row_titles(es.model, imgs, es.data.labels[: imgs.shape[0]]), suptitle=suptitle)
 
 
 # ----------------------------------------------------------------------------------- tables
