@@ -137,7 +137,7 @@ def test_load_stores_conv_models_channels_last_with_unchanged_outputs():
     with torch.no_grad():
         assert torch.allclose(cl(x), plain(x), atol=1e-4)
     # the weights fingerprint (cache keys) does not depend on the memory layout
-    from xaikit.experiments.common import fingerprint
+    from xaikit.experiments.study import fingerprint
     assert fingerprint(cl) == fingerprint(plain)
 
 

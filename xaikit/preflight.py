@@ -4,8 +4,15 @@
 
 - every dataset path parameter (a key ending in ``_root``): the folder exists and has the layout its
   loader expects, checked cheaply (a few ``stat``/``scandir`` calls, nothing is read or decoded);
-- every ``<model>@imagenet`` spec: its weights are already in the local timm / Hugging Face or
-  torch-hub cache (nothing is downloaded, as :func:`xaikit.models.load` never downloads);
+- every pretrained model spec, ``<model>@imagenet`` or with an explicit weight tag
+  (``torchvision:resnet50@IMAGENET1K_V1``, ``timm:deit_base_patch16_224@fb_in1k``): that weight file is
+  already in the local timm / Hugging Face or torch-hub cache (nothing is downloaded, as
+  :func:`xaikit.models.load` never downloads); an unknown tag is a problem too;
+- chapter 1's ``accuracy_models`` (rows of Table 1.1): the torchvision weights each row names
+  (``xaikit/published/thesis_1_1.csv``, column ``torchvision_weights``) for the architecture the notebook's
+  ``table11_archs`` maps it to, in the torch-hub cache;
+- ``random_weights: true`` (the ``rehearsal`` profile) builds pretrained specs with random weights: no
+  weight file is needed, so none is checked;
 - ``device: cuda``: CUDA is present;
 
 and gives a rough run-time estimate: images x methods x models x a per-method cost from
@@ -40,7 +47,9 @@ SECONDS_PER_IMAGE = {
 }
 DEFAULT_SECONDS = 0.1          # a method missing from the table
 FORWARD_SECONDS = 0.001        # one batched forward of one image (insertion/deletion steps, accuracy)
-_SPEC = re.compile(r"^\s*((?:timm:|torchvision:)?[\w.\-]+)@imagenet\s*$")
+_SPEC = re.compile(r"^\s*((?:timm:|torchvision:)?[\w.\-]+)@([\w.\-]+)\s*$")
+#: weights of a spec that are no pretrained weight file (xaikit.experiments.specs.PLAIN)
+_NOT_PRETRAINED = ("bundled", "synthetic", "random")
 
 
 @dataclass
@@ -167,20 +176,33 @@ def check_dataset(name: str, root) -> str | None:
 
 # -------------------------------------------------------------------------------------- weights
 def weights_cached(spec: str) -> tuple[bool, str]:
-    """Whether the ImageNet weights of ``name`` (``timm:``/``torchvision:`` prefix allowed, timm
-    tried first as :func:`xaikit.models.load` does) are in the local cache; ``(found, where)``.
-    Never touches the network."""
+    """Whether the pretrained weights of ``spec`` are in the local cache; ``(found, where)``.
+
+    ``spec``: ``[timm:|torchvision:]<name>`` (the library's ImageNet default, timm tried first as
+    :func:`xaikit.models.load` does) or ``...<name>@<tag>`` naming exact weights (torchvision's enum member
+    ``IMAGENET1K_V1``, timm's tag ``fb_in1k``; ``@imagenet`` is the default). A tag the library does not know
+    gives ``(False, <what it has>)``. Never touches the network."""
     import timm
     import torch
 
+    from .errors import WeightsError
+
+    spec, _, tag = spec.partition("@")
+    tag = None if tag in ("", "imagenet") else tag
     lib, name = spec.split(":", 1) if ":" in spec else (None, spec)
     if lib != "torchvision" and (timm.is_model(name) or lib == "timm"):
+        from .models.zoo import timm_pretrained_name
+
         try:
-            cfg = timm.models.get_pretrained_cfg(name)
+            full = timm_pretrained_name(name, tag)
+        except WeightsError as e:
+            return False, str(e)
+        try:
+            cfg = timm.models.get_pretrained_cfg(full)
         except Exception:  # noqa: BLE001 - unknown tag
             cfg = None
         if cfg is None:
-            return False, f"timm has no pretrained weights for {name!r}"
+            return False, f"timm has no pretrained weights for {full!r}"
         hub = getattr(cfg, "hf_hub_id", None)
         if hub:
             from huggingface_hub import try_to_load_from_cache
@@ -196,35 +218,103 @@ def weights_cached(spec: str) -> tuple[bool, str]:
         if url:
             f = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
             return f.exists(), str(f)
-        return False, f"timm lists no weight file for {name!r}"
+        return False, f"timm lists no weight file for {full!r}"
     import torchvision
+
+    from .models.zoo import torchvision_weights
 
     if name not in torchvision.models.list_models():
         return False, f"neither timm nor torchvision knows {name!r}"
-    w = torchvision.models.get_model_weights(name).DEFAULT
+    try:
+        w = torchvision_weights(name, tag)
+    except WeightsError as e:
+        return False, str(e)
     f = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
     return f.exists(), str(f)
 
 
 def _weights_fix(spec: str, where: str) -> str:
-    name = spec.split(":", 1)[-1]
-    if "Hugging Face" in where:
-        return (f"on a machine with internet run python -c \"import timm; timm.create_model('{name}', "
+    spec, _, tag = spec.partition("@")
+    tag = None if tag in ("", "imagenet") else tag
+    lib, _, name = spec.rpartition(":")
+    if "has no" in where or "knows" in where:  # an unknown architecture or tag
+        return "correct the spec in the profile (see xaikit/experiments/specs.py for the grammar)"
+    if "Hugging Face" in where or (lib == "timm" and tag):
+        full = f"{name}.{tag}" if tag else name
+        return (f"on a machine with internet run python -c \"import timm; timm.create_model('{full}', "
                 "pretrained=True)\" and copy ~/.cache/huggingface to this machine")
+    if lib == "torchvision" or tag:
+        return (f"on a machine with internet run python -c \"import torchvision; torchvision.models.get_model("
+                f"'{name}', weights='{tag or 'DEFAULT'}')\" and copy ~/.cache/torch/hub/checkpoints to this machine")
     return (f"on a machine with internet load {name!r} with pretrained weights once (torchvision/timm) "
             "and copy ~/.cache/torch/hub/checkpoints to this machine")
 
 
 def _specs(value):
-    """``<model>@imagenet`` strings anywhere in a parameter value (strings, lists, dicts)."""
+    """Pretrained model specs anywhere in a parameter value (strings, lists, dicts): ``<model>`` for
+    ``<model>@imagenet``, ``<model>@<tag>`` for an explicit weight tag; ``@bundled``, ``@synthetic`` and
+    ``@random`` need no weight file and are left out."""
     if isinstance(value, str):
         m = _SPEC.match(value)
-        return [m.group(1)] if m else []
+        if not m or m.group(2) in _NOT_PRETRAINED:
+            return []
+        return [m.group(1)] if m.group(2) == "imagenet" else [f"{m.group(1)}@{m.group(2)}"]
     if isinstance(value, dict):
         return [s for v in value.values() for s in _specs(v)]
     if isinstance(value, (list, tuple)):
         return [s for v in value for s in _specs(v)]
     return []
+
+
+def table11_weights() -> dict:
+    """Table 1.1 row -> the torchvision weight tags its published rows name (``thesis_1_1.csv``, column
+    ``torchvision_weights``; ResNet-50 has two: ``IMAGENET1K_V1`` and ``IMAGENET1K_V2``), in file order."""
+    import csv
+
+    out: dict = {}
+    with open(Path(__file__).resolve().parent / "published" / "thesis_1_1.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            tag = str(row.get("torchvision_weights", "")).split(".")[-1]
+            if tag and tag not in out.setdefault(row["model"], []):
+                out[row["model"]].append(tag)
+    return out
+
+
+def _table11_archs(params: dict, declared: dict | None) -> dict | None:
+    archs = params.get("table11_archs")
+    if not isinstance(archs, dict) and declared:
+        archs = declared.get("table11_archs")
+    if not isinstance(archs, dict):
+        try:  # the parameter's default in chapter 1 (a preflight called without the notebook's defaults)
+            from .experiments.chapter1 import TABLE11_ARCHS
+
+            archs = dict(TABLE11_ARCHS)
+        except Exception:  # noqa: BLE001 - never crash the preflight
+            archs = None
+    return archs
+
+
+def _accuracy_specs(sec: str, params: dict, declared: dict | None, rep) -> list:
+    """``(row, spec)`` of the weights chapter 1's ``accuracy_models`` rows load (``load_model(
+    'torchvision:<arch>@<tag>')`` for each published row); rows that are no row of Table 1.1 are problems."""
+    rows = params.get("accuracy_models")
+    if not rows or not isinstance(rows, (list, tuple)):
+        return []
+    archs = _table11_archs(params, declared)
+    if archs is None:
+        rep.notes.append(f"{sec}: accuracy_models not checked (table11_archs unknown)")
+        return []
+    tags = table11_weights()
+    out = []
+    for row in rows:
+        if row not in archs or row not in tags:
+            rep.problems.append(Problem(sec, "accuracy_models", row, "not a row of Table 1.1 with torchvision "
+                                        f"weights (rows: {sorted(set(archs) & set(tags))})",
+                                        "use row names of xaikit/published/thesis_1_1.csv"))
+            continue
+        arch = str(archs[row]).split(":")[-1]
+        out += [(row, f"torchvision:{arch}@{tag}") for tag in tags[row]]
+    return out
 
 
 # ------------------------------------------------------------------------------------- estimate
@@ -258,9 +348,11 @@ def _as_names(v):
 
 
 # ----------------------------------------------------------------------------------------- check
-def check(profile, folder=None, cuda_available: bool | None = None) -> Report:
+def check(profile, folder=None, cuda_available: bool | None = None, declared: dict | None = None) -> Report:
     """Preflight report of ``profile``: a name under ``profiles/``, a YAML path, or an already
-    loaded ``{section: {param: value}}`` dict.  ``cuda_available`` overrides detection (tests)."""
+    loaded ``{section: {param: value}}`` dict.  ``cuda_available`` overrides detection (tests).
+    ``declared``: ``{section: {param: default}}`` of the notebooks (their parameters cells), for what a
+    section leaves at its default (``table11_archs``, ``random_weights``)."""
     from .profiles import DEFAULTS_KEY, load_profile
 
     if isinstance(profile, dict):
@@ -273,13 +365,25 @@ def check(profile, folder=None, cuda_available: bool | None = None) -> Report:
         cuda_available = torch.cuda.is_available()
     rep = Report(name)
     defaults = prof.get(DEFAULTS_KEY, {})
+    declared = declared or {}
     cache: dict = {}
+
+    def cached(spec):
+        if spec not in cache:
+            try:
+                cache[spec] = weights_cached(spec)
+            except Exception as e:  # noqa: BLE001 - report, never crash the preflight
+                cache[spec] = (False, f"{type(e).__name__}: {e}")
+        return cache[spec]
+
     for sec, params in prof.items():
         if sec == DEFAULTS_KEY:
             continue
         if not params:
             continue  # an empty section: no notebook runs with it
         params = {**defaults, **params}
+        random_weights = params.get("random_weights", (declared.get(sec) or {}).get("random_weights", False))
+        random_weights = random_weights is True
         for key, value in params.items():
             if key.endswith("_root"):
                 ds = ROOT_KEYS.get(key)
@@ -301,16 +405,24 @@ def check(profile, folder=None, cuda_available: bool | None = None) -> Report:
                 if why:
                     rep.problems.append(Problem(sec, key, value, f"{ds}: {why}",
                                                 f"download and arrange it as in {README}, section `{ds}`"))
-            for spec in _specs(value):
-                if spec not in cache:
-                    try:
-                        cache[spec] = weights_cached(spec)
-                    except Exception as e:  # noqa: BLE001 - report, never crash the preflight
-                        cache[spec] = (False, f"{type(e).__name__}: {e}")
-                found, where = cache[spec]
+            if random_weights:
+                continue  # pretrained specs are built with random weights: no weight file is read
+            for spec in dict.fromkeys(_specs(value)):
+                found, where = cached(spec)
+                if not found:
+                    what = ("ImageNet weights not in the local cache" if "@" not in spec else
+                            f"weights {spec.partition('@')[2]} not in the local cache")
+                    if "has no" in where or "knows" in where:
+                        what = "unknown model or weights"
+                    rep.problems.append(Problem(sec, key, spec if "@" in spec else f"{spec}@imagenet",
+                                                f"{what} ({where})", _weights_fix(spec, where)))
+        if not random_weights:
+            for row, spec in _accuracy_specs(sec, params, declared.get(sec), rep):
+                found, where = cached(spec)
                 if not found:
                     rep.problems.append(Problem(
-                        sec, key, f"{spec}@imagenet", f"ImageNet weights not in the local cache ({where})",
+                        sec, "accuracy_models", row,
+                        f"Table 1.1 row {row!r} measures {spec}, whose weights are not in the local cache ({where})",
                         _weights_fix(spec, where)))
         if str(params.get("device", "")).startswith("cuda") and not cuda_available:
             rep.problems.append(Problem(sec, "device", params["device"], "CUDA is not available on this machine",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -49,7 +50,8 @@ def load_profile(profile: str | os.PathLike, folder: str | os.PathLike | None = 
 
     p = Path(profile)
     if p.suffix not in (".yaml", ".yml"):
-        p = (Path(folder) if folder else profiles_dir()) / f"{profile}.yaml"
+        p = (Path(folder) if folder else profiles_dir()) / f"{_plain_name(profile)}.yaml"
+    _plain_name(p.stem)  # the name becomes a folder under the reports root
     if not p.exists():
         raise ConfigError(f"profile file {p} not found; available profiles: "
                           f"{available_profiles(p.parent) or 'none'} (or pass a path to a .yaml file)")
@@ -90,6 +92,26 @@ def load_profile(profile: str | os.PathLike, folder: str | os.PathLike | None = 
     return p.stem, out
 
 
+#: a profile or notebook name that may become a folder name under the reports root
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+
+
+def check_name(name, what: str = "profile") -> str:
+    """``name`` if it is a plain name (letters, digits, ``_ . + -``; no separator, no ``..``) that can only
+    name a file in ``profiles/`` and a folder directly under the reports root; a ConfigError otherwise
+    (``x/../../y`` would read and write outside them)."""
+    text = str(name)
+    if not _NAME.fullmatch(text) or ".." in text:
+        raise ConfigError(f"{what} name {text!r} cannot name a profile file or a reports folder: use letters, "
+                          "digits, '_', '-', '+' and '.' only (no path separators, no '..'), so that nothing is "
+                          "read or written outside the profiles and reports folders")
+    return text
+
+
+def _plain_name(name) -> str:
+    return check_name(name, "profile")
+
+
 def base_of(profile: str | os.PathLike, folder: str | os.PathLike | None = None) -> str | None:
     """The ``_base`` a profile file names (None when it extends nothing)."""
     import yaml
@@ -122,8 +144,9 @@ def select(notebooks: Sequence[Path], patterns: Iterable[str] | None) -> list[Pa
     return sorted(chosen)
 
 
-def declared_parameters(notebook: str | os.PathLike) -> dict:
-    """``{name: default}`` of the notebook's ``parameters`` cell (papermill's ``inspect_notebook``)."""
+def declared_parameters(notebook: str | os.PathLike, literal_only: bool = False) -> dict:
+    """``{name: default}`` of the notebook's ``parameters`` cell (papermill's ``inspect_notebook``).
+    A default that is not a Python literal is given as its source text, or left out with ``literal_only``."""
     import papermill as pm
 
     info = pm.inspect_notebook(str(notebook))
@@ -132,8 +155,48 @@ def declared_parameters(notebook: str | os.PathLike) -> dict:
         try:
             out[name] = ast.literal_eval(p["default"])
         except (ValueError, SyntaxError):
-            out[name] = p["default"]
+            if not literal_only:
+                out[name] = p["default"]
     return out
+
+
+def expected_type(default) -> str | None:
+    """The type a profile value must have for a parameter declared with ``default`` (None: anything)."""
+    if default is None:
+        return None
+    if isinstance(default, bool):
+        return "bool"
+    if isinstance(default, int):
+        return "int"
+    if isinstance(default, float):
+        return "float (or int)"
+    if isinstance(default, str):
+        return "str"
+    if isinstance(default, (list, tuple)):
+        return "list"
+    if isinstance(default, dict):
+        return "dict"
+    return None
+
+
+def type_matches(default, value) -> bool:
+    """Whether ``value`` (from a profile) has the type of the declared ``default``: None defaults accept
+    anything, an int is accepted for a float, a bool is never taken for a number, lists stay lists and
+    dicts stay dicts."""
+    kind = expected_type(default)
+    if kind is None:
+        return True
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind.startswith("float"):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "list":
+        return isinstance(value, (list, tuple))
+    return isinstance(value, dict)
 
 
 def parameters_for(stem: str, profile_name: str, profile: dict, declared: Iterable[str] | None = None,
@@ -155,10 +218,11 @@ def check_profile(profile_name: str, profile: dict, notebooks: Sequence[Path]) -
     does not declare ``profile``. Returns human-readable lines (empty when all is well)."""
     problems = []
     by_stem = {nb.stem: nb for nb in notebooks}
-    declared_all = {}
+    declared_all, literal = {}, {}
     for nb in notebooks:
         try:
             declared_all[nb.stem] = declared_parameters(nb)
+            literal[nb.stem] = declared_parameters(nb, literal_only=True)
         except Exception as exc:  # noqa: BLE001 - report, do not crash the check
             problems.append(f"{nb.name}: cannot read its parameters cell ({type(exc).__name__}: {exc})")
             continue
@@ -183,6 +247,18 @@ def check_profile(profile_name: str, profile: dict, notebooks: Sequence[Path]) -
     for key in profile.get(DEFAULTS_KEY, {}):
         if declared_all and not any(key in d for d in declared_all.values()):
             problems.append(f"profile {profile_name}: _defaults.{key} is a parameter of no notebook")
+    # values of the wrong type: what each notebook would receive against its declared default
+    for stem, defaults in literal.items():
+        section = profile.get(stem)
+        if section is None and not profile.get(DEFAULTS_KEY):
+            continue
+        for key, value in parameters_for(stem, profile_name, profile, declared_all[stem]).items():
+            if key in RESERVED or key not in defaults or type_matches(defaults[key], value):
+                continue
+            where = "" if key in (section or {}) else " (from _defaults)"
+            problems.append(f"profile {profile_name}: {stem}.{key} = {value!r}{where} is a {type(value).__name__}, "
+                            f"but {stem}.ipynb declares {key} = {defaults[key]!r}: expected "
+                            f"{expected_type(defaults[key])}; correct the value in the profile")
     return problems
 
 

@@ -14,6 +14,13 @@ goes to ``reports/<nb>/<nb>.ipynb`` (``reports/_<profile>/...`` for ``ci``). A f
 reported with its cell number and error line and the run goes on; the exit code is 0 only if every
 notebook passed. ``index.md``/``index.html`` are rewritten after every notebook, so an interrupted
 run leaves what finished intact and listed.
+
+Each notebook runs into a hidden temporary folder next to its report (``.<nb>.running-<pid>-*``, which
+the index skips) and is swapped in only when it passed: a failed or interrupted rerun never deletes the
+previous complete report. Its partial output is kept apart in ``<nb>.failed/`` (or in ``<nb>/`` when there
+is no complete report to keep), its provenance saying ``status: failed`` (or ``interrupted``) and
+``partial: true``, and the index lists it as such next to the complete one. A runner that is killed
+leaves only its hidden folder, removed (or, half-swapped, restored) by the next run.
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ import os
 import shutil
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -62,8 +70,8 @@ def available_cores() -> int:
 
 
 @contextlib.contextmanager
-def kernel_env(reports_root: Path):
-    """Environment inherited by the kernels: thread caps, xaikit paths, quiet under CI."""
+def kernel_env(reports_root: Path, extra: dict | None = None):
+    """Environment inherited by the kernels: thread caps, xaikit paths, quiet under CI (+ ``extra``)."""
     cores = available_cores()
     new = {}
     for var in THREAD_VARS:
@@ -76,6 +84,7 @@ def kernel_env(reports_root: Path):
     new["XAIKIT_ROOT"] = str(repo_root())
     if os.environ.get("CI"):
         new["XAIKIT_QUIET"] = "1"
+    new.update({k: str(v) for k, v in (extra or {}).items()})
     old = {k: os.environ.get(k) for k in new}
     os.environ.update(new)
     try:
@@ -106,50 +115,131 @@ def harvest(nb) -> tuple[list, int | None]:
     return timings, failed
 
 
+FAILED_SUFFIX = ".failed"  # <nb>.failed/: the partial output of a failed rerun beside the complete <nb>/
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, not ours
+        return True
+    return True
+
+
+def _is_complete(folder: Path) -> bool:
+    """A report worth keeping: one whose run passed, or one written outside the runner (interactively)."""
+    from .reports import provenance as prov
+
+    if not folder.is_dir():
+        return False
+    rec = prov.read_json(folder / "provenance.json")
+    run = rec.get("run") if isinstance(rec, dict) else None
+    if not rec:
+        return any(folder.iterdir())
+    return not (isinstance(run, dict) and (run.get("status") != "passed" or run.get("partial")))
+
+
+def _clean_stale(out_dir: Path) -> None:
+    """Hidden folders of runs of this notebook by runners that died: a temporary run folder is removed; a
+    previous report moved aside for a swap that never finished is put back (or removed if superseded)."""
+    parent, stem = out_dir.parent, out_dir.name
+    if not parent.is_dir():
+        return
+    for d in sorted([*parent.glob(f".{stem}.running-*"), *parent.glob(f".{stem}.old-*")]):
+        try:
+            pid = int(d.name.rsplit("-", 2)[-2])
+        except (IndexError, ValueError):
+            continue
+        if pid == os.getpid() or _pid_alive(pid):
+            continue
+        if ".old-" in d.name and not out_dir.exists():
+            os.rename(d, out_dir)  # the swap was cut between its two renames: the old report comes back
+        else:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _swap_in(stage: Path, dest: Path) -> None:
+    """Put ``stage`` at ``dest`` (two renames; the old ``dest`` is moved aside first, removed after)."""
+    old = None
+    if dest.exists():
+        old = dest.parent / f".{dest.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        os.rename(dest, old)
+    os.rename(stage, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def run_notebook(path: Path, params: dict, out_dir: Path, reports_root: Path,
                  timeout: float | None = None) -> Result:
-    """Execute one notebook with papermill into ``out_dir/<stem>.ipynb`` and record the outcome in
-    ``out_dir/provenance.json`` (section ``run``)."""
+    """Execute one notebook with papermill and record the outcome in ``provenance.json`` (section ``run``).
+
+    The kernel writes into a hidden temporary folder next to ``out_dir`` (its Reporter is pointed there);
+    a passing run then replaces ``out_dir`` whole (no stale artefacts survive) and removes an earlier
+    ``<stem>.failed/``. A failed or interrupted run never deletes a complete ``out_dir``: its partial
+    output goes to ``<stem>.failed/`` (or to ``out_dir`` when that holds no complete report), stamped
+    ``status: failed``/``interrupted`` and ``partial: true`` in its provenance."""
     import nbformat
     import papermill as pm
 
     from .reports import provenance as prov
 
-    if out_dir.exists():  # a notebook's folder is regenerated whole: no stale artefacts survive
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
-    output = out_dir / f"{path.stem}.ipynb"
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    _clean_stale(out_dir)
+    stage = out_dir.parent / f".{out_dir.name}.running-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    stage.mkdir()
+    output = stage / f"{path.stem}.ipynb"
     started, t0 = prov.now(), time.perf_counter()
     status, error, exc_cell = "passed", None, None
+    swapped = False
     try:
-        with kernel_env(reports_root):
-            pm.execute_notebook(str(path), str(output), parameters=params, kernel_name="python3",
-                                cwd=str(path.parent), progress_bar=False, log_output=False,
-                                execution_timeout=timeout)
-    except KeyboardInterrupt:
-        status, error = "interrupted", "KeyboardInterrupt"
-    except pm.PapermillExecutionError as exc:
-        status, error = "failed", f"{exc.ename}: {str(exc.evalue).strip().splitlines()[0] if str(exc.evalue).strip() else ''}"
-    except Exception as exc:  # noqa: BLE001 - kernel death, timeout, bad notebook: report and go on
-        status, error = "failed", f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-    wall = time.perf_counter() - t0
-    timings = []
-    if output.exists():
         try:
-            timings, exc_cell = harvest(nbformat.read(str(output), as_version=4))
-        except Exception:  # noqa: BLE001 - a half-written notebook must not hide the real error
-            pass
-    res = Result(path.stem, status, wall, output, exc_cell if status != "passed" else None,
-                 error[:300] if error else None, timings)
-    rec = prov.read_json(out_dir / "provenance.json")
-    if not rec:  # the notebook failed before creating its Reporter
-        rec = {"notebook": path.stem, "profile": params.get("profile"), "parameters": params,
-               "git": prov.git_info(), "versions": prov.versions(), "device": prov.device_info()}
-    rec["run"] = {"status": status, "error": res.error, "cell": res.cell, "started": started,
-                  "finished": prov.now(), "wall_s": round(wall, 3), "injected": params,
-                  "cell_timings": timings, "source": str(path)}
-    prov.write_json(out_dir / "provenance.json", rec)
-    return res
+            with kernel_env(reports_root, {prov.STAGE_FOR_ENV: out_dir.resolve(), prov.STAGE_DIR_ENV: stage.resolve()}):
+                pm.execute_notebook(str(path), str(output), parameters=params, kernel_name="python3",
+                                    cwd=str(path.parent), progress_bar=False, log_output=False,
+                                    execution_timeout=timeout)
+        except KeyboardInterrupt:
+            status, error = "interrupted", "KeyboardInterrupt"
+        except pm.PapermillExecutionError as exc:
+            status, error = "failed", f"{exc.ename}: {str(exc.evalue).strip().splitlines()[0] if str(exc.evalue).strip() else ''}"
+        except Exception as exc:  # noqa: BLE001 - kernel death, timeout, bad notebook: report and go on
+            status, error = "failed", f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        wall = time.perf_counter() - t0
+        timings = []
+        if output.exists():
+            try:
+                timings, exc_cell = harvest(nbformat.read(str(output), as_version=4))
+            except Exception:  # noqa: BLE001 - a half-written notebook must not hide the real error
+                pass
+        res = Result(path.stem, status, wall, output, exc_cell if status != "passed" else None,
+                     error[:300] if error else None, timings)
+        if status == "passed":
+            dest, kept = out_dir, None
+        elif _is_complete(out_dir):
+            dest, kept = out_dir.parent / f"{out_dir.name}{FAILED_SUFFIX}", out_dir.name
+        else:
+            dest, kept = out_dir, None
+        rec = prov.read_json(stage / "provenance.json")
+        if not rec:  # the notebook failed before creating its Reporter
+            rec = {"notebook": path.stem, "profile": params.get("profile"), "parameters": params,
+                   "git": prov.git_info(), "versions": prov.versions(), "device": prov.device_info()}
+        rec["run"] = {"status": status, "error": res.error, "cell": res.cell, "started": started,
+                      "finished": prov.now(), "wall_s": round(wall, 3), "injected": params,
+                      "cell_timings": timings, "source": str(path)}
+        if status != "passed":
+            rec["run"].update(partial=True, complete_report=kept)
+        prov.write_json(stage / "provenance.json", rec)
+        _swap_in(stage, dest)
+        swapped = True
+        if status == "passed":
+            shutil.rmtree(out_dir.parent / f"{out_dir.name}{FAILED_SUFFIX}", ignore_errors=True)
+        res.output = dest / output.name
+        return res
+    finally:
+        if not swapped:  # interrupted between the run and the swap: the hidden folder goes, nothing else
+            shutil.rmtree(stage, ignore_errors=True)
 
 
 def bless(source: Path, executed: Path) -> Path:
@@ -217,9 +307,11 @@ def run(profile: str = "default", patterns: Sequence[str] | None = None, dry_run
             log(f"PROBLEM {p}")
         from .preflight import check as preflight  # data paths, cached weights, CUDA, time estimate
 
-        # what each chosen notebook would really receive (a `_defaults` key it does not declare is not checked)
-        pre = preflight({nb.stem: parameters_for(nb.stem, name, prof, declared_parameters(nb), device)
-                         for nb in chosen})
+        # what each chosen notebook would really receive (a `_defaults` key it does not declare is not checked),
+        # and its declared defaults (for what the profile leaves at its default: table11_archs, random_weights)
+        declared_by = {nb.stem: declared_parameters(nb) for nb in chosen}
+        pre = preflight({nb.stem: parameters_for(nb.stem, name, prof, declared_by[nb.stem], device)
+                         for nb in chosen}, declared=declared_by)
         pre.profile = name
         for line in pre.lines()[1:]:
             log(line)

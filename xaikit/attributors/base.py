@@ -19,6 +19,12 @@ Conventions (shared by all methods; the vocabulary is :mod:`xaikit.core.conventi
   :class:`~xaikit.errors.ConfigError` names the option, the value and what is allowed); ``attributor.options``
   holds every resolved option (canonical names, JSON-able values) but ``batch_size`` and ``reshape``,
   which change how the work is split, not the map.
+* Presets (``preset="paper"`` by default): a method whose authors' code differs from its paper's text
+  takes ``preset=<source>``, a bundle of option values (``Presets:`` in its docstring,
+  ``docs/CONVENTIONS.md``). An option a preset may set has a
+  :class:`~xaikit.core.conventions.PresetDefault` default: it prints as, and equals, the paper's value, and
+  marks the option as not passed, so that an option passed explicitly wins over the preset.
+  ``attributor.options`` holds ``preset`` and every option *after* the preset (what the map depends on).
 """
 from __future__ import annotations
 
@@ -35,7 +41,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..core.conventions import auto_batch, check_count, check_images
+from ..core.conventions import auto_batch, check_count, check_images, plain
 from ..core.devices import back, model_device, to_device
 from ..core.targets import check_target
 from ..errors import ConfigError, InputError
@@ -152,10 +158,12 @@ def method_class(name: str) -> type:
 
 
 def options_of(name_or_class) -> dict[str, Any]:
-    """``{option: default}`` of a method, read from its constructor's signature (``batch_size`` included)."""
+    """``{option: default}`` of a method, read from its constructor's signature (``batch_size`` included).
+    The defaults are those of ``preset="paper"`` (plain values: an option a preset may change has a
+    :class:`~xaikit.core.conventions.PresetDefault` default in the signature, unwrapped here)."""
     cls = name_or_class if isinstance(name_or_class, type) else method_class(name_or_class)
     sig = inspect.signature(cls.__init__)
-    return {p.name: p.default for p in sig.parameters.values()
+    return {p.name: plain(p.default) for p in sig.parameters.values()
             if p.name not in _NOT_OPTIONS and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
 
 

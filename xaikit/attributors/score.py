@@ -4,23 +4,50 @@ Both are batched over images x channels: the (image, channel) pairs are flattene
 chunks of ``batch_size`` forward passes under :func:`torch.inference_mode` (no per-image Python loop
 for Score-CAM; one loop over chunks).  The combination itself is :func:`.cam.combine`.
 
-Reproducing the grad-cam package (``pytorch_grad_cam``): Score-CAM with ``score="logit"``,
-``mask_space="normalized"``, ``align_corners=True``, ``minmax_eps=1e-8`` (all defaults except the eps,
-whose effect is ~1e-8); Ablation-CAM with ``ablation="zero"`` on a layer whose activations have
-minimum 0 (post-ReLU), or ``ablation="gradcam"`` elsewhere (grad-cam then writes ``min(A) - 1e7``).
+Reproducing the grad-cam package (``pytorch_grad_cam``): Score-CAM with ``preset="gradcam_pkg"`` (the paper's
+defaults with grad-cam's ``minmax_eps=1e-8``); the original authors' code with ``preset="scorecam"``, the
+thesis author's with ``preset="author"`` (:data:`SCORECAM_PRESETS`); Ablation-CAM with ``ablation="zero"``
+on a layer whose activations have minimum 0 (post-ReLU), or ``ablation="gradcam"`` elsewhere (grad-cam then
+writes ``min(A) - 1e7``).
 """
 from __future__ import annotations
 
+import sys
 from typing import Callable
 
 import torch
 import torch.nn as nn
 
-from ..core.conventions import Space, choice, chunks, class_score, one_of
+from ..core.conventions import (Preset, Space, choice, chunks, class_score, one_of, paper, presets_doc,
+                                resolve_preset)
 from ..models.hooks import LayerCapture
 from ..models.zoo import layer_name as find_layer_name
 from .base import check_bool, check_number, register
 from .cam import CAMFamily, channel_minmax, upsample
+
+
+#: Score-CAM's presets: the paper's text (thesis eq. 1.6-1.7, xaikit's defaults) and each code that differs
+SCORECAM_PRESETS = {
+    "paper": Preset("thesis eq. 1.6-1.7 (Wang et al. 2020, eq. 7-8): logit scores, softmax over channels, "
+                    "masks in the normalized space; the grad-cam package up to its 1e-8"),
+    "gradcam_pkg": Preset("jacobgil/pytorch-grad-cam pytorch_grad_cam/score_cam.py ScoreCAM.get_cam_weights "
+                          "(+ base_cam.py BaseCAM.get_cam_image)", {"minmax_eps": 1e-8},
+                          "Logit scores (ClassifierOutputTarget), softmax over channels, UpsamplingBilinear2d "
+                          "(align_corners=True), masks multiply the normalized tensor."),
+    "scorecam": Preset("haofanwang/Score-CAM cam/scorecam.py ScoreCAM.forward (copied unchanged in "
+                       "wofmanaf/Group-CAM cam/scorecam.py)",
+                       {"score": "softmax", "channel_softmax": False, "align_corners": False,
+                        "skip_constant": True, "upsample_first": True},
+                       "Weights are the softmax probabilities of the masked images, not normalized over channels; a "
+                       "constant channel is skipped; the upsampled maps are combined, ReLU'd and min-max normalized "
+                       "at the input size."),
+    "author": Preset("ftorres11/CA_Stream engine/attention.py scorecam_weights + cam_processing (the thesis "
+                     "author's)", {"score": "softmax", "channel_softmax": False, "mask_space": "pixel",
+                                   "minmax_eps": sys.float_info.epsilon},
+                     "Probabilities without softmax over channels, masks multiply the de-normalized [0, 1] "
+                     "image (then re-normalized), UpsamplingBilinear2d, min-max with + machine epsilon; combined "
+                     "at the layer's resolution."),
+}
 
 
 @register("scorecam", "score_cam")
@@ -33,6 +60,8 @@ class ScoreCAM(CAMFamily):
     share one forward pass (after ReLU often 40-50 % of the channels of a deep layer are constant).
 
     Args:
+        preset: ``"paper"`` (default: the options' defaults below), ``"gradcam_pkg"``, ``"scorecam"`` or
+            ``"author"`` (section Presets); an option passed explicitly wins over the preset.
         score: the class score of each masked image: ``"logit"`` (default; thesis notation and grad-cam's
             ``ScoreCAM``) or ``"softmax"`` (the original paper's code), or ``"log_softmax"``.
         mask_space: where the mask multiplies: ``"normalized"`` (default; the model's input tensor, masked
@@ -44,6 +73,12 @@ class ScoreCAM(CAMFamily):
             the raw scores.
         minmax_eps: added to each mask's ``max - min`` in the min-max normalization, >= 0; default 0 (the
             thesis); grad-cam uses 1e-8.
+        skip_constant: a constant channel gets weight 0 (the original code's ``continue``) instead of the
+            score of the all-zero mask (default False: the thesis' ``n(0) := 0``).
+        upsample_first: combine the channels upsampled to the input size (bilinear, ``align_corners``), then
+            ReLU and min-max normalize there, as the original code (default False: combine, ReLU and
+            normalize at the layer's resolution, then upsample, as grad-cam). ``explain`` maps are then at the
+            input size.
         relu: ``h`` = ReLU on the weighted sum; default True.
         twin: run the masked copies on the model's inference twin (default True; :mod:`xaikit.models.fast`);
             False: on the model itself.
@@ -53,20 +88,29 @@ class ScoreCAM(CAMFamily):
     ``explain(...).extras``: ``"scores"`` (B, K) the class score of each masked image, ``"weights"`` (B, K),
     ``"n_forward"`` the number of forward passes of masked images (one per live channel and image, plus
     one shared by the constant channels).
-    """
+
+{presets}"""
 
     needs_grads = False
 
-    def __init__(self, model: nn.Module, layer=None, *, score: str = "logit", mask_space: str = "normalized",
-                 align_corners: bool = True, channel_softmax: bool = True, minmax_eps: float = 0.0,
-                 relu: bool = True, twin: bool = True, batch_size: int | None = None,
-                 reshape: Callable | None = None):
-        super().__init__(model, layer, relu=relu, score=score, batch_size=batch_size, reshape=reshape)
-        space = choice("space", mask_space, "mask_space")
+    def __init__(self, model: nn.Module, layer=None, *, preset: str = "paper", score: str = paper("logit"),
+                 mask_space: str = paper("normalized"), align_corners: bool = paper(True),
+                 channel_softmax: bool = paper(True), minmax_eps: float = paper(0.0),
+                 skip_constant: bool = paper(False), upsample_first: bool = paper(False), relu: bool = True,
+                 twin: bool = True, batch_size: int | None = None, reshape: Callable | None = None):
+        preset, o = resolve_preset("scorecam", SCORECAM_PRESETS, preset, dict(
+            score=score, mask_space=mask_space, align_corners=align_corners, channel_softmax=channel_softmax,
+            minmax_eps=minmax_eps, skip_constant=skip_constant, upsample_first=upsample_first))
+        super().__init__(model, layer, relu=relu, score=o["score"], batch_size=batch_size, reshape=reshape)
+        space = choice("space", o["mask_space"], "mask_space")
         self._space = Space(space, self.info)
-        self._set_options(mask_space=space, align_corners=check_bool("align_corners", align_corners),
-                          channel_softmax=check_bool("channel_softmax", channel_softmax),
-                          minmax_eps=check_number("minmax_eps", minmax_eps, 0), twin=check_bool("twin", twin))
+        self._set_options(preset=preset, mask_space=space,
+                          align_corners=check_bool("align_corners", o["align_corners"]),
+                          channel_softmax=check_bool("channel_softmax", o["channel_softmax"]),
+                          minmax_eps=check_number("minmax_eps", o["minmax_eps"], 0),
+                          skip_constant=check_bool("skip_constant", o["skip_constant"]),
+                          upsample_first=check_bool("upsample_first", o["upsample_first"]),
+                          twin=check_bool("twin", twin))
 
     def channel_scores(self, A, x, target, extras: dict | None = None) -> torch.Tensor:
         """(B, K) class scores of the images masked by each normalized, upsampled channel (``x`` prepared,
@@ -98,7 +142,14 @@ class ScoreCAM(CAMFamily):
         s = self.channel_scores(A, x, target, extras)
         if extras is not None:
             extras["scores"] = s
-        return s.softmax(1) if self.channel_softmax else s
+        w = s.softmax(1) if self.channel_softmax else s
+        if self.skip_constant:
+            flat = A.flatten(2)
+            w = torch.where(flat.amax(-1) > flat.amin(-1), w, torch.zeros_like(w))
+        return w
+
+
+ScoreCAM.__doc__ = ScoreCAM.__doc__.replace("{presets}", presets_doc(SCORECAM_PRESETS))
 
 
 @register("ablationcam", "ablation_cam")

@@ -15,14 +15,23 @@ substrate          what replaces a pixel: ``"black"`` pixel 0 (0 in [0, 1]); ``"
                    the image; a number, in the normalized space
 blur padding       ``"zeros"`` (RISE's ``conv2d`` with zero padding) or ``"reflect"`` (torchvision's
                    ``GaussianBlur``, as Group-CAM's code)
+blur kernel        ``"gaussian"`` the sampled Gaussian of ``ksize`` taps and std ``sigma``, normalized to sum
+                   1; ``"gkern"`` RISE's ``gkern(klen, nsig)`` (eclique/RISE ``evaluation.py``): scipy's
+                   ``gaussian_filter`` of a ``klen`` x ``klen`` delta (reflect boundary, truncate 4): for
+                   klen 11 / nsig 5 nearly flat (0.0077-0.0088), for 5 / 5 a 5x5 box (0.04)
+preset             a named bundle of option values reproducing one source (the paper's text, an author's
+                   code, a library): :class:`Preset`, resolved by :func:`resolve_preset`; an option left at
+                   its default (a :class:`PresetDefault`) takes the preset's value, an option passed
+                   explicitly wins
 =================  ================================================================================
 
 Everything here works on any device; nothing here imports xaikit above :mod:`xaikit.errors`.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Iterator
+from typing import Any, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -34,17 +43,18 @@ SCORES = ("logit", "softmax", "log_softmax")
 SPACES = ("normalized", "pixel")
 SUBSTRATES = ("black", "mean", "min", "blur")
 PADDINGS = ("zeros", "reflect")
+KERNELS = ("gaussian", "gkern")
 _ALIASES = {
     "score": {"prob": "softmax", "probability": "softmax", "log_prob": "log_softmax", "logits": "logit"},
     "space": {"input": "normalized"},
     "substrate": {"zero": "mean", "zeros": "mean"},
 }
-_CHOICES = {"score": SCORES, "space": SPACES, "substrate": SUBSTRATES, "padding": PADDINGS}
+_CHOICES = {"score": SCORES, "space": SPACES, "substrate": SUBSTRATES, "padding": PADDINGS, "kernel": KERNELS}
 
 
 def choice(kind: str, value, name: str | None = None) -> str:
     """``value`` as the canonical name of convention ``kind`` (``score``, ``space``, ``substrate``,
-    ``padding``), aliases resolved; anything else is a :class:`ConfigError` that lists the choices."""
+    ``padding``, ``kernel``), aliases resolved; anything else is a :class:`ConfigError` that lists the choices."""
     v = _ALIASES.get(kind, {}).get(value, value) if isinstance(value, str) else value
     if v not in _CHOICES[kind]:
         aliases = _ALIASES.get(kind, {})
@@ -58,6 +68,77 @@ def one_of(name: str, value, choices) -> object:
     if value not in choices:
         raise ConfigError(f"{name}={value!r} is not one of {list(choices)}")
     return value
+
+
+# ------------------------------------------------------------------------------------ presets
+class PresetDefault:
+    """The default of an option that a preset may change: it stands for, compares equal to and prints as
+    the paper's value (so ``help()`` and :func:`inspect.signature` show ``score: str = 'logit'``), and it
+    tells :func:`resolve_preset` that the caller did not pass the option. Never stored as a resolved
+    option: :func:`resolve_preset` replaces it by a plain value."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __repr__(self):
+        return repr(self.value)
+
+    def __eq__(self, other):
+        return (other.value if isinstance(other, PresetDefault) else other) == self.value
+
+    def __hash__(self):
+        return hash(self.value)
+
+
+def paper(value) -> PresetDefault:
+    """The paper's default ``value`` of an option that presets may set (a :class:`PresetDefault`)."""
+    return PresetDefault(value)
+
+
+def plain(value):
+    """``value`` without its :class:`PresetDefault` wrapper (the paper's value for an option not passed)."""
+    return value.value if isinstance(value, PresetDefault) else value
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A named bundle of option values that reproduces one source.
+
+    ``source``: where the behaviour comes from (repository, file, function, or the paper's section);
+    ``options``: the option values it sets (the others keep the paper's defaults); ``note``: what it
+    changes and what it cannot reproduce."""
+
+    source: str
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    note: str = ""
+
+
+def resolve_preset(owner: str, presets: Mapping[str, Preset], preset, given: Mapping[str, Any]) -> tuple:
+    """``(preset, options)``: each option of ``given`` passed explicitly keeps its value; one left at its
+    :class:`PresetDefault` takes the preset's value, else the paper's. An unknown preset is a
+    :class:`ConfigError` that lists the presets of ``owner``."""
+    if not isinstance(preset, str) or preset not in presets:
+        raise ConfigError(f"{owner}: preset={preset!r} is not one of {list(presets)}")
+    table = presets[preset].options
+    unknown = sorted(set(table) - set(given))
+    if unknown:  # pragma: no cover - a preset table naming an option that does not exist
+        raise ConfigError(f"{owner}: preset {preset!r} sets unknown option(s) {unknown}")
+    out = {}
+    for k, v in given.items():
+        out[k] = table.get(k, v.value) if isinstance(v, PresetDefault) else v
+    return preset, out
+
+
+def presets_doc(presets: Mapping[str, Preset], indent: str = "    ") -> str:
+    """A ``Presets:`` docstring section: per preset its source, the options it sets and its note."""
+    lines = [f"{indent}Presets (``preset=``; an option passed explicitly wins over the preset):"]
+    for name, p in presets.items():
+        opts = ", ".join(f"{k}={v!r}" for k, v in p.options.items()) or "the defaults above"
+        text = f"{indent}    ``{name!r}``: {p.source}. Sets {opts}." + (f" {p.note}" if p.note else "")
+        lines.append(text)
+    return "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------------------------------- scores
@@ -125,18 +206,50 @@ def gaussian_kernel1d(ksize: int, sigma: float, device=None, dtype=torch.float32
     return g / g.sum()
 
 
-def gaussian_blur(x: torch.Tensor, ksize: int = 11, sigma: float = 5.0, padding: str = "zeros") -> torch.Tensor:
+def gkern1d(klen: int, nsig: float, device=None, dtype=torch.float32) -> torch.Tensor:
+    """The 1-D factor of RISE's ``gkern(klen, nsig)`` (eclique/RISE ``evaluation.py``; CA_Stream's
+    ``engine/interpretable/ins_del.py`` copies it): ``scipy.ndimage.gaussian_filter`` of a ``klen``-tap
+    delta, i.e. the normalized Gaussian of radius ``int(4 nsig + 0.5)`` correlated with the delta under
+    scipy's ``reflect`` boundary (d c b a | a b c d). The 2-D kernel is its outer product with itself (the
+    filter is separable and so is the delta); it is not renormalized, exactly as RISE's."""
+    klen, nsig = int(klen), float(nsig)
+    if klen < 1 or klen % 2 == 0:
+        raise ConfigError(f"blur kernel size {klen} must be a positive odd integer")
+    if not nsig > 0:
+        raise ConfigError(f"blur sigma {nsig} must be positive")
+    radius = int(4.0 * nsig + 0.5)
+    j = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    w = torch.exp(-0.5 * (j / nsig) ** 2)
+    w = w / w.sum()
+    idx = torch.arange(klen)[:, None] + torch.arange(-radius, radius + 1)[None, :]   # (klen, 2r+1)
+    idx = torch.remainder(idx, 2 * klen)
+    idx = torch.where(idx >= klen, 2 * klen - 1 - idx, idx)                          # reflect
+    g = (w[None, :] * (idx == klen // 2)).sum(1)
+    return g.to(device=device, dtype=dtype)
+
+
+def blur_kernel1d(ksize: int, sigma: float, kernel: str = "gaussian", device=None, dtype=torch.float32):
+    """The separable factor of a blur ``kernel`` of :data:`KERNELS` (module docstring)."""
+    kernel = choice("kernel", kernel)
+    if kernel == "gkern":
+        return gkern1d(ksize, sigma, device, dtype)
+    return gaussian_kernel1d(ksize, sigma, device, dtype)
+
+
+def gaussian_blur(x: torch.Tensor, ksize: int = 11, sigma: float = 5.0, padding: str = "zeros",
+                  kernel: str = "gaussian") -> torch.Tensor:
     """Separable Gaussian blur of a (B, C, H, W) batch, channel by channel.
 
     ``padding="zeros"``: as RISE's evaluation code (a ``conv2d`` with zero padding); ``"reflect"``: as
-    torchvision's ``GaussianBlur`` (Group-CAM's code), whose kernel is shrunk to the largest odd size the
-    image allows (reflect padding needs ``ksize // 2 < size``)."""
+    torchvision's ``GaussianBlur`` and kornia's ``gaussian_blur2d`` (Group-CAM's code), whose kernel is
+    shrunk to the largest odd size the image allows (reflect padding needs ``ksize // 2 < size``).
+    ``kernel``: ``"gaussian"`` (default) or RISE's ``"gkern"`` (:func:`gkern1d`)."""
     padding = choice("padding", padding)
     ksize = int(ksize)
     if padding == "reflect":
         ksize = min(ksize, 2 * min(x.shape[-2:]) - 1)
         ksize -= 1 - ksize % 2
-    g = gaussian_kernel1d(ksize, sigma, x.device, x.dtype)
+    g = blur_kernel1d(ksize, sigma, kernel, x.device, x.dtype)
     C, r = x.shape[1], ksize // 2
     if padding == "reflect":
         x = F.pad(x, (r, r, r, r), mode="reflect")

@@ -20,7 +20,10 @@ loader             dataset                boxes
 
 A corrupt file (truncated JPEG, malformed XML / JSON / list file, garbage pickle, a list naming a
 missing image) raises a :class:`~xaikit.errors.DataError` that names the dataset, the file and the
-fix; images are decoded lazily, so a damaged JPEG is reported by ``dataset[i]``.
+fix; images are decoded lazily, so a damaged JPEG is reported by ``dataset[i]``.  A list or annotation
+entry naming an absolute path or one with ``..`` (a file outside the dataset folder) is a DataError naming
+the file and line; the CIFAR pickles are read by an unpickler that admits only the numpy array globals
+the real files need, so a planted pickle is refused before it can run anything.
 :mod:`xaikit.data.miniature` writes tiny copies of every layout here, in the real formats.
 """
 from __future__ import annotations
@@ -30,7 +33,7 @@ import os
 import pickle
 import xml.etree.ElementTree as ET
 import zlib
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 import torch
@@ -101,6 +104,20 @@ def _rel(root: Path, p: Path) -> str:
     """``p`` relative to the dataset root when inside it (shorter messages that still name the file)."""
     p = Path(p)
     return p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
+
+
+def _inside(dataset, root: Path, base: Path, rel: str, where: str) -> Path:
+    """``base / rel`` for a path read from a list or annotation file, refused (a DataError naming ``where``:
+    the file and line) when it is absolute or climbs with ``..``: a list file never makes a reader open a
+    file outside the dataset folder. (Links the user put inside the dataset folder are followed as usual.)"""
+    text = str(rel)
+    parts = PurePosixPath(text.replace("\\", "/")).parts
+    if not text.strip() or os.path.isabs(text) or text.startswith(("/", "\\")) \
+            or PureWindowsPath(text).drive or ".." in parts:
+        raise _error(dataset, root, f"{where} names {text!r}, a path outside the dataset folder (absolute or with "
+                                    "'..'); the list file is damaged or was edited: extract it again from the "
+                                    "dataset archive")
+    return base / text
 
 
 def _need(dataset, root, *paths: Path):
@@ -335,6 +352,12 @@ def cub(root=None, split: str = "test", size: int = 224) -> FolderDataset:
                                        ("classes", "classes.txt"))}
     _need(ds, root, *files.values(), root / "images")
     images = _read_table(ds, root, files["images"], 2)
+    line_of = {}  # image id -> its line in images.txt (for messages)
+    for ln, line in enumerate(_read_text(ds, root, files["images"]).splitlines(), 1):
+        try:
+            line_of.setdefault(int(line.split()[0]), ln)
+        except (IndexError, ValueError):
+            continue
     labels = _read_table(ds, root, files["labels"], 2, int)
     is_train = _read_table(ds, root, files["split"], 2, int)
     bxs = _read_table(ds, root, files["boxes"], 5, float)
@@ -347,6 +370,7 @@ def cub(root=None, split: str = "test", size: int = 224) -> FolderDataset:
         if iid not in labels or iid not in bxs:
             raise _error(ds, root, f"image id {iid} has no line in image_class_labels.txt or bounding_boxes.txt")
         x, y, w, h = bxs[iid]
+        _inside(ds, root, root / "images", images[iid], f"images.txt line {line_of.get(iid, '?')} (image id {iid})")
         if not (root / "images" / images[iid]).is_file():
             raise _error(ds, root, f"images.txt (image id {iid}) names images/{images[iid]}, which is missing: "
                                    "extract CUB_200_2011.tgz again (or remove the image's lines from the .txt files)")
@@ -373,8 +397,9 @@ def voc(root=None, split: str = "val", size: int = 224, difficult: bool = True) 
     recs = []
     lines = _read_text(ds, root, lst).splitlines()
     for ln, stem in ((k, s.split()[0]) for k, s in enumerate(lines, 1) if s.strip()):
-        x = root / "Annotations" / f"{stem}.xml"
-        img = root / "JPEGImages" / f"{stem}.jpg"
+        where = f"{_rel(root, lst)} line {ln}"
+        x = _inside(ds, root, root / "Annotations", f"{stem}.xml", where)
+        img = _inside(ds, root, root / "JPEGImages", f"{stem}.jpg", where)
         for p in (x, img):
             if not p.is_file():
                 raise _error(ds, root, f"{_rel(root, lst)} line {ln} names {stem!r}, but {_rel(root, p)} is missing: "
@@ -393,10 +418,35 @@ def voc(root=None, split: str = "val", size: int = 224, difficult: bool = True) 
 
 
 # ----------------------------------------------------------------------------------- CIFAR-100
+#: the only globals a CIFAR python pickle needs (numpy array reconstruction, under numpy 1's and 2's names)
+_CIFAR_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                  ("numpy", "ndarray"), ("numpy", "dtype")}
+
+
+class _RefusedGlobal(pickle.UnpicklingError):
+    """A pickle naming a global outside :data:`_CIFAR_GLOBALS` (it would build or run it)."""
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickler restricted to what the CIFAR files hold: dicts, lists, bytes/str, ints and numpy arrays.
+    Any other global (``os.system``, ``builtins.eval``, a class...) is refused before it is looked up, so a
+    planted file cannot run code."""
+
+    def find_class(self, module, name):
+        if (module, name) in _CIFAR_GLOBALS:
+            return super().find_class(module, name)
+        raise _RefusedGlobal(f"{module}.{name}")
+
+
 def _unpickle(ds, root, path):
     try:
         with open(path, "rb") as f:
-            return pickle.load(f, encoding="bytes")
+            return _CifarUnpickler(f, encoding="bytes").load()
+    except _RefusedGlobal as e:
+        raise _error(ds, root, f"refused to unpickle {path.name} ({_rel(root, path)}): it names {e}, which a CIFAR "
+                               "pickle never holds (only dicts, lists, bytes, ints and numpy arrays), and loading it "
+                               "could run code. Delete the file and extract cifar-100-python.tar.gz again from the "
+                               "official archive") from None
     except Exception as e:
         raise _error(ds, root, f"cannot unpickle {path.name} ({_rel(root, path)}; {type(e).__name__}: {e}): the "
                                "file is damaged or truncated: extract cifar-100-python.tar.gz again") from e
@@ -497,7 +547,7 @@ def mit67(root=None, split: str = "test", size: int = 224) -> FolderDataset:
         if "/" not in line or cat not in cidx:
             raise _error(ds, root, f"malformed {lst.name} line {ln}: {line!r} is not '<category>/<file>' "
                                    "with a category folder in Images/")
-        p = root / "Images" / line
+        p = _inside(ds, root, root / "Images", line, f"{lst.name} line {ln}")
         if not p.is_file():
             raise _error(ds, root, f"{lst.name} line {ln} names Images/{line}, which is missing: extract "
                                    "indoorCVPR_09.tar again (or remove the line)")
@@ -566,7 +616,7 @@ def coco(root=None, split: str = "val2017", size: int = 224, crowd: bool = False
         per_image.setdefault(iid, []).append(([x, y, x + w, y + h], cidx[cid]))
     recs = []
     for iid in sorted(per_image):
-        p = root / split / files[iid]
+        p = _inside(ds, root, root / split, files[iid], f"{_rel(root, ann)} (image {iid})")
         if not p.is_file():
             raise _error(ds, root, f"{_rel(root, ann)} lists image {iid} as {split}/{files[iid]}, which is missing: "
                                    f"extract {split}.zip again")

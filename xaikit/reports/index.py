@@ -1,5 +1,10 @@
 """The reports index: ``index.md`` and ``index.html`` listing every notebook's status, provenance,
-tables (md/csv/tex) and figures (PNG thumbnails in the HTML), built from the folders on disk."""
+tables (md/csv/tex) and figures (PNG thumbnails in the HTML), built from the folders on disk.
+
+A runner's failed or interrupted rerun keeps its partial output apart in ``<notebook>.failed/``: it is
+listed as its own row (status ``failed``/``interrupted``, marked partial) next to the notebook's last
+complete report. Hidden folders (a run in progress, ``.<notebook>.running-*``) are never listed, so a
+killed runner leaves no half-written row."""
 from __future__ import annotations
 
 import html
@@ -40,6 +45,8 @@ def collect(root: str | os.PathLike) -> list[dict]:
                 files["pdf"] = png.with_suffix(".pdf")
             figures.append({"id": ident, "caption": cap, "files": files})
         executed = folder / f"{folder.name}.ipynb"
+        if not executed.exists() and rec.get("notebook"):  # <notebook>.failed/ holds <notebook>.ipynb
+            executed = folder / f"{rec['notebook']}.ipynb"
         entries.append({"notebook": folder.name, "dir": folder, "prov": rec, "tables": tables,
                         "figures": figures, "executed": executed if executed.exists() else None})
     return entries
@@ -53,7 +60,13 @@ def _summary(rec: dict) -> dict:
     wall = run.get("wall_s", rec.get("wall_s"))
     commit = str(g.get("short", "unknown")) + ("+dirty" if g.get("dirty") else "")
     claims = rec.get("claims")
+    note = None
+    if run.get("partial"):
+        note = ("partial output of a run that did not pass"
+                + (f"; the last complete report is {run['complete_report']}" if run.get("complete_report")
+                   else "; there is no complete report"))
     return {
+        "note": note,
         "status": run.get("status", "unknown (run interactively)"),
         "error": run.get("error"),
         "wall": f"{wall:.1f} s" if isinstance(wall, (int, float)) else "?",
@@ -86,6 +99,8 @@ def write_index(root: str | os.PathLike, title: str | None = None) -> tuple[Path
     for e in entries:
         s = _summary(e["prov"])
         md += ["", f"## {e['notebook']}", "", f"- **status**: {s['status']}"]
+        if s["note"]:
+            md.append(f"- **note**: {s['note']}")
         if s["error"]:
             md.append(f"- **error**: `{s['error']}`")
         md += [f"- **wall time**: {s['wall']} (finished {s['finished']})", f"- **profile**: {s['profile']}",
@@ -127,6 +142,8 @@ def write_index(root: str | os.PathLike, title: str | None = None) -> tuple[Path
         s = _summary(e["prov"])
         h.append(f"<h2 id='{esc(e['notebook'])}'>{esc(e['notebook'])} "
                  f"<span class='{esc(s['status'].split()[0])}'>[{esc(s['status'])}]</span></h2><ul>")
+        if s["note"]:
+            h.append(f"<li><b>note</b>: {esc(s['note'])}</li>")
         if s["error"]:
             h.append(f"<li><b>error</b>: <code>{esc(s['error'])}</code></li>")
         for key in ("wall", "profile", "params", "commit", "device", "versions", "claims"):

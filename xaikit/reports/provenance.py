@@ -16,21 +16,42 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..config import repo_root, reports_dir
+from ..profiles import check_name
 
 #: profiles whose reports are the committed / published ones; every other profile writes under
 #: ``reports/_<profile>/`` (``reports/_ci/`` is git-ignored, so tests never dirty committed reports)
 PUBLISHED_PROFILES = ("default", "full")
 
 
+#: set by the runner for the kernel it starts (:func:`xaikit.run.run_notebook`): the notebook folder the
+#: run stands for, and the temporary folder its artefacts go to until the run has passed
+STAGE_FOR_ENV = "XAIKIT_STAGE_FOR"
+STAGE_DIR_ENV = "XAIKIT_STAGE_DIR"
+
+
 def profile_root(profile: str, root: str | os.PathLike | None = None) -> Path:
-    """Folder holding every notebook's reports for ``profile``: ``reports/`` or ``reports/_<profile>/``."""
+    """Folder holding every notebook's reports for ``profile``: ``reports/`` or ``reports/_<profile>/``.
+    A profile name that is not a plain name (:func:`check_name`) is a ConfigError."""
     base = Path(root) if root is not None else reports_dir()
+    profile = check_name(profile, "profile")
     return base if profile in PUBLISHED_PROFILES else base / f"_{profile}"
 
 
 def notebook_dir(notebook: str, profile: str, root: str | os.PathLike | None = None) -> Path:
-    """``reports/<notebook>/`` for published profiles, ``reports/_<profile>/<notebook>/`` otherwise."""
-    return profile_root(profile, root) / notebook
+    """``reports/<notebook>/`` for published profiles, ``reports/_<profile>/<notebook>/`` otherwise.
+
+    Inside a kernel started by the runner, the folder of the notebook it runs is a temporary folder next to
+    it (env ``XAIKIT_STAGE_DIR``), which the runner swaps in once the run has passed: a failed rerun never
+    touches the previous complete report."""
+    final = profile_root(profile, root) / check_name(notebook, "notebook")
+    stage_for, stage = os.environ.get(STAGE_FOR_ENV), os.environ.get(STAGE_DIR_ENV)
+    if stage_for and stage:
+        try:
+            if final.resolve() == Path(stage_for).resolve():
+                return Path(stage)
+        except OSError:  # pragma: no cover - unreadable path: no staging
+            pass
+    return final
 
 
 def _git(cwd: str) -> dict:

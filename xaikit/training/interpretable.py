@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -46,6 +47,7 @@ import torch.nn.functional as F
 
 from ..config import progress
 from ..errors import ConfigError, InputError
+from ..models.zoo import plain_checkpoint, read_checkpoint
 from . import distributed as D
 from .guided import guided_gradient, preserve_batchnorm_stats, unguided_activations
 
@@ -167,6 +169,34 @@ def augment_crop_flip(x: torch.Tensor, generator: torch.Generator, padding: int 
 
 
 # ---------------------------------------------------------------------------- loop
+#: the checkpoint holds tensors and plain values only (read with ``weights_only=True``): ``{"format",
+#: "model", "optimizer", "scheduler" (state_dicts; MultiStepLR's milestone Counter stored as a dict),
+#: "history" (dict of plain values), "epoch", "step" (int), "rng" (uint8 tensor), "config_hash" (str)}``
+CHECKPOINT_FORMAT = "xaikit.interpretable/2"
+
+
+def _read_checkpoint(path: Path, device) -> dict:
+    """The loop's checkpoint, read without running code; an unreadable one is a DataError naming it."""
+    from ..errors import DataError
+
+    state = read_checkpoint(path, device, what="interpretable-training checkpoint", error=DataError,
+                            fix="delete it to train again (or pass another checkpoint path)")
+    need = {"model", "optimizer", "scheduler", "history", "epoch", "step", "rng"}
+    if not isinstance(state, dict) or not need <= set(state):
+        raise DataError(f"interpretable-training checkpoint {path} is not one train_interpretable wrote (it lacks "
+                        f"{sorted(need - set(state)) if isinstance(state, dict) else 'everything'}); delete it "
+                        "to train again")
+    return state
+
+
+def _scheduler_state(sd: dict) -> dict:
+    """MultiStepLR counts its milestones in a Counter (stored as a plain dict): give it one back."""
+    sd = dict(sd)
+    if isinstance(sd.get("milestones"), dict):
+        sd["milestones"] = Counter(sd["milestones"])
+    return sd
+
+
 def _normalizer(model, normalize):
     if normalize is not None:
         return normalize
@@ -242,7 +272,9 @@ def train_interpretable(model: nn.Module, train_dataset, test_dataset=None, lam:
     ``seed`` and the epoch).  ``checkpoint``: a path written after every epoch; when it exists
     with the same configuration, training resumes from it.  ``max_steps`` caps steps per epoch
     (quick runs).  Returns the history: ``{"config", "unguided", "epochs": [per-epoch dict]}``
-    with lr, train L/L_C/L_R/accuracy, test accuracy/loss and wall time per epoch."""
+    with lr, train L/L_C/L_R/accuracy, test accuracy/loss and wall time per epoch.  The checkpoint holds
+    tensors and plain values only and is read with ``weights_only=True``; a damaged one is a DataError
+    naming the file."""
     if error not in ERRORS:
         raise ConfigError(f"error={error!r} is not known; use one of {sorted(ERRORS)}.")
     if epochs < 1 or batch_size < 1:
@@ -268,16 +300,16 @@ def train_interpretable(model: nn.Module, train_dataset, test_dataset=None, lam:
     resumable = {k: v for k, v in config.items() if k != "epochs"}  # a run may be extended
     cfg_hash = hashlib.sha1(json.dumps(resumable, sort_keys=True).encode()).hexdigest()[:12]
     if ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, map_location=dev, weights_only=False)
+        state = _read_checkpoint(ckpt, dev)
         if state.get("config_hash") != cfg_hash:
             raise ConfigError(f"checkpoint {ckpt} was written by a different configuration; "
                               "delete it or pass another checkpoint path.")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        history, start, step = state["history"], state["epoch"], state["step"]
+        sched.load_state_dict(_scheduler_state(state["scheduler"]))
+        history, start, step = state["history"], int(state["epoch"]), int(state["step"])
         history["config"] = config
-        torch.set_rng_state(state["rng"])
+        torch.set_rng_state(state["rng"].cpu())
 
     rank, world_size = D.world()
     local_bs = D.local_batch_size(batch_size, world_size)
@@ -332,9 +364,11 @@ def train_interpretable(model: nn.Module, train_dataset, test_dataset=None, lam:
         if ckpt is not None and rank == 0:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             tmp = ckpt.with_suffix(ckpt.suffix + ".tmp")
-            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(), "history": history, "epoch": epoch + 1,
-                        "step": step, "rng": torch.get_rng_state(), "config_hash": cfg_hash}, tmp)
+            torch.save(plain_checkpoint({"format": CHECKPOINT_FORMAT, "model": model.state_dict(),
+                                         "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                                         "history": history, "epoch": epoch + 1, "step": step,
+                                         "rng": torch.get_rng_state(), "config_hash": cfg_hash},
+                                        "interpretable-training checkpoint"), tmp)
             tmp.replace(ckpt)
         D.barrier()
     model.eval()

@@ -4,9 +4,19 @@
     model.train_record["test_accuracy"], model.train_record["train_time_s"]
 
 The checkpoint lives in ``cache_dir()/models/<hash>.pt`` with a JSON record next to it (config,
-test accuracy, train time, per-epoch history).  The returned model is loaded back through
+test accuracy, train time, per-epoch history).  The checkpoint holds only tensors and plain values
+(``{"model": state_dict, "config_json": <the config as a JSON string>, "format": "xaikit.small/3"}``) and
+is read with ``weights_only=True``: a planted or damaged cache file never runs code; it is reported
+(a warning naming the file) and the model is trained again.  The returned model is loaded back through
 ``xk.models.load(arch, weights=<checkpoint>)`` so it carries its ``model.xaikit`` metadata.
 Training is deterministic for a given seed on CPU (seeded init, seeded shuffling and augmentation).
+
+Convolutional models train channels-last where that is safe (:func:`channels_last_safe`): always on CUDA;
+on CPU only when no convolution whose kernel is smaller than its stride (a 1x1 stride-2 downsample, which
+skips input pixels) has fewer than 16 input channels. torch 2.14.1's CPU backward of such a convolution in
+channels-last over fewer than 16 channels corrupts the heap and aborts the process ("double free or
+corruption", segmentation fault): ``resnet18_cifar`` of width 1 to 15 at 16-64 px; widths 16-64, the
+MobileNet-V2 and the DeiT patch embedding (kernel = stride) ran clean.
 """
 from __future__ import annotations
 
@@ -14,6 +24,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -21,11 +32,19 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import cache_dir, progress, seed_everything
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError, WeightsError
 
 #: bump when the loop changes in a way that changes the weights (invalidates cached checkpoints)
-#: 2: convolutional models train channels-last (1.3-1.4x faster per step on a 2-core CPU)
+#: 2: convolutional models train channels-last (1.3-1.4x faster per step on a 2-core CPU), where safe
+#: (:func:`channels_last_safe`; the default widths are, so their cached weights stay valid)
 TRAINER_VERSION = 2
+
+#: what the cache files hold (``format`` key); files without one (written before) load the same way
+CHECKPOINT_FORMAT = "xaikit.small/3"
+
+#: on CPU, a convolution whose kernel is smaller than its stride needs at least this many input channels
+#: for channels-last training (:func:`channels_last_safe`)
+CPU_CHANNELS_LAST_MIN_CHANNELS = 16
 
 #: per-architecture defaults: each trains in about 1-3 CPU minutes on 2 cores at 32 px, 10 classes
 DEFAULTS = {
@@ -88,9 +107,52 @@ def _load(cfg, path, class_names, record=None):
                  input_size=cfg["size"], **cfg["arch_kwargs"])
     if record is None:
         jp = path.with_suffix(".json")
-        record = json.loads(jp.read_text()) if jp.exists() else {"config": cfg}
+        try:
+            record = json.loads(jp.read_text()) if jp.exists() else {"config": cfg}
+        except (OSError, ValueError):  # a damaged record: the weights are what matter
+            record = {"config": cfg}
+        if not isinstance(record, dict):
+            record = {"config": cfg}
     model.train_record = record
     return model
+
+
+def _load_cached(cfg, path, class_names):
+    """The cached model, or None (after a warning naming the file, which is removed) when the cache file
+    cannot be read safely: truncated, garbage, holding other objects than tensors and plain values (a
+    planted file is never executed: ``weights_only=True``) or not fitting the architecture."""
+    try:
+        return _load(cfg, path, class_names)
+    except (WeightsError, DataError) as e:
+        warnings.warn(f"small-model cache file {path} is unusable and is trained again ({e})", RuntimeWarning,
+                      stacklevel=3)
+        for p in (path, path.with_suffix(".json")):
+            try:
+                p.unlink()
+            except OSError:  # gone already, or read-only: it is overwritten after training
+                pass
+        return None
+
+
+def channels_last_safe(model: nn.Module, device="cpu") -> bool:
+    """Whether ``model`` may train in the channels-last layout on ``device``: on CUDA always; on CPU only
+    when every ``Conv2d`` whose kernel is smaller than its stride (it skips input pixels: the 1x1 stride-2
+    downsample of a ResNet) has at least :data:`CPU_CHANNELS_LAST_MIN_CHANNELS` input channels; on other
+    devices never. torch 2.14.1 corrupts the heap in ``loss.backward()`` otherwise and the process aborts
+    ("double free or corruption"; ``resnet18_cifar`` of width 1 to 15), whatever Python does around it."""
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return True
+    if kind != "cpu":
+        return False
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            stride = m.stride if isinstance(m.stride, tuple) else (m.stride,) * 2
+            kernel = m.kernel_size if isinstance(m.kernel_size, tuple) else (m.kernel_size,) * 2
+            skips = any(k < s for k, s in zip(kernel, stride))
+            if skips and m.in_channels < CPU_CHANNELS_LAST_MIN_CHANNELS:
+                return False
+    return True
 
 
 def _is_multilabel(labels: torch.Tensor) -> bool:
@@ -157,7 +219,9 @@ def train(arch: str = "resnet18_cifar", *, num_classes: int | None = None, size:
     path = checkpoint_path(cfg)
     train_ds, test_ds = _datasets(cfg)
     if cache and path.exists() and not retrain:
-        return _load(cfg, path, train_ds.class_names)
+        cached = _load_cached(cfg, path, train_ds.class_names)
+        if cached is not None:
+            return cached
 
     from ..models import load, to_channels_last
 
@@ -166,9 +230,11 @@ def train(arch: str = "resnet18_cifar", *, num_classes: int | None = None, size:
     model = load(cfg["arch"], weights="random", num_classes=cfg["num_classes"], input_size=cfg["size"],
                  class_names=train_ds.class_names, **cfg["arch_kwargs"]).to(dev)
     # channels-last: oneDNN's faster layout on CPU (ResNet-18 at 48 px: 0.26 vs 0.34 s per step of 64)
-    # and cuDNN's on GPU. Single backward only: double backprop (training/interpretable.py) keeps the
-    # default layout, which crashed channels-last on CPU.
-    to_channels_last(model)
+    # and cuDNN's on GPU, where it is safe (channels_last_safe: narrow strided convolutions abort on CPU).
+    # Single backward only: double backprop (training/interpretable.py) keeps the default layout, which
+    # crashed channels-last on CPU.
+    if channels_last_safe(model, dev):
+        to_channels_last(model)
     inf = model.xaikit
     x, y = train_ds.tensors()
     gen = torch.Generator().manual_seed(cfg["seed"])
@@ -217,8 +283,11 @@ def train(arch: str = "resnet18_cifar", *, num_classes: int | None = None, size:
     if not cache:
         model.train_record = record
         return model
+    from ..models.zoo import plain_checkpoint
+
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"model": model.state_dict(), "config": cfg}, tmp)
+    torch.save(plain_checkpoint({"model": model.state_dict(), "format": CHECKPOINT_FORMAT,
+                                 "config_json": json.dumps(cfg, sort_keys=True, default=str)}), tmp)
     os.replace(tmp, path)
     jtmp = path.with_suffix(f".jsontmp{os.getpid()}")
     jtmp.write_text(json.dumps(record, indent=1, default=str))
