@@ -25,7 +25,7 @@ from _tiny import tiny_gap
 torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
-VIT_METHODS = ("raw_attention", "rollout", "chefer", "vit_reciprocam")
+VIT_METHODS = ("raw_attention", "rollout", "chefer", "tibav", "vit_reciprocam")
 #: small settings so that every method runs in a fraction of a second on 16 px images
 QUICK = {"rise": dict(n_masks=20, grid=4), "extremal": dict(max_iter=3, step=4, sigma=4.0),
          "opticam": dict(max_iter=3), "smoothgrad": dict(n=2), "integrated_gradients": dict(steps=3),
@@ -35,7 +35,8 @@ EXTRAS = {"scorecam": {"scores", "n_forward"}, "ablationcam": {"scores"},
           "groupcam": {"masks", "gains", "baseline_score"}, "opticam": {"u", "history", "steps"},
           "rise": {"n_masks", "p", "n_forward"}, "extremal": {"masks", "energy", "area", "areas"},
           "saliency": {"attributions"}, "guided_backprop": {"attributions"}, "integrated_gradients": {"attributions"},
-          "smoothgrad": {"attributions", "sigma"}, "raw_attention": {"block"}, "vit_reciprocam": {"grid", "n_forward"}}
+          "smoothgrad": {"attributions", "sigma"}, "raw_attention": {"block"}, "vit_reciprocam": {"grid", "n_forward"},
+          "tibav": {"relevance"}}
 CAM_FAMILY = ("cam", "gradcam", "gradcampp", "xgradcam", "hirescam", "layercam", "scorecam", "ablationcam",
               "groupcam", "opticam")
 REMOVED = ("last_target", "last_logits", "last_weights", "last_scores", "last_masks", "last_energy", "last_area",

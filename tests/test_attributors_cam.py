@@ -24,7 +24,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def photos(model):
-    b = load_batch(xk.data.samples(names=["chelsea", "coffee", "motorcycle"], size=224)).to("cpu")
+    b = load_batch(xk.data.samples(names=["chelsea", "coffee", "motorcycle"], size=224, crop_pct=1.0)).to("cpu")
     return model.xaikit.normalize(b.images), b.labels
 
 

@@ -28,7 +28,7 @@ def effnet():
 
 @pytest.fixture(scope="module")
 def photos(effnet):
-    items = xk.data.samples(size=224)
+    items = xk.data.samples(size=224, crop_pct=1.0)
     byname = {it["name"]: it for it in items}
     imgs = torch.stack([byname["chelsea"]["image"], byname["coffee"]["image"]])
     return effnet.xaikit.normalize(imgs), torch.tensor([285, 967])

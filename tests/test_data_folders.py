@@ -32,7 +32,7 @@ def test_imagenet_class_folders_with_xml_boxes(tmp_path):
     _img(tmp_path / "val" / "n01440764" / "ILSVRC2012_val_00000293.JPEG", 40, 20)   # tench = class 0
     _img(tmp_path / "val" / "n02123597" / "ILSVRC2012_val_00000001.JPEG", 40, 20)   # Siamese cat = 284
     _voc_xml(tmp_path / "bbox" / "val" / "ILSVRC2012_val_00000293.xml", 40, 20, [("n01440764", (4, 2, 23, 9), 0)])
-    ds = F.imagenet_val(tmp_path, size=20)
+    ds = F.imagenet_val(tmp_path, size=20, crop_pct=1.0)
     assert len(ds) == 2 and ds.num_classes == 1000
     items = {ds[i]["name"]: ds[i] for i in range(2)}
     a, b = items["ILSVRC2012_val_00000293.JPEG"], items["ILSVRC2012_val_00000001.JPEG"]
@@ -46,7 +46,7 @@ def test_imagenet_class_folders_with_xml_boxes(tmp_path):
 def test_imagenet_flat_folder_takes_labels_from_xml(tmp_path):
     _img(tmp_path / "val" / "ILSVRC2012_val_00000001.JPEG")
     _voc_xml(tmp_path / "bbox" / "val" / "ILSVRC2012_val_00000001.xml", 40, 30, [("n01443537", (0, 0, 9, 9), 0)])
-    ds = F.imagenet_val(tmp_path, size=16)
+    ds = F.imagenet_val(tmp_path, size=16, crop_pct=1.0)
     assert ds[0]["label"] == 1  # goldfish
     _img(tmp_path / "val" / "ILSVRC2012_val_00000002.JPEG")
     with pytest.raises(DataError, match="ILSVRC2012_val_00000002.xml"):
@@ -86,7 +86,7 @@ def _cub(root, bad_line=False):
 
 def test_cub_splits_labels_and_boxes(tmp_path):
     _cub(tmp_path)
-    tr, te, al = F.cub(tmp_path, "train", size=100), F.cub(tmp_path, "test", size=100), F.cub(tmp_path, "all", size=100)
+    tr, te, al = F.cub(tmp_path, "train", size=100, crop_pct=1.0), F.cub(tmp_path, "test", size=100, crop_pct=1.0), F.cub(tmp_path, "all", size=100, crop_pct=1.0)
     assert (len(tr), len(te), len(al)) == (1, 1, 2)
     it = tr[0]
     assert it["label"] == 0 and al[1]["label"] == 1 and tr.class_names[0] == "Black footed Albatross"
@@ -111,7 +111,7 @@ def test_voc_multihot_labels_and_one_based_boxes(tmp_path):
     _voc_xml(root / "Annotations" / "2007_000032.xml", 100, 50, [("aeroplane", (11, 6, 20, 15), True)])
     (root / "ImageSets" / "Main").mkdir(parents=True)
     (root / "ImageSets" / "Main" / "val.txt").write_text("2007_000027\n2007_000032\n")
-    ds = F.voc(tmp_path, "val", size=50)  # root may be the folder holding VOCdevkit
+    ds = F.voc(tmp_path, "val", size=50, crop_pct=1.0)  # root may be the folder holding VOCdevkit
     it = ds[0]
     assert it["label"].shape == (20,) and torch.nonzero(it["label"]).flatten().tolist() == [11, 14]
     assert it["box_labels"].tolist() == [14, 11]
@@ -119,7 +119,7 @@ def test_voc_multihot_labels_and_one_based_boxes(tmp_path):
     assert torch.allclose(it["boxes"][0], torch.tensor([0.0, 0.0, 25.0, 25.0]))
     b = collate([ds[0], ds[1]])
     assert b.labels.shape == (2, 20)
-    easy = F.voc(root, "val", size=50, difficult=False)
+    easy = F.voc(root, "val", size=50, difficult=False, crop_pct=1.0)
     assert len(easy) == 1 and easy[0]["box_labels"].tolist() == [14]
 
 

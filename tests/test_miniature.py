@@ -133,7 +133,7 @@ def test_ilsvrc_xml_roundtrip(mini):
     wnids = F._imagenet_wnids()
     truth = {Path(t["file"]).stem: t for t in _truth(root)}
     assert len(truth) == C * K and {t["index"] for t in truth.values()} >= {285, 967}   # the bundled cat, espresso
-    ds = F.imagenet_val(root, size=SIZE)
+    ds = F.imagenet_val(root, size=SIZE, crop_pct=1.0)
     for i in range(len(ds)):
         it = ds[i]
         stem = Path(it["name"]).stem
@@ -152,7 +152,7 @@ def test_ilsvrc_xml_roundtrip(mini):
 def test_imagenet_flat_layout(tmp_path, mini):
     flat = M.build(tmp_path, "imagenet_val", imagenet_layout="flat")["imagenet_val"]
     assert not [d for d in (flat / "val").iterdir() if d.is_dir()] and P.check_dataset("imagenet_val", flat) is None
-    ds = F.imagenet_val(flat, size=SIZE)
+    ds = F.imagenet_val(flat, size=SIZE, crop_pct=1.0)
     wnids = F._imagenet_wnids()
     truth = {Path(t["file"]).name: t for t in _truth(flat)}
     assert len(ds) == C * K
@@ -171,7 +171,7 @@ def test_voc_xml_roundtrip(mini):
     lists = {s: (main / f"{s}.txt").read_text().split() for s in ("train", "val", "trainval")}
     assert lists["trainval"] == sorted(lists["train"] + lists["val"]) and not set(lists["train"]) & set(lists["val"])
     truth = {t["stem"]: t for t in _truth(mini["voc"])}
-    ds = F.voc(mini["voc"], "val", size=SIZE)
+    ds = F.voc(mini["voc"], "val", size=SIZE, crop_pct=1.0)
     assert [Path(r["name"]).stem for r in ds.records] == lists["val"]
     n_objects = n_multi = 0
     for i, stem in enumerate(lists["val"]):
@@ -204,7 +204,7 @@ def test_cub_txt_roundtrip(mini):
     assert [v[0] for v in classes.values()] == ["001.Black_footed_Albatross", "002.Laysan_Albatross",
                                                 "003.Sooty_Albatross", "004.Groove_billed_Ani"]
     truth = {t["id"]: t for t in _truth(mini["cub"])}
-    ds = F.cub(mini["cub"], "all", size=SIZE)
+    ds = F.cub(mini["cub"], "all", size=SIZE, crop_pct=1.0)
     assert ds.class_names == ["Black footed Albatross", "Laysan Albatross", "Sooty Albatross", "Groove billed Ani"]
     assert len(ds) == len(images) == 2 * C * K
     for i, iid in enumerate(sorted(images)):
@@ -271,7 +271,7 @@ def test_coco_json_roundtrip(mini):
                                                                                cidx[a["category_id"]]))
     truth = {t["id"]: t for t in _truth(root)}
     assert len(images) == C * K + 1 and len(images) - len(plain) == 2 and crowd
-    ds = F.coco(root, size=SIZE)
+    ds = F.coco(root, size=SIZE, crop_pct=1.0)
     assert ds.class_names == [c["name"] for c in cats]
     assert [r["name"] for r in ds.records] == [images[i]["file_name"] for i in sorted(plain)]
     for i, iid in enumerate(sorted(plain)):
@@ -283,7 +283,7 @@ def test_coco_json_roundtrip(mini):
         assert _close(it["boxes"], [_scaled(b, im["width"], im["height"]) for b in bxs])
         assert it["box_labels"].tolist() == [c for _, c in plain[iid]]
         assert torch.nonzero(it["label"]).flatten().tolist() == sorted({c for _, c in plain[iid]})
-    withcrowd = F.coco(root, size=SIZE, crowd=True)
+    withcrowd = F.coco(root, size=SIZE, crowd=True, crop_pct=1.0)
     assert sum(len(r["boxes"]) for r in withcrowd.records) == len(doc["annotations"])
 
 

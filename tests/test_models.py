@@ -14,7 +14,8 @@ def lite0():
 
 @pytest.fixture(scope="module")
 def photos():
-    return xk.data.load_batch(xk.data.samples(["chelsea", "coffee"], size=224)).to("cpu")  # moved: on the model's device
+    # the whole photos (crop_pct=1: the check DESIGN.md documents); moved: on the model's device
+    return xk.data.load_batch(xk.data.samples(["chelsea", "coffee"], size=224, crop_pct=1.0)).to("cpu")
 
 
 def test_bundled_weights_classify_real_photos(lite0, photos):

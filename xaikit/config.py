@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from pathlib import Path
 
 import numpy as np
+
+from .errors import ConfigError
 
 _PKG = Path(__file__).resolve().parent
 
@@ -33,6 +36,21 @@ def cache_dir() -> Path:
     d = Path(os.environ.get("XAIKIT_CACHE", repo_root() / ".cache"))
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+
+
+def check_name(name, what: str = "profile") -> str:
+    """``name`` if it is a plain name (letters, digits, ``_ . + -``; no separator, no ``..``) that can only
+    name a file in ``profiles/`` and a folder directly under the reports root; a ConfigError otherwise
+    (``x/../../y`` would read and write outside them)."""
+    text = str(name)
+    if not _NAME.fullmatch(text) or ".." in text:
+        raise ConfigError(f"{what} name {text!r} cannot name a profile file or a reports folder: use letters, "
+                          "digits, '_', '-', '+' and '.' only (no path separators, no '..'), so that nothing is "
+                          "read or written outside the profiles and reports folders")
+    return text
 
 
 def reports_dir() -> Path:

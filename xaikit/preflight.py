@@ -27,6 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .data.miniature import is_miniature, resolve_root
+from .data import folders as F
+from .data.folders import IMG_EXT
+from .errors import WeightsError
+from .experiments.chapter1 import TABLE11_ARCHS
+from .models.zoo import timm_pretrained_name, torchvision_weights
+from .profiles import DEFAULTS_KEY, load_profile
 
 README = "data/README.md"
 
@@ -102,7 +108,6 @@ def _human(s: float) -> str:
 
 # ------------------------------------------------------------------------------------- datasets
 def _has_images(folder: Path, limit: int = 50) -> bool:
-    from .data.folders import IMG_EXT
 
     with os.scandir(folder) as it:
         for k, e in enumerate(it):
@@ -121,7 +126,6 @@ def _wnid_dirs(folder: Path) -> list[Path]:
 def check_dataset(name: str, root) -> str | None:
     """Cheap layout check of a dataset folder for loader ``name``: ``None`` when it looks right,
     else the problem (as the loader would word it).  Nothing is loaded."""
-    from .data import folders as F
 
     p = Path(str(root)).expanduser()
     if not str(root) or not p.is_dir():
@@ -185,13 +189,11 @@ def weights_cached(spec: str) -> tuple[bool, str]:
     import timm
     import torch
 
-    from .errors import WeightsError
 
     spec, _, tag = spec.partition("@")
     tag = None if tag in ("", "imagenet") else tag
     lib, name = spec.split(":", 1) if ":" in spec else (None, spec)
     if lib != "torchvision" and (timm.is_model(name) or lib == "timm"):
-        from .models.zoo import timm_pretrained_name
 
         try:
             full = timm_pretrained_name(name, tag)
@@ -221,7 +223,6 @@ def weights_cached(spec: str) -> tuple[bool, str]:
         return False, f"timm lists no weight file for {full!r}"
     import torchvision
 
-    from .models.zoo import torchvision_weights
 
     if name not in torchvision.models.list_models():
         return False, f"neither timm nor torchvision knows {name!r}"
@@ -286,7 +287,6 @@ def _table11_archs(params: dict, declared: dict | None) -> dict | None:
         archs = declared.get("table11_archs")
     if not isinstance(archs, dict):
         try:  # the parameter's default in chapter 1 (a preflight called without the notebook's defaults)
-            from .experiments.chapter1 import TABLE11_ARCHS
 
             archs = dict(TABLE11_ARCHS)
         except Exception:  # noqa: BLE001 - never crash the preflight
@@ -353,7 +353,6 @@ def check(profile, folder=None, cuda_available: bool | None = None, declared: di
     loaded ``{section: {param: value}}`` dict.  ``cuda_available`` overrides detection (tests).
     ``declared``: ``{section: {param: default}}`` of the notebooks (their parameters cells), for what a
     section leaves at its default (``table11_archs``, ``random_weights``)."""
-    from .profiles import DEFAULTS_KEY, load_profile
 
     if isinstance(profile, dict):
         name, prof = "<dict>", {k: dict(v or {}) for k, v in profile.items()}

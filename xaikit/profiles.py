@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .config import repo_root
+from .config import check_name, repo_root
 from .errors import ConfigError
 
 BASE_KEY = "_base"
@@ -93,19 +93,6 @@ def load_profile(profile: str | os.PathLike, folder: str | os.PathLike | None = 
 
 
 #: a profile or notebook name that may become a folder name under the reports root
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
-
-
-def check_name(name, what: str = "profile") -> str:
-    """``name`` if it is a plain name (letters, digits, ``_ . + -``; no separator, no ``..``) that can only
-    name a file in ``profiles/`` and a folder directly under the reports root; a ConfigError otherwise
-    (``x/../../y`` would read and write outside them)."""
-    text = str(name)
-    if not _NAME.fullmatch(text) or ".." in text:
-        raise ConfigError(f"{what} name {text!r} cannot name a profile file or a reports folder: use letters, "
-                          "digits, '_', '-', '+' and '.' only (no path separators, no '..'), so that nothing is "
-                          "read or written outside the profiles and reports folders")
-    return text
 
 
 def _plain_name(name) -> str:

@@ -37,6 +37,10 @@ from typing import Iterable, Sequence
 
 from .config import repo_root, reports_dir
 from .errors import ConfigError
+from .core.devices import STRICT_ENV, resolve_device
+from .preflight import check as preflight
+from .reports import provenance as prov
+from .reports.index import write_index
 from .profiles import (DEFAULTS_KEY, RESERVED, available_profiles, check_profile, declared_parameters,  # noqa: F401
                        list_notebooks, load_profile, notebooks_dir, parameters_for, profiles_dir, select)
 
@@ -130,7 +134,6 @@ def _pid_alive(pid: int) -> bool:
 
 def _is_complete(folder: Path) -> bool:
     """A report worth keeping: one whose run passed, or one written outside the runner (interactively)."""
-    from .reports import provenance as prov
 
     if not folder.is_dir():
         return False
@@ -183,7 +186,6 @@ def run_notebook(path: Path, params: dict, out_dir: Path, reports_root: Path,
     import nbformat
     import papermill as pm
 
-    from .reports import provenance as prov
 
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -279,18 +281,14 @@ def run(profile: str = "default", patterns: Sequence[str] | None = None, dry_run
     ``device`` overrides every notebook's ``device`` parameter (``"cuda"``, ``"cpu"``; checked before any
     notebook starts); ``strict_device=True`` runs the kernels with the strict-device guard
     (:mod:`xaikit.core.devices`), None keeps the environment's ``XAIKIT_STRICT_DEVICE``."""
-    from .reports import provenance as prov
-    from .reports.index import write_index
 
     name, prof = load_profile(profile)
     all_nbs = list_notebooks(notebooks)
     chosen = select(all_nbs, patterns)
     if device is not None:
-        from .core.devices import resolve_device
 
         resolve_device(device)  # `--device cuda` without CUDA: one clear error, before anything runs
     if strict_device is not None:
-        from .core.devices import STRICT_ENV
 
         os.environ[STRICT_ENV] = "1" if strict_device else "0"  # inherited by the kernels
     if dry_run:
@@ -305,7 +303,6 @@ def run(profile: str = "default", patterns: Sequence[str] | None = None, dry_run
             log(f"note: profile {name} has an empty section {s!r} and no such notebook yet")
         for p in problems:
             log(f"PROBLEM {p}")
-        from .preflight import check as preflight  # data paths, cached weights, CUDA, time estimate
 
         # what each chosen notebook would really receive (a `_defaults` key it does not declare is not checked),
         # and its declared defaults (for what the profile leaves at its default: table11_archs, random_weights)

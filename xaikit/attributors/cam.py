@@ -26,7 +26,8 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from ..core.conventions import Space, check_count, choice, class_score, chunks, gaussian_blur
+from ..core.conventions import (Preset, Space, check_count, choice, class_score, chunks, gaussian_blur, one_of, paper,
+                                presets_doc, resolve_preset)
 from ..core.targets import check_target, resolve_target
 from ..errors import LayerError
 from ..models.hooks import model_guard
@@ -122,7 +123,15 @@ class CAMFamily(Attributor):
         extras: dict = {}
         with torch.no_grad():
             w = self._weights(A, G, x, logits, target, extras, raw)
-            maps = combine(w, self._maps_combined(A, extras), relu=self.relu)
+            M = self._maps_combined(A, extras)
+            if getattr(self, "upsample_first", False):
+                # the authors' codes that combine upsampled maps: h and the min-max act at the input size
+                s = combine(w, M, relu=False)
+                if tuple(s.shape[-2:]) != tuple(x.shape[-2:]):  # bilinear upsampling is linear: = sum of up(A^k)
+                    s = upsample(s, x.shape[-2:], align_corners=bool(getattr(self, "align_corners", False)))
+                maps = s.clamp_min(0) if self.relu else s
+            else:
+                maps = combine(w, M, relu=self.relu)
         return Explanation(maps, target, logits, {"weights": w, **extras})
 
     def _weights(self, A, G, x, logits, target, extras, raw):
@@ -300,6 +309,27 @@ class FakeCAM(Attributor):
         return Explanation(s, target.clone(), logits, {})
 
 
+#: Group-CAM's presets: the paper's text (Algorithm 1, eq. 1-7; xaikit's defaults) and the official code
+GROUPCAM_PRESETS = {
+    "paper": Preset("Zhang et al. 2021 (arXiv:2103.13859) Algorithm 1 and eq. 1-7: de-noise, min-max at the "
+                    "layer's resolution, then upsample"),
+    "official": Preset("wofmanaf/Group-CAM cam/groupcam.py GroupCAM.forward at commit cc85ed2 (2021-06-22; the "
+                       "version of the paper's text, with the theta = 70 de-noising)",
+                       {"upsample_first": True, "grouping": "chunk"},
+                       "Each de-noised group map is upsampled to the input size before its min-max, and the "
+                       "gain-weighted sum, its ReLU and normalization happen there; channels are split with "
+                       "torch.chunk. Explain the predicted class (target=None), as the code does."),
+    "official_latest": Preset("wofmanaf/Group-CAM cam/groupcam.py GroupCAM.forward at HEAD ffd807b (2021-08; "
+                              "no de-noising)",
+                              {"upsample_first": True, "grouping": "chunk", "theta": None, "gain_relu": True,
+                               "combine_maps": "raw"},
+                              "No de-noising, ReLU on the gains, the sum weights the upsampled maps before their "
+                              "min-max (not the masks M'_l)."),
+}
+GROUPINGS = ("split", "chunk")
+COMBINED_MAPS = ("normalized", "raw")
+
+
 @register("groupcam")
 class GroupCAM(CAMFamily):
     """Group-CAM (Zhang et al. 2021, arXiv:2103.13859, Algorithm 1): Grad-CAM groups weighted by confidence gains.
@@ -315,17 +345,27 @@ class GroupCAM(CAMFamily):
     normalized map equals Grad-CAM's when ``alpha_0 > 0`` and is 0 otherwise.
 
     Args:
+        preset: ``"paper"`` (default: the options' defaults below), ``"official"`` or ``"official_latest"``
+            (section Presets); an option passed explicitly wins over the preset.
         groups: number of channel groups G, >= 1; default 32 (the paper's). A layer with fewer channels gets
             one channel per group.
         theta: de-noising percentile in [0, 100): values of each group map at or below it are zeroed
             (eq. 3); default 70 (the paper's); None disables de-noising.
-        blur_ksize: Gaussian kernel size of the baseline, odd >= 1; default 51 (the official code's
-            ``GaussianBlur(51, 50)``, reflect padding, shrunk to fit small images).
+        blur_ksize: Gaussian kernel size of the baseline, odd >= 1; default 51 (the official code's kornia
+            ``gaussian_blur2d(51, 50)``, reflect padding, shrunk to fit small images).
         blur_sigma: Gaussian standard deviation of the baseline, > 0; default 50.0 (official code).
         gain_score: score of the confidence gains: ``"softmax"`` (default, the official code), ``"logit"``
             or ``"log_softmax"``.
         mask_space: where masks blend image and baseline: ``"normalized"`` (default; the model's input
             tensor, as the official code; alias ``"input"``) or ``"pixel"`` (the [0, 1] image).
+        upsample_first: upsample each group map to the input size before its min-max (eq. 4) and combine
+            there (the official code); default False (min-max at the layer's resolution, as eq. 4 is written).
+            ``explain`` maps are then at the input size.
+        grouping: how channels are split: ``"split"`` (default; ``torch.tensor_split``, exactly G groups) or
+            ``"chunk"`` (``torch.chunk`` as the official code: groups of ceil(K/G), possibly fewer than G).
+        gain_relu: ReLU on the gains alpha_l (the repository's latest code); default False (eq. 6).
+        combine_maps: what the gains weight: ``"normalized"`` (default; the masks M'_l, eq. 7) or ``"raw"``
+            (the de-noised maps M_l before min-max, the repository's latest code).
         relu: ``h`` = ReLU on the gain-weighted sum; default True (eq. 7).
         score: the class score differentiated for the Grad-CAM weights: ``"logit"`` (default).
         twin: run the G masked and the blurred copies on the model's inference twin (default True;
@@ -333,41 +373,65 @@ class GroupCAM(CAMFamily):
         batch_size: forward passes per chunk of masked images; None: from the image size.
         reshape: tokens -> (B, C, h, w) for transformer layers.
 
-    ``explain(...).extras``: ``"masks"`` (B, G, h, w) the normalized group masks M'_l, ``"gains"`` (B, G)
-    the confidence gains alpha_l (= ``"weights"``), ``"baseline_score"`` (B,) F_c(blur).
-    """
+    ``explain(...).extras``: ``"masks"`` (B, G, h, w) the normalized group masks M'_l (at the input size with
+    ``upsample_first``), ``"gains"`` (B, G) the confidence gains alpha_l (= ``"weights"``), ``"baseline_score"``
+    (B,) F_c(blur); with ``combine_maps="raw"`` also ``"raw_maps"``, the maps the gains weight.
 
-    def __init__(self, model: nn.Module, layer=None, *, groups: int = 32, theta: float | None = 70.0,
-                 blur_ksize: int = 51, blur_sigma: float = 50.0, gain_score: str = "softmax",
-                 mask_space: str = "normalized", relu: bool = True, score: str = "logit", twin: bool = True,
-                 batch_size: int | None = None, reshape: Callable | None = None):
+{presets}"""
+
+    def __init__(self, model: nn.Module, layer=None, *, preset: str = "paper", groups: int = 32,
+                 theta: float | None = paper(70.0), blur_ksize: int = 51, blur_sigma: float = 50.0,
+                 gain_score: str = "softmax", mask_space: str = "normalized", upsample_first: bool = paper(False),
+                 grouping: str = paper("split"), gain_relu: bool = paper(False),
+                 combine_maps: str = paper("normalized"), relu: bool = True, score: str = "logit",
+                 twin: bool = True, batch_size: int | None = None, reshape: Callable | None = None):
+        preset, o = resolve_preset("groupcam", GROUPCAM_PRESETS, preset, dict(
+            theta=theta, upsample_first=upsample_first, grouping=grouping, gain_relu=gain_relu,
+            combine_maps=combine_maps))
         super().__init__(model, layer, relu=relu, score=score, batch_size=batch_size, reshape=reshape)
+        theta = o["theta"]
         if theta is not None:
             theta = check_number("theta", theta, 0, 100, high_open=True)
         space = choice("space", mask_space, "mask_space")
         self._space = Space(space, self.info)
-        self._set_options(groups=check_count("groups", groups, 1), theta=theta,
+        self._set_options(preset=preset, groups=check_count("groups", groups, 1), theta=theta,
                           blur_ksize=check_odd("blur_ksize", blur_ksize),
                           blur_sigma=check_number("blur_sigma", blur_sigma, 0, low_open=True),
                           gain_score=choice("score", gain_score, "gain_score"), mask_space=space,
+                          upsample_first=check_bool("upsample_first", o["upsample_first"]),
+                          grouping=one_of("grouping", o["grouping"], GROUPINGS),
+                          gain_relu=check_bool("gain_relu", o["gain_relu"]),
+                          combine_maps=one_of("combine_maps", o["combine_maps"], COMBINED_MAPS),
                           twin=check_bool("twin", twin))
 
-    def group_masks(self, A, G) -> torch.Tensor:
-        """(B, G, h, w) normalized group masks M'_l (eq. 1-4)."""
+    def group_maps(self, A, G) -> torch.Tensor:
+        """(B, G, h, w) de-noised group maps M_l (eq. 1-3), before the min-max."""
         K = A.shape[1]
         wA = G.mean((2, 3))[:, :, None, None] * A
         ng = min(int(self.groups), K)  # a layer with fewer channels than groups: one channel per group
-        M = torch.stack([p.sum(1) for p in torch.tensor_split(wA, ng, dim=1)], 1).clamp_min(0)
+        parts = torch.chunk(wA, ng, dim=1) if self.grouping == "chunk" else torch.tensor_split(wA, ng, dim=1)
+        M = torch.stack([p.sum(1) for p in parts], 1).clamp_min(0)
         if self.theta is not None and self.theta > 0:
             flat = M.flatten(2)
             thr = torch.quantile(flat, float(self.theta) / 100.0, dim=-1, keepdim=True)
             M = torch.where(flat > thr, flat, torch.zeros_like(flat)).view_as(M)
-        return channel_minmax(M)  # (B, G, h, w) in [0, 1]
+        return M
+
+    def group_masks(self, A, G, size=None) -> torch.Tensor:
+        """(B, G, h, w) normalized group masks M'_l (eq. 1-4); with ``upsample_first`` and the input ``size``
+        given, at that size (upsampled before the min-max)."""
+        M = self.group_maps(A, G)
+        if self.upsample_first and size is not None:
+            M = upsample(M, size)
+        return channel_minmax(M)  # in [0, 1]
 
     def weights(self, A, G, x, logits, target, extras=None):
         extras = {} if extras is None else extras
         B = A.shape[0]
-        Mn = self.group_masks(A, G)
+        M = self.group_maps(A, G)
+        if self.upsample_first:
+            M = upsample(M, x.shape[-2:])
+        Mn = channel_minmax(M)  # (B, G, h, w) in [0, 1] (the input size with upsample_first)
         Gn = Mn.shape[1]
         f = self.fast(x)
         with torch.inference_mode():
@@ -382,8 +446,15 @@ class GroupCAM(CAMFamily):
                 scores.append(class_score(f(self._space.blend(x[b], base[b], m)), target[b], self.gain_score))
             alpha = torch.cat(scores).view(B, Gn) - s_base[:, None]
         alpha, s_base = alpha.clone(), s_base.clone()  # normal tensors, outside inference mode
+        if self.gain_relu:
+            alpha = alpha.clamp_min(0)
         extras.update(masks=Mn, gains=alpha, baseline_score=s_base)
+        if self.combine_maps == "raw":
+            extras["raw_maps"] = M.clone()
         return alpha
 
     def _maps_combined(self, A, extras):
-        return extras["masks"]
+        return extras["raw_maps"] if self.combine_maps == "raw" else extras["masks"]
+
+
+GroupCAM.__doc__ = GroupCAM.__doc__.replace("{presets}", presets_doc(GROUPCAM_PRESETS))

@@ -17,12 +17,30 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from ..core.conventions import Space, check_count, choice, class_score, one_of
+from ..core.conventions import (Preset, Space, check_count, choice, class_score, one_of, paper, presets_doc,
+                                resolve_preset)
 from .base import check_bool, check_number, register, upsample
 from .cam import CAMFamily, combine
 
 NORMALIZATIONS = ("range", "max", "sigmoid")
 OBJECTIVES = ("mask", "diff")
+STOP_RULES = ("tol", "rise")
+
+#: Opti-CAM's presets: the thesis' text (§2.5.1, xaikit's defaults) and the official code
+OPTICAM_PRESETS = {
+    "paper": Preset("thesis §2.3-2.5.1 (Zhang, Torres et al., CVIU 2024): Adam lr 0.1, at most 100 steps, stop "
+                    "when F changes by less than 1e-10"),
+    "official": Preset("hanwei0912/OptiCAM util.py Basic_OptCAM.forward with generate_opticam.py's arguments "
+                       "(max_iter=50, learning_rate=0.1, name_f='logit_predict', name_loss='plain', "
+                       "name_norm='max_min'); the thesis author's ftorres11/saliencysense "
+                       "lib/opticam/opticam_resnet.py Basic_OptCAM is called with the same (routines/generation/"
+                       "cam_generation.py)",
+                       {"relu_features": True, "stop": "rise", "max_iter": 50, "upsample_first": True},
+                       "ReLU on the features before combining; every max_iter // 10 steps the loss is compared "
+                       "with the previous check and the optimization stops when it rose (per image here; the "
+                       "code compares the sum over its batch of 5, identical for one image); the returned map is "
+                       "the min-max of the upsampled combination (as during the optimization)."),
+}
 
 
 def _normalize(S: torch.Tensor, how: str) -> torch.Tensor:
@@ -48,6 +66,8 @@ class OptiCAM(CAMFamily):
     class score of the image masked by the normalized, upsampled map (options of thesis Table 2.8).
 
     Args:
+        preset: ``"paper"`` (default: the options' defaults below) or ``"official"`` (section Presets); an
+            option passed explicitly wins over the preset.
         normalization: n of the map before masking: ``"range"`` (default; min-max, eq. 2.9), ``"max"``
             (eq. 2.10) or ``"sigmoid"`` (eq. 2.11).
         objective: ``"mask"`` (default; F = g_c of the masked image, eq. 2.6) or ``"diff"`` (F = -|g_c(x) -
@@ -55,7 +75,16 @@ class OptiCAM(CAMFamily):
         score: g_c: ``"logit"`` (default, y_c), ``"softmax"`` or ``"log_softmax"``.
         lr: Adam's learning rate, > 0; default 0.1 (§2.5.1).
         max_iter: maximum number of optimization steps, >= 0; default 100 (§2.5.1).
-        tol: stop (per image) when F changes by less than this, >= 0; default 1e-10 (§2.5.1).
+        tol: with ``stop="tol"``, stop (per image) when F changes by less than this, >= 0; default 1e-10
+            (§2.5.1).
+        stop: the stopping rule: ``"tol"`` (default; ``tol``, §2.5.1) or ``"rise"`` (the official code: every
+            ``max(1, max_iter // 10)`` steps, stop when the objective fell since the previous check, keeping
+            the weights of that step; ``tol`` unused).
+        relu_features: ReLU on the layer's feature maps before they are combined (the official code's
+            ``relu(activations)``); default False (eq. 2.4 as written).
+        upsample_first: the final map is the combination upsampled to the input size, then min-max
+            normalized (the official code returns the mask it optimized); default False (normalize at the
+            layer's resolution, then upsample). ``explain`` maps are then at the input size.
         mask_space: where the mask multiplies: ``"pixel"`` (default; the official code masks the [0, 1]
             image and normalizes inside the network, hanwei0912/OptiCAM ``Preprocessing_Layer``; masked pixels
             are black, as in :mod:`xaikit.metrics`, so Opti-CAM optimizes what AD/AG/AI measure) or
@@ -69,22 +98,37 @@ class OptiCAM(CAMFamily):
 
     ``explain(...).extras``: ``"weights"`` (B, K) = softmax(u), ``"u"`` (B, K), ``"history"`` (steps + 1, B)
     the objective F per step, ``"steps"`` (B,) the steps taken per image.
-    """
+
+{presets}"""
 
     needs_grads = False
 
-    def __init__(self, model: nn.Module, layer=None, *, normalization: str = "range", objective: str = "mask",
-                 score: str = "logit", lr: float = 0.1, max_iter: int = 100, tol: float = 1e-10,
-                 mask_space: str = "pixel", align_corners: bool = False, relu: bool = False, twin: bool = True,
+    def __init__(self, model: nn.Module, layer=None, *, preset: str = "paper", normalization: str = paper("range"),
+                 objective: str = paper("mask"), score: str = paper("logit"), lr: float = paper(0.1),
+                 max_iter: int = paper(100), tol: float = paper(1e-10), stop: str = paper("tol"),
+                 relu_features: bool = paper(False), upsample_first: bool = paper(False),
+                 mask_space: str = paper("pixel"), align_corners: bool = paper(False), relu: bool = False,
+                 twin: bool = True,
                  batch_size: int | None = None, reshape: Callable | None = None):
-        super().__init__(model, layer, relu=relu, score=score, batch_size=batch_size, reshape=reshape)
-        space = choice("space", mask_space, "mask_space")
+        preset, o = resolve_preset("opticam", OPTICAM_PRESETS, preset, dict(
+            normalization=normalization, objective=objective, score=score, lr=lr, max_iter=max_iter, tol=tol,
+            stop=stop, relu_features=relu_features, upsample_first=upsample_first, mask_space=mask_space,
+            align_corners=align_corners))
+        super().__init__(model, layer, relu=relu, score=o["score"], batch_size=batch_size, reshape=reshape)
+        space = choice("space", o["mask_space"], "mask_space")
         self._space = Space(space, self.info)
-        self._set_options(normalization=one_of("normalization", normalization, NORMALIZATIONS),
-                          objective=one_of("objective", objective, OBJECTIVES),
-                          lr=check_number("lr", lr, 0, low_open=True), max_iter=check_count("max_iter", max_iter, 0),
-                          tol=check_number("tol", tol, 0), mask_space=space,
-                          align_corners=check_bool("align_corners", align_corners), twin=check_bool("twin", twin))
+        self._set_options(preset=preset,
+                          normalization=one_of("normalization", o["normalization"], NORMALIZATIONS),
+                          objective=one_of("objective", o["objective"], OBJECTIVES),
+                          lr=check_number("lr", o["lr"], 0, low_open=True),
+                          max_iter=check_count("max_iter", o["max_iter"], 0),
+                          tol=check_number("tol", o["tol"], 0), stop=one_of("stop", o["stop"], STOP_RULES),
+                          relu_features=check_bool("relu_features", o["relu_features"]),
+                          upsample_first=check_bool("upsample_first", o["upsample_first"]), mask_space=space,
+                          align_corners=check_bool("align_corners", o["align_corners"]), twin=check_bool("twin", twin))
+
+    def _maps_combined(self, A, extras):
+        return A.clamp_min(0) if self.relu_features else A
 
     def objective_value(self, A, x, u, target, y0, net: nn.Module | None = None):
         """F (B,) for weights u (B, K): eq. 2.6 ("mask") or eq. 2.12 ("diff"); ``net`` defaults to
@@ -97,7 +141,7 @@ class OptiCAM(CAMFamily):
 
     def weights(self, A, G, x, logits, target, extras=None):
         B, K = A.shape[:2]
-        A = A.clone()  # a normal tensor (features come from inference mode)
+        A = self._maps_combined(A.clone(), extras)  # a normal tensor (features come from inference mode)
         y0 = class_score(logits, target, self.score).detach().clone()
         u = torch.zeros(B, K, device=A.device, requires_grad=True)
         opt = torch.optim.Adam([u], lr=float(self.lr))
@@ -105,6 +149,8 @@ class OptiCAM(CAMFamily):
         steps = torch.zeros(B, dtype=torch.long)
         hist = []
         prev = None
+        period = max(1, int(self.max_iter) // 10)
+        checked = torch.full((B,), float("-inf"))  # F at the previous check of the "rise" rule
         net = self.fast(x)
         params = [p for p in self.model.parameters() if p.requires_grad]
         req = [p.requires_grad for p in params]
@@ -117,8 +163,14 @@ class OptiCAM(CAMFamily):
                     Fd = F.detach().cpu()
                     if prev is not None:
                         Fd = torch.where(active.cpu(), Fd, hist[-1])
-                        newly = (Fd - prev).abs() < float(self.tol)
-                        active &= ~newly.to(active.device)
+                        if self.stop == "tol":
+                            newly = (Fd - prev).abs() < float(self.tol)
+                            active &= ~newly.to(active.device)
+                    if self.stop == "rise" and it < int(self.max_iter) and it % period == 0:
+                        # the official rule: the loss (= const - F) rose since the last check -> keep this step
+                        rose = active.cpu() & (Fd < checked)
+                        active &= ~rose.to(active.device)
+                        checked = torch.where(active.cpu(), Fd, checked)
                     hist.append(Fd)
                     prev = Fd
                     if it == int(self.max_iter) or not bool(active.any()):
@@ -137,3 +189,6 @@ class OptiCAM(CAMFamily):
         if extras is not None:
             extras.update(u=u.detach(), history=torch.stack(hist), steps=steps)
         return u.detach().softmax(1)
+
+
+OptiCAM.__doc__ = OptiCAM.__doc__.replace("{presets}", presets_doc(OPTICAM_PRESETS))

@@ -15,13 +15,52 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import progress
-from ..core.conventions import check_count, choice, chunks, class_score, one_of, substrate
+from ..core.conventions import (Preset, check_count, choice, chunks, class_score, one_of, paper, presets_doc,
+                                resolve_preset, substrate)
 from ..core.targets import resolve_target
 from ..errors import ConfigError, InputError
 from .base import Attributor, Explanation, check_bool, check_number, fingerprint, register
 
 
 # ------------------------------------------------------------------------------------- RISE
+#: RISE's presets: the paper's text (xaikit's defaults) and the codes whose settings differ
+RISE_PRESETS = {
+    "paper": Preset("Petsiuk et al., BMVC 2018, Sec. 3 and the thesis: N = 4000, s = 7, p1 = 0.5, probabilities"),
+    "rise": Preset("eclique/RISE explanations.py RISE.generate_masks / RISE.forward with Saliency.ipynb's "
+                   "generate_masks(N=6000, s=8, p1=0.1) on a model ending in nn.Softmax",
+                   {"n_masks": 6000, "grid": 8, "p": 0.1, "score": "softmax", "mask_resize": "skimage"},
+                   "Masks multiply the normalized tensor (baseline 'mean'); grids upsampled by skimage's "
+                   "resize(order=1, mode='reflect'). Evaluation.ipynb explains with N=5000, s=10 (pass them)."),
+    "groupcam": Preset("wofmanaf/Group-CAM cam/rise.py RISE (N=8000, s=7, p1=0.1)",
+                       {"n_masks": 8000, "grid": 7, "p": 0.1, "score": "logit", "mask_resize": "skimage"},
+                       "Raw logits of the masked images (no softmax), masks on the normalized tensor."),
+}
+MASK_RESIZES = ("bilinear", "skimage")
+
+
+def skimage_linear_matrix(n_in: int, n_out: int) -> torch.Tensor:
+    """(n_out, n_in) matrix of skimage's ``resize(order=1, mode='reflect', anti_aliasing=False)`` along one
+    axis: half-pixel centres, linear interpolation, scipy's ``mirror`` extension (d c b | a b c d) at the
+    borders (torch's bilinear clamps instead)."""
+    src = (torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5
+    i0 = torch.floor(src)
+    t = src - i0
+    i0 = i0.long()
+
+    def mirror(i):
+        if n_in == 1:
+            return torch.zeros_like(i)
+        period = 2 * (n_in - 1)
+        i = torch.remainder(i, period)
+        return torch.where(i >= n_in, period - i, i)
+
+    W = torch.zeros(n_out, n_in, dtype=torch.float64)
+    rows = torch.arange(n_out)
+    W.index_put_((rows, mirror(i0)), 1 - t, accumulate=True)
+    W.index_put_((rows, mirror(i0 + 1)), t, accumulate=True)
+    return W
+
+
 @register("rise")
 class RISE(Attributor):
     """RISE (Petsiuk et al., BMVC 2018, eq. 6): S_c = 1/(N p) sum_i f_c(x . M_i) M_i over random masks.
@@ -35,6 +74,8 @@ class RISE(Attributor):
     masks x images, ``batch_size`` at a time.
 
     Args:
+        preset: ``"paper"`` (default: the options' defaults below), ``"rise"`` or ``"groupcam"`` (section
+            Presets); an option passed explicitly wins over the preset.
         n_masks: number of random masks N, >= 1; default 4000 (the paper's ImageNet setting).
         grid: cells per side of the low-resolution masks, >= 1; default 7 (the paper's s).
         p: probability that a cell is kept, in (0, 1]; default 0.5 (the paper's p1 = 0.5).
@@ -46,19 +87,27 @@ class RISE(Attributor):
             ``"black"``, ``"min"``, ``"blur"`` or a number (in the normalized space).
         masks: an explicit (N, H, W) tensor in [0, 1] used instead of the random masks (e.g. for tests);
             ``options`` records its fingerprint. Default None.
+        mask_resize: how the grids are upsampled: ``"bilinear"`` (default; torch's, borders clamped) or
+            ``"skimage"`` (the authors' ``skimage.transform.resize(order=1, mode='reflect')``: mirrored
+            borders, :func:`skimage_linear_matrix`).
         twin: run the masked images on the model's inference twin (default True); False: the model itself.
         batch_size: masked images per forward chunk; None: from the image size.
 
     ``explain(...).extras``: ``"n_masks"`` N, ``"p"``, ``"n_forward"`` the number of forward passes
     (N per image).
-    """
+
+{presets}"""
 
     uses_layer = False
 
-    def __init__(self, model: nn.Module, layer=None, *, n_masks: int = 4000, grid: int = 7, p: float = 0.5,
-                 seed: int = 0, score: str = "softmax", baseline: str | float = "mean",
-                 masks: torch.Tensor | None = None, twin: bool = True, batch_size: int | None = None):
+    def __init__(self, model: nn.Module, layer=None, *, preset: str = "paper", n_masks: int = paper(4000),
+                 grid: int = paper(7), p: float = paper(0.5), seed: int = 0, score: str = paper("softmax"),
+                 baseline: str | float = "mean", masks: torch.Tensor | None = None,
+                 mask_resize: str = paper("bilinear"), twin: bool = True, batch_size: int | None = None):
         super().__init__(model, None, batch_size=batch_size)
+        preset, o = resolve_preset("rise", RISE_PRESETS, preset, dict(n_masks=n_masks, grid=grid, p=p, score=score,
+                                                                      mask_resize=mask_resize))
+        n_masks, grid, p, score = o["n_masks"], o["grid"], o["p"], o["score"]
         if isinstance(baseline, str):
             baseline = choice("substrate", baseline, "baseline")
         elif not isinstance(baseline, bool) and isinstance(baseline, (int, float)):
@@ -75,9 +124,11 @@ class RISE(Attributor):
                 raise ConfigError(f"masks must hold values in [0, 1], got [{float(m.min()):.3g}, {float(m.max()):.3g}]")
             self.masks = m
             n_masks = int(m.shape[0])
-        self._set_options(n_masks=check_count("n_masks", n_masks, 1), grid=check_count("grid", grid, 1), p=p,
+        self._set_options(preset=preset, n_masks=check_count("n_masks", n_masks, 1),
+                          grid=check_count("grid", grid, 1), p=p,
                           seed=check_count("seed", seed, 0), score=choice("score", score, "score"),
-                          baseline=baseline, twin=check_bool("twin", twin))
+                          baseline=baseline, mask_resize=one_of("mask_resize", o["mask_resize"], MASK_RESIZES),
+                          twin=check_bool("twin", twin))
         self.options["masks"] = None if self.masks is None else fingerprint(self.masks)
         if self.masks is None:
             g = torch.Generator().manual_seed(int(self.seed))
@@ -95,8 +146,13 @@ class RISE(Attributor):
         grids = self.grids[sl]
         s = int(self.grid)
         ch, cw = math.ceil(H / s), math.ceil(W / s)
-        up = F.interpolate(grids[:, None], size=((s + 1) * ch, (s + 1) * cw), mode="bilinear",
-                           align_corners=False)[:, 0]
+        if self.mask_resize == "skimage":
+            Wy = skimage_linear_matrix(s, (s + 1) * ch).to(grids.dtype)
+            Wx = skimage_linear_matrix(s, (s + 1) * cw).to(grids.dtype)
+            up = torch.einsum("ys,ksr,xr->kyx", Wy, grids, Wx)
+        else:
+            up = F.interpolate(grids[:, None], size=((s + 1) * ch, (s + 1) * cw), mode="bilinear",
+                               align_corners=False)[:, 0]
         sh = self.shifts[sl]
         dy = (sh[:, 0] * ch).long().clamp_max(ch - 1)
         dx = (sh[:, 1] * cw).long().clamp_max(cw - 1)
@@ -124,6 +180,9 @@ class RISE(Attributor):
                 sal += torch.einsum("kb,khw->bhw", sc.to(x.dtype), m)
         maps = sal / (n * float(self.p))
         return Explanation(maps, t, logits, {"n_masks": n, "p": float(self.p), "n_forward": n})
+
+
+RISE.__doc__ = RISE.__doc__.replace("{presets}", presets_doc(RISE_PRESETS))
 
 
 # ----------------------------------------------------------------------- Extremal perturbation

@@ -1,5 +1,6 @@
 """Transformer-specific attributions for timm ViT / DeiT: raw attention, attention rollout,
-Chefer et al.'s gradient-weighted relevance, and ViT-ReciproCAM.
+Chefer et al.'s two methods (``tibav``: the LRP-based transformer attribution of CVPR 2021; ``chefer``: the
+gradient-weighted attention rule of ICCV 2021), and ViT-ReciproCAM.
 
 Attention probabilities are captured by :func:`capture_attention`: timm's fused attention
 (``scaled_dot_product_attention``) never materializes them, so during the call every block's
@@ -15,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..core.conventions import check_count, choice, class_score, one_of
+from ..core.conventions import Preset, check_count, choice, class_score, one_of, paper, presets_doc, resolve_preset
 from ..core.targets import resolve_target
 from ..errors import ConfigError, InputError
 from ..models.hooks import model_guard
@@ -203,14 +204,16 @@ class Rollout(_ViTAttributor):
         return Explanation(self._grid(joint[:, 0]), t, logits, {})
 
 
-@register("chefer", "tibav", "transformer_attribution")
+@register("chefer", "generic_attention")
 class Chefer(_ViTAttributor):
-    """Gradient-weighted attention relevance (Chefer, Gur & Wolf, ICCV 2021, eq. 5-6), class-specific.
+    """Generic attention explainability (Chefer, Gur & Wolf, ICCV 2021, eq. 5-6): gradient-weighted attention.
 
-    Implemented with the gradient-weighted attention rule of their "Generic Attention-model Explainability"
-    (ICCV 2021), not the full LRP of the CVPR 2021 TIBAV paper: R = I; for each block
-    A_bar = E_h[(grad_A . A)^+], R <- R + A_bar R; the map is R[CLS, patches].  One forward + one backward
-    for the whole batch.
+    The rule of "Generic Attention-model Explainability for Interpreting Bi-Modal and Encoder-Decoder
+    Transformers" (ICCV 2021, often "Chefer et al. 2021b"): R = I; for each block
+    A_bar = E_h[(grad_A . A)^+] on the *raw attention* A, R <- R + A_bar R; the map is R[CLS, patches]. One
+    forward + one backward for the whole batch. This is **not** the TIBAV / "Relevance" method of their CVPR
+    2021 paper (thesis Tables 2.2/2.4/2.7, ViT-ReciproCAM Table 1), which weights the attention's LRP
+    relevance and rolls it out differently: that one is ``tibav`` (:class:`TIBAV`).
 
     Args:
         score: the class score differentiated: ``"logit"`` (default; as their code), ``"softmax"`` or
@@ -242,6 +245,208 @@ class Chefer(_ViTAttributor):
         return Explanation(self._grid(R[:, 0]), t, logits.detach(), {})
 
 
+# ------------------------------------------------------------------------------------------ TIBAV
+def _sdiv(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a / b as the LRP code's ``safe_divide``: the denominator gets + 1e-9, and the quotient is 0 where b = 0."""
+    den = b.clamp(min=1e-9) + b.clamp(max=1e-9)
+    den = den + den.eq(0).to(den.dtype) * 1e-9
+    return a / den * b.ne(0).to(b.dtype)
+
+
+def lrp_linear(R: torch.Tensor, X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """Relevance of the input X (..., n) of a linear layer with weight W (m, n), from the relevance R (..., m)
+    of its output: the alpha-beta rule with alpha = 1, beta = 0 (positive inputs through positive weights plus
+    negative inputs through negative weights; the bias takes none)."""
+    pw, nw = W.clamp(min=0), W.clamp(max=0)
+    px, nx = X.clamp(min=0), X.clamp(max=0)
+    S = _sdiv(R, px @ pw.T + nx @ nw.T)
+    return px * (S @ pw) + nx * (S @ nw)
+
+
+def lrp_add(R: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple:
+    """Relevance of the two terms of ``a + b`` (a residual connection): z-rule shares, then rescaled per
+    image so that each branch keeps its share |sum| / (|sum_a| + |sum_b|) of the image's total relevance."""
+    S = _sdiv(R, a + b)
+    ra, rb = a * S, b * S
+    dims = tuple(range(1, R.dim()))
+    sa, sb, total = ra.sum(dims, keepdim=True), rb.sum(dims, keepdim=True), R.sum(dims, keepdim=True)
+    fa = _sdiv(sa.abs(), sa.abs() + sb.abs()) * total
+    fb = _sdiv(sb.abs(), sa.abs() + sb.abs()) * total
+    return ra * _sdiv(fa, sa), rb * _sdiv(fb, sb)
+
+
+def lrp_clone(X: torch.Tensor, *Rs: torch.Tensor) -> torch.Tensor:
+    """Relevance of a tensor X used by several branches with relevances Rs (their sum, as X (sum R / X))."""
+    return X * sum(_sdiv(r, X) for r in Rs)
+
+
+def lrp_matmul(R: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple:
+    """Relevance of both factors of ``a @ b`` (z-rule on the bilinear product, each factor as an input)."""
+    S = _sdiv(R, a @ b)
+    return a * (S @ b.transpose(-2, -1)), b * (a.transpose(-2, -1) @ S)
+
+
+class _Tap:
+    """Forward hooks recording what the LRP rules need: each block's input, the inputs/outputs of ``qkv``,
+    ``proj``, ``fc1``, ``fc2`` and the head's input."""
+
+    def __init__(self, model):
+        self.model, self.rec, self.handles = model, {}, []
+
+    def _io(self, key, keep_out=False):
+        def hook(module, args, out):
+            self.rec[key] = (args[0].detach(), out.detach() if keep_out else None)
+        return hook
+
+    def __enter__(self):
+        m = self.model
+        for i, blk in enumerate(m.blocks):
+            self.handles.append(blk.register_forward_pre_hook(
+                lambda mod, args, i=i: self.rec.__setitem__(("in", i), args[0].detach())))
+            self.handles.append(blk.attn.qkv.register_forward_hook(self._io(("qkv", i), True)))
+            self.handles.append(blk.attn.proj.register_forward_hook(self._io(("proj", i), True)))
+            self.handles.append(blk.mlp.fc1.register_forward_hook(self._io(("fc1", i))))
+            self.handles.append(blk.mlp.fc2.register_forward_hook(self._io(("fc2", i), True)))
+        self.handles.append(m.head.register_forward_hook(self._io("head")))
+        return self.rec
+
+    def __exit__(self, *exc):
+        for h in self.handles:
+            h.remove()
+
+
+def _is_identity(m) -> bool:
+    return m is None or isinstance(m, nn.Identity)
+
+
+@register("tibav", "transformer_attribution", "relevance")
+class TIBAV(_ViTAttributor):
+    """Transformer attribution, "TIBAV" (Chefer, Gur & Wolf, CVPR 2021): LRP relevance x gradient of
+    each attention map, head mean, rolled out.
+
+    The method of "Transformer Interpretability Beyond Attention Visualization" (thesis Tables 2.2/2.4/2.7
+    "TIBAV"; "Relevance" in ViT-ReciproCAM's Table 1), as the authors' ``baselines/ViT/ViT_LRP.py``
+    ``VisionTransformer.relprop(method="transformer_attribution")`` computes it, on timm's
+    ``VisionTransformer`` as it is (forward hooks, no modified model):
+
+    1. One forward; the gradient of the target's logit with respect to every block's attention
+       probabilities A_b.
+    2. LRP from the head down, starting from the one-hot relevance of the target: the alpha-beta rule
+       (alpha = 1, beta = 0) through every linear layer (head, ``fc2``, ``fc1``, ``proj``, ``qkv``); relevance
+       passes unchanged through LayerNorm, GELU, softmax and dropout; the [CLS] pooling keeps the [CLS] row;
+       each residual sum splits relevance by the z-rule, rescaled per image so that each branch keeps its share
+       |sum| / (|sum_a| + |sum_b|) of the total; a tensor used twice (the residual's fork) sums its
+       relevances. In the attention, ``A @ V`` and ``q @ k^T`` are z-rule products whose two factors each get
+       half of the relevance; R(A_b) is the attention half.
+    3. Per block, A_bar_b = E_heads[(grad A_b . R(A_b))^+]; rollout without renormalization,
+       C = (A_bar_L + I) ... (A_bar_s + I) from ``start_block`` s; the map is C[CLS, patches].
+
+    Distinct from ``chefer`` (:class:`Chefer`), the gradient-weighted *raw attention* rule of their ICCV 2021
+    "generic attention" paper. Supported: timm ViT/DeiT with a [CLS] token pooled by ``global_pool="token"``,
+    a linear head, and no LayerScale, q/k norm or attention gate (ViT-B, DeiT-B/S/T, xaikit's
+    ``deit_tiny_synth``); anything else is refused at construction. One forward and one backward for the
+    batch, then the relevance pass; every image gets its own one-hot start (the authors' code explains one
+    image at a time).
+
+    Args:
+        start_block: first block of the rollout, in 0..depth-1 (negative from the end); default 0 (the
+            authors' ``start_layer=0``).
+        batch_size: accepted for a uniform interface; one forward and one backward for the batch.
+
+    ``explain(...).extras``: ``"relevance"`` (B, depth) the total relevance reaching each block's input
+    (conservation check: about 1 per image at the top block).
+    """
+
+    def __init__(self, model: nn.Module, layer=None, *, start_block: int = 0, batch_size: int | None = None):
+        super().__init__(model, layer, batch_size=batch_size)
+        self._check_architecture(model)
+        self._set_options(start_block=_block_index("start_block", start_block, self.depth))
+
+    def _check_architecture(self, model) -> None:
+        def refuse(what):
+            raise ConfigError(f"tibav: {what}; the LRP rules of Chefer et al. cover timm ViT/DeiT with a class token "
+                              "pooled by global_pool='token', a linear head and plain pre-norm blocks (use chefer, "
+                              "rollout or vit_reciprocam for other transformers)")
+        if getattr(model, "global_pool", "token") != "token" or getattr(model, "cls_token", None) is None:
+            refuse(f"global_pool={getattr(model, 'global_pool', None)!r} or no class token")
+        if not isinstance(getattr(model, "head", None), nn.Linear):
+            refuse("the head is not a single nn.Linear")
+        if getattr(model, "head_dist", None) is not None:
+            refuse("distilled DeiT (a second head on the distillation token)")
+        for name in ("fc_norm", "norm_pre"):
+            if not _is_identity(getattr(model, name, None)):
+                refuse(f"model.{name} is not an identity")
+        for i, b in enumerate(model.blocks):
+            at, mlp = b.attn, getattr(b, "mlp", None)
+            ok = (isinstance(getattr(at, "qkv", None), nn.Linear) and isinstance(getattr(at, "proj", None), nn.Linear)
+                  and mlp is not None and isinstance(getattr(mlp, "fc1", None), nn.Linear)
+                  and isinstance(getattr(mlp, "fc2", None), nn.Linear))
+            if not ok:
+                refuse(f"block {i} has no qkv/proj/fc1/fc2 linear layers")
+            for name in ("q_norm", "k_norm", "norm"):
+                if not _is_identity(getattr(at, name, None)):
+                    refuse(f"block {i}'s attention has a non-identity {name}")
+            if getattr(at, "gate", None) is not None:
+                refuse(f"block {i}'s attention is gated")
+            for name in ("ls1", "ls2"):
+                if not _is_identity(getattr(b, name, None)):
+                    refuse(f"block {i} has LayerScale ({name})")
+            if not _is_identity(getattr(mlp, "norm", None)):
+                refuse(f"block {i}'s MLP has a norm layer")
+
+    def _attribute(self, x, t):
+        model = self.model
+        with _Tap(model) as rec:
+            logits, t, store = self._forward(x, t, grad=True)
+        with torch.enable_grad():
+            grads = torch.autograd.grad(class_score(logits, t, "logit").sum(), store)
+        B, H, N, _ = store[0].shape
+        dt = x.dtype
+        R = F.one_hot(t, logits.shape[-1]).to(dt)                             # one-hot start (B, C)
+        pooled, _ = rec["head"]
+        R = lrp_linear(R, pooled, model.head.weight.to(dt))                  # (B, D)
+        # the [CLS] pooling (index_select): the [CLS] row keeps X0 (R / X0), X0 = the final norm's [CLS] output;
+        # the final LayerNorm passes relevance unchanged
+        Rt = torch.zeros(B, N, pooled.shape[-1], dtype=dt, device=x.device)
+        Rt[:, 0] = pooled * _sdiv(R, pooled)
+        start = int(self.start_block) % self.depth
+        cams, totals = [None] * self.depth, torch.zeros(B, self.depth, dtype=dt, device=x.device)
+        for i in reversed(range(start, self.depth)):
+            blk = model.blocks[i]
+            x_in = rec[("in", i)]
+            n1, qkv = rec[("qkv", i)]
+            o, p = rec[("proj", i)]
+            n2, _ = rec[("fc1", i)]
+            g, f2 = rec[("fc2", i)]
+            x1 = x_in + p
+            # x_out = x1 + mlp(norm2(x1))
+            r_res, r_mlp = lrp_add(Rt, x1, f2)
+            r_mlp = lrp_linear(r_mlp, g, blk.mlp.fc2.weight.to(dt))
+            r_mlp = lrp_linear(r_mlp, n2, blk.mlp.fc1.weight.to(dt))
+            Rt = lrp_clone(x1, r_res, r_mlp)
+            # x1 = x_in + attn(norm1(x_in))
+            r_res, r_att = lrp_add(Rt, x_in, p)
+            r_att = lrp_linear(r_att, o, blk.attn.proj.weight.to(dt))          # (B, N, D) = b n (h d)
+            hd = r_att.shape[-1] // H
+            r_att = r_att.view(B, N, H, hd).transpose(1, 2)                    # b h n d
+            q, k, v = qkv.view(B, N, 3, H, -1).permute(2, 0, 3, 1, 4).unbind(0)
+            A = store[i].detach()
+            r_A, r_v = lrp_matmul(r_att, A, v)
+            r_A, r_v = r_A / 2, r_v / 2
+            cams[i] = (grads[i] * r_A).clamp(min=0).mean(1)                    # E_h[(grad A . R(A))^+]
+            r_q, r_k = lrp_matmul(r_A, q, k.transpose(-2, -1))                 # softmax: relevance unchanged
+            r_q, r_k = r_q / 2, r_k.transpose(-2, -1) / 2
+            r_qkv = torch.stack([r_q, r_k, r_v]).permute(1, 3, 0, 2, 4).reshape(B, N, 3 * H * hd)
+            r_n1 = lrp_linear(r_qkv, n1, blk.attn.qkv.weight.to(dt))
+            Rt = lrp_clone(x_in, r_res, r_n1)
+            totals[:, i] = Rt.flatten(1).sum(1)
+        eye = torch.eye(N, dtype=dt, device=x.device)
+        joint = cams[start] + eye
+        for i in range(start + 1, self.depth):
+            joint = (cams[i] + eye) @ joint
+        return Explanation(self._grid(joint[:, 0]), t, logits.detach(), {"relevance": totals})
+
+
 def reciprocam_masks(h: int, w: int, kernel: str = "gaussian") -> torch.Tensor:
     """(h*w, h, w) spatial token masks of ViT-ReciproCAM (Sec. 3.1): mask n is centred on token n,
     either a single token (``"single"``, Dirac delta) or the 3x3 Gaussian
@@ -255,6 +460,20 @@ def reciprocam_masks(h: int, w: int, kernel: str = "gaussian") -> torch.Tensor:
     raise ConfigError(f"kernel={kernel!r} is not one of ['gaussian', 'single']")
 
 
+#: ViT-ReciproCAM's presets: the paper's text as xaikit reads it, and the authors' code
+RECIPROCAM_PRESETS = {
+    "paper": Preset("Byun & Lee 2023, Sec. 3 and Fig. 2a: the first LayerNorm of the last block; xaikit feeds the "
+                    "masked LayerNorm output to that block's residual too"),
+    "vitcam": Preset("sybyun/vitcam src/vit_recipro_cam.py ViTReciproCam (block_index=-2, is_gaussian=True, "
+                     "cls_token=True)", {"block": -2, "residual": "input"},
+                     "The hook replaces the output of blocks[-2].norm1 by the masked copies, so that block's "
+                     "attention sees them while its residual adds the unmasked block input; then blocks[-1], the "
+                     "final norm and head. The paper's §4.3 also says the skip connection keeps the unmodified "
+                     "features."),
+}
+RESIDUALS = ("masked", "input")
+
+
 @register("vit_reciprocam", "vitreciprocam", "reciprocam_vit")
 class ViTReciproCAM(_ViTAttributor):
     """ViT-ReciproCAM (Byun & Lee 2023, eq. 2-4): gradient-free, attention-free token masking.
@@ -266,10 +485,18 @@ class ViTReciproCAM(_ViTAttributor):
     chunks of ``batch_size``, on the model itself (a transformer has no inference twin: nothing to fold).
 
     Args:
-        tap: where the network is split: ``"norm1"`` (default, Fig. 2a: the output of the last block's
-            first LayerNorm; H = that block's attention and MLP with residuals, as the authors'
-            OpenVINO/OTX implementation, then the final norm and head) or ``"block"`` (Fig. 2b, Table 4:
-            the output of block[-2]; H = the whole last block).
+        preset: ``"paper"`` (default: the options' defaults below) or ``"vitcam"`` (section Presets); an option
+            passed explicitly wins over the preset.
+        tap: where the network is split: ``"norm1"`` (default, Fig. 2a: the output of block ``block``'s
+            first LayerNorm; H = that block's attention and MLP with residuals, then the later blocks, the
+            final norm and head) or ``"block"`` (Fig. 2b, Table 4: the input of block ``block``, i.e. the
+            output of the block before; H = block ``block`` and the later ones).
+        block: the block at which the network is split, in 0..depth-1 or negative from the end; default -1
+            (the last block: with ``tap="block"`` the output of block[-2]); the authors' code uses -2 with
+            ``tap="norm1"``.
+        residual: with ``tap="norm1"``, what the split block's first residual connection adds to its attention
+            output: ``"masked"`` (default; the masked LayerNorm output) or ``"input"`` (the block's unmasked
+            input, as the authors' code, whose hook replaces only the LayerNorm's output).
         kernel: spatial masks: ``"gaussian"`` (default; the 3x3 Gaussian [[1,2,1],[2,4,2],[1,2,1]]/16) or
             ``"single"`` (one token), see :func:`reciprocam_masks`.
         cls_token: keep the [CLS] (prefix) tokens in every masked copy (default True); False zeroes them
@@ -279,28 +506,39 @@ class ViTReciproCAM(_ViTAttributor):
 
     ``explain(...).extras``: ``"grid"`` (h, w) the token grid, ``"n_forward"`` the masked copies run through
     H (h*w per image).
-    """
 
-    def __init__(self, model: nn.Module, layer=None, *, tap: str = "norm1", kernel: str = "gaussian",
-                 cls_token: bool = True, score: str = "softmax", batch_size: int | None = None):
+{presets}"""
+
+    def __init__(self, model: nn.Module, layer=None, *, preset: str = "paper", tap: str = paper("norm1"),
+                 block: int = paper(-1), residual: str = paper("masked"), kernel: str = paper("gaussian"),
+                 cls_token: bool = paper(True), score: str = paper("softmax"), batch_size: int | None = None):
         super().__init__(model, layer, batch_size=batch_size)
-        tap = one_of("tap", tap, ("norm1", "block"))
-        kernel = one_of("kernel", kernel, ("gaussian", "single"))
-        if self.depth < 2 and tap == "block":
+        preset, o = resolve_preset("vit_reciprocam", RECIPROCAM_PRESETS, preset, dict(
+            tap=tap, block=block, residual=residual, kernel=kernel, cls_token=cls_token, score=score))
+        tap = one_of("tap", o["tap"], ("norm1", "block"))
+        kernel = one_of("kernel", o["kernel"], ("gaussian", "single"))
+        block = _block_index("block", o["block"], self.depth)
+        if self.depth < 2 and tap == "block" and block % self.depth == 0:
             raise ConfigError("tap='block' needs at least 2 blocks")
         for attr in ("norm", "forward_head"):
             if not hasattr(model, attr):
                 raise ConfigError(f"vit_reciprocam needs a timm VisionTransformer (missing `{attr}`)")
-        self._set_options(tap=tap, kernel=kernel, cls_token=check_bool("cls_token", cls_token),
-                          score=choice("score", score, "score"))
+        self._set_options(preset=preset, tap=tap, block=block, residual=one_of("residual", o["residual"], RESIDUALS),
+                          kernel=kernel, cls_token=check_bool("cls_token", o["cls_token"]),
+                          score=choice("score", o["score"], "score"))
 
-    def _head(self, y):
-        """H of eq. 4 applied to (n, N, C) features at the tap."""
-        blk = self.model.blocks[-1]
+    def _head(self, y, x_in=None):
+        """H of eq. 4 applied to (n, N, C) features at the tap; ``x_in`` (n, N, C): the split block's unmasked
+        input, added by its first residual with ``residual="input"``."""
+        b = int(self.block) % self.depth
+        blocks = self.model.blocks
         if self.tap == "norm1":
-            y = y + blk.ls1(blk.attn(y))
+            blk = blocks[b]
+            base = x_in if (self.residual == "input" and x_in is not None) else y
+            y = base + blk.ls1(blk.attn(y))
             y = y + blk.ls2(blk.mlp(blk.norm2(y)))
-        else:
+            b += 1
+        for blk in blocks[b:]:
             y = blk(y)
         return self.model.forward_head(self.model.norm(y))
 
@@ -308,10 +546,12 @@ class ViTReciproCAM(_ViTAttributor):
         """(clean logits (B, K), tap features F (B, N, C)) of a normalized batch ``x``, on the model's device."""
         x = self._prepare(x)
         with model_guard(self.model):
-            return self._features(x)
+            logits, f, _ = self._features(x)
+        return logits, f
 
     def _features(self, x):
-        blk = self.model.blocks[-1]
+        """(clean logits, tap features F, the split block's input) of a prepared batch."""
+        blk = self.model.blocks[int(self.block) % self.depth]
         store = {}
 
         def pre(module, args):
@@ -323,14 +563,14 @@ class ViTReciproCAM(_ViTAttributor):
                 logits = self.model(x)
         finally:
             hnd.remove()
-        f = store["in"]
+        f = x_in = store["in"]
         if self.tap == "norm1":
             with torch.no_grad():
-                f = blk.norm1(f)
-        return logits, f
+                f = blk.norm1(x_in)
+        return logits, f, x_in
 
     def _attribute(self, x, t):
-        logits, f = self._features(x)
+        logits, f, x_in = self._features(x)
         t = resolve_target(t, logits)
         B, N, C = f.shape
         p = self.info.num_prefix_tokens
@@ -351,5 +591,8 @@ class ViTReciproCAM(_ViTAttributor):
                 idx = torch.arange(s, min(pairs, s + self.batch_size), device=f.device)
                 b, m = idx // n, idx % n
                 fm = f[b] * M[m][:, :, None]  # eq. 2
-                scores[idx] = class_score(self._head(fm), t[b], self.score).to(scores.dtype)
+                scores[idx] = class_score(self._head(fm, x_in[b]), t[b], self.score).to(scores.dtype)
         return Explanation(scores.view(B, h, w), t, logits, {"grid": (int(h), int(w)), "n_forward": int(pairs)})
+
+
+ViTReciproCAM.__doc__ = ViTReciproCAM.__doc__.replace("{presets}", presets_doc(RECIPROCAM_PRESETS))

@@ -90,3 +90,70 @@ def resize_item(item: dict, size: int) -> dict:
     b[:, [1, 3]] *= size / h
     out["boxes"] = b
     return out
+
+
+def resize_crop_item(item: dict, size: int, crop_pct: float = 0.875) -> dict:
+    """The evaluation transform of the papers' code (torchvision ``Resize(round(size / crop_pct))`` +
+    ``CenterCrop(size)``: 256 then 224 at ``crop_pct = 0.875``): the shorter side is resized (bilinear,
+    antialiased), the centre ``size`` x ``size`` kept; boxes are scaled and shifted alike, clipped to the
+    crop, and a box left with no area is dropped with its label. ``crop_pct >= 1`` squashes the whole image
+    to ``size`` x ``size`` instead (:func:`resize_item`)."""
+    import torch.nn.functional as F
+
+    if crop_pct >= 1.0:
+        return resize_item(item, size)
+    img = item["image"]
+    h, w = img.shape[-2:]
+    short = int(round(size / crop_pct))
+    # torchvision's rule: the long side is int(short * long / short), truncated
+    nh, nw = (short, max(short, int(short * w / h))) if h <= w else (max(short, int(short * h / w)), short)
+    out = dict(item)
+    scaled = img if (nh, nw) == (h, w) else F.interpolate(img[None], size=(nh, nw), mode="bilinear",
+                                                          align_corners=False, antialias=True)[0]
+    top, left = int(round((nh - size) / 2.0)), int(round((nw - size) / 2.0))
+    out["image"] = scaled[:, top:top + size, left:left + size].clamp(0, 1)
+    b = torch.as_tensor(item.get("boxes", torch.zeros(0, 4)), dtype=torch.float32).reshape(-1, 4).clone()
+    lab = torch.as_tensor(item.get("box_labels", torch.zeros(0)), dtype=torch.long).reshape(-1)
+    if b.numel():
+        b[:, [0, 2]] = (b[:, [0, 2]] * nw / w - left).clamp(0, size)
+        b[:, [1, 3]] = (b[:, [1, 3]] * nh / h - top).clamp(0, size)
+        keep = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+        b, lab = b[keep], (lab[keep] if lab.numel() == keep.numel() else lab)
+    out["boxes"], out["box_labels"] = b, lab
+    return out
+
+
+def preprocess_array(arr, size: int, crop_pct: float = 0.875, boxes=None, box_labels=None):
+    """An HxWx3 uint8 image as the papers' code prepares it, with torchvision on a PIL image: ``Resize``
+    of the shorter side to ``round(size / crop_pct)`` (bilinear, PIL's antialiasing) then ``CenterCrop(size)``
+    (``crop_pct >= 1``: the whole image resized to ``size`` x ``size``). Returns ``(image (3, size, size) in
+    [0, 1], boxes, box_labels)`` with the boxes (xyxy pixels of ``arr``) scaled and shifted alike, clipped to
+    the crop, and those left with no area dropped."""
+    import numpy as np
+    import torchvision.transforms.functional as TF
+    from PIL import Image
+
+    arr = np.asarray(arr)
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, -1)
+    img = Image.fromarray(np.ascontiguousarray(arr[..., :3]).astype("uint8"))
+    w, h = img.size
+    if crop_pct >= 1.0:
+        nw, nh = size, size
+        img = TF.resize(img, [size, size], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+        left = top = 0
+    else:
+        img = TF.resize(img, int(round(size / crop_pct)), interpolation=TF.InterpolationMode.BILINEAR,
+                        antialias=True)
+        nw, nh = img.size
+        left, top = int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))
+        img = TF.center_crop(img, [size, size])
+    t = TF.to_tensor(img)
+    b = torch.as_tensor(boxes if boxes is not None else torch.zeros(0, 4), dtype=torch.float32).reshape(-1, 4).clone()
+    lab = torch.as_tensor(box_labels if box_labels is not None else torch.zeros(0), dtype=torch.long).reshape(-1)
+    if b.numel():
+        b[:, [0, 2]] = (b[:, [0, 2]] * nw / w - left).clamp(0, size)
+        b[:, [1, 3]] = (b[:, [1, 3]] * nh / h - top).clamp(0, size)
+        keep = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+        b, lab = b[keep], (lab[keep] if lab.numel() == keep.numel() else lab)
+    return t, b, lab

@@ -40,8 +40,10 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError, DataError
-from .base import resize_item
+from .base import preprocess_array
 
+#: the papers' evaluation transform: resize the shorter side to 256, center-crop 224 (224 / 256)
+CROP_PCT = 0.875
 IMG_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 README = "data/README.md"
 
@@ -149,11 +151,12 @@ class FolderDataset(Dataset):
     """Images on disk with labels and boxes (boxes in original pixel xyxy, scaled at load time)."""
 
     def __init__(self, dataset: str, root: Path, records: list, class_names: list, size: int = 224,
-                 multilabel: bool = False):
+                 multilabel: bool = False, crop_pct: float = 1.0):
         if not records:
             raise _error(dataset, root, "no images found")
         self.dataset, self.root, self.records = dataset, root, records
         self.class_names, self.size, self.multilabel = list(class_names), int(size), multilabel
+        self.crop_pct = float(crop_pct)
         self.num_classes = len(self.class_names)
 
     def __len__(self):
@@ -177,22 +180,19 @@ class FolderDataset(Dataset):
     def __getitem__(self, i):
         rec = self.records[i]
         arr = self._image(rec)
-        img = torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1).float() / 255.0
         label = rec["label"]
         if self.multilabel:
             lab = torch.zeros(self.num_classes)
             lab[list(label)] = 1.0
             label = lab
-        item = {"image": img, "label": label,
-                "boxes": torch.tensor(rec.get("boxes", []), dtype=torch.float32).reshape(-1, 4),
-                "box_labels": torch.tensor(rec.get("box_labels", []), dtype=torch.long),
-                "name": rec["name"]}
-        if rec.get("boxes"):  # clip to the image before scaling
-            h, w = img.shape[-2:]
-            b = item["boxes"]
-            b[:, [0, 2]] = b[:, [0, 2]].clamp(0, w)
-            b[:, [1, 3]] = b[:, [1, 3]].clamp(0, h)
-        return resize_item(item, self.size)
+        h, w = arr.shape[:2]
+        boxes = torch.tensor(rec.get("boxes", []), dtype=torch.float32).reshape(-1, 4)
+        if boxes.numel():  # clip to the image first
+            boxes[:, [0, 2]] = boxes[:, [0, 2]].clamp(0, w)
+            boxes[:, [1, 3]] = boxes[:, [1, 3]].clamp(0, h)
+        img, boxes, blabels = preprocess_array(arr, self.size, self.crop_pct, boxes,
+                                               torch.tensor(rec.get("box_labels", []), dtype=torch.long))
+        return {"image": img, "label": label, "boxes": boxes, "box_labels": blabels, "name": rec["name"]}
 
 
 class ArrayDataset(FolderDataset):
@@ -244,7 +244,7 @@ def _imagenet_wnids() -> list[str]:
     return list(ImageNetInfo().label_names())
 
 
-def imagenet_val(root=None, size: int = 224, boxes: bool = True, limit: int | None = None) -> FolderDataset:
+def imagenet_val(root=None, size: int = 224, boxes: bool = True, limit: int | None = None, crop_pct: float = CROP_PCT) -> FolderDataset:
     """ILSVRC2012 validation images, labels in the standard 0..999 order (sorted WordNet ids).
 
     Class sub-folders give the labels; a flat ``val/`` takes them from the bbox XMLs.  With
@@ -296,10 +296,10 @@ def imagenet_val(root=None, size: int = 224, boxes: bool = True, limit: int | No
 
     info = ImageNetInfo()
     cls = [info.index_to_description(i) for i in range(len(wnids))]
-    return FolderDataset(ds, root, recs, cls, size)
+    return FolderDataset(ds, root, recs, cls, size, crop_pct=crop_pct)
 
 
-def imagenet_train(root=None, size: int = 224, limit: int | None = None) -> FolderDataset:
+def imagenet_train(root=None, size: int = 224, limit: int | None = None, crop_pct: float = CROP_PCT) -> FolderDataset:
     """ILSVRC2012 training images from class folders named by WordNet id (``n01440764/...``),
     labels in the standard 0..999 order (sorted WordNet ids, as :func:`imagenet_val`).  Folders
     whose name is not an ImageNet-1k WordNet id are ignored.  ``limit``: keep that many images
@@ -321,7 +321,7 @@ def imagenet_train(root=None, size: int = 224, limit: int | None = None) -> Fold
     from timm.data import ImageNetInfo
 
     info = ImageNetInfo()
-    return FolderDataset(ds, root, recs, [info.index_to_description(i) for i in range(len(widx))], size)
+    return FolderDataset(ds, root, recs, [info.index_to_description(i) for i in range(len(widx))], size, crop_pct=crop_pct)
 
 
 # ---------------------------------------------------------------------------------------- CUB
@@ -340,7 +340,7 @@ def _read_table(ds, root, path: Path, ncols: int, conv=str):
     return rows
 
 
-def cub(root=None, split: str = "test", size: int = 224) -> FolderDataset:
+def cub(root=None, split: str = "test", size: int = 224, crop_pct: float = CROP_PCT) -> FolderDataset:
     """CUB-200-2011 (200 bird species, one box per image from ``bounding_boxes.txt``: x, y, w, h)."""
     ds = "cub"
     _split_arg(ds, split, ("train", "test", "all"))
@@ -376,11 +376,11 @@ def cub(root=None, split: str = "test", size: int = 224) -> FolderDataset:
                                    "extract CUB_200_2011.tgz again (or remove the image's lines from the .txt files)")
         recs.append({"path": root / "images" / images[iid], "label": labels[iid] - 1, "name": images[iid],
                      "boxes": [[x, y, x + w, y + h]], "box_labels": [labels[iid] - 1]})
-    return FolderDataset(ds, root, recs, names, size)
+    return FolderDataset(ds, root, recs, names, size, crop_pct=crop_pct)
 
 
 # ---------------------------------------------------------------------------------------- VOC
-def voc(root=None, split: str = "val", size: int = 224, difficult: bool = True) -> FolderDataset:
+def voc(root=None, split: str = "val", size: int = 224, difficult: bool = True, crop_pct: float = CROP_PCT) -> FolderDataset:
     """Pascal VOC 2012 classification/detection: multi-hot labels over 20 classes, one box per object.
 
     ``difficult=False`` drops objects flagged difficult (and images left with none)."""
@@ -414,7 +414,7 @@ def voc(root=None, split: str = "val", size: int = 224, difficult: bool = True) 
         bl = [cidx[names[j]] for j in keep]
         recs.append({"path": img, "label": sorted(set(bl)), "name": img.name,
                      "boxes": [bxs[j] for j in keep], "box_labels": bl})
-    return FolderDataset(ds, root, recs, list(VOC_CLASSES), size, multilabel=True)
+    return FolderDataset(ds, root, recs, list(VOC_CLASSES), size, multilabel=True, crop_pct=crop_pct)
 
 
 # ----------------------------------------------------------------------------------- CIFAR-100
@@ -492,7 +492,7 @@ def _class_folders(ds, root, folder: Path, classes) -> list:
     return recs
 
 
-def chest_xray(root=None, split: str = "test", size: int = 224) -> FolderDataset:
+def chest_xray(root=None, split: str = "test", size: int = 224, crop_pct: float = CROP_PCT) -> FolderDataset:
     """Chest X-ray pneumonia (Kermany et al. 2018): NORMAL=0, PNEUMONIA=1; grey images as RGB."""
     ds = "chest_xray"
     _split_arg(ds, split, ("train", "test", "val"))
@@ -500,7 +500,7 @@ def chest_xray(root=None, split: str = "test", size: int = 224) -> FolderDataset
     if not (root / split).is_dir() and (root / "chest_xray" / split).is_dir():
         root = root / "chest_xray"
     _need(ds, root, root / split)
-    return FolderDataset(ds, root, _class_folders(ds, root, root / split, CHEST_CLASSES), list(CHEST_CLASSES), size)
+    return FolderDataset(ds, root, _class_folders(ds, root, root / split, CHEST_CLASSES), list(CHEST_CLASSES), size, crop_pct=crop_pct)
 
 
 def _hash_split(recs, split, test_fraction, seed):
@@ -515,7 +515,7 @@ def _hash_split(recs, split, test_fraction, seed):
     return out
 
 
-def kvasir(root=None, split: str = "all", size: int = 224, test_fraction: float = 0.2, seed: int = 0) -> FolderDataset:
+def kvasir(root=None, split: str = "all", size: int = 224, test_fraction: float = 0.2, seed: int = 0, crop_pct: float = CROP_PCT) -> FolderDataset:
     """Kvasir v2 (8 classes of GI endoscopy).  It has no official split: ``split="train"|"test"`` is a
     deterministic split by a hash of the file name (``test_fraction`` of each class on average)."""
     ds = "kvasir"
@@ -524,10 +524,10 @@ def kvasir(root=None, split: str = "all", size: int = 224, test_fraction: float 
     if not (root / KVASIR_CLASSES[0]).is_dir() and (root / "kvasir-dataset-v2" / KVASIR_CLASSES[0]).is_dir():
         root = root / "kvasir-dataset-v2"
     recs = _hash_split(_class_folders(ds, root, root, KVASIR_CLASSES), split, test_fraction, seed)
-    return FolderDataset(ds, root, recs, list(KVASIR_CLASSES), size)
+    return FolderDataset(ds, root, recs, list(KVASIR_CLASSES), size, crop_pct=crop_pct)
 
 
-def mit67(root=None, split: str = "test", size: int = 224) -> FolderDataset:
+def mit67(root=None, split: str = "test", size: int = 224, crop_pct: float = CROP_PCT) -> FolderDataset:
     """MIT Indoor-67 with the official ``TrainImages.txt`` / ``TestImages.txt`` split (80/20 per class)."""
     ds = "mit67"
     _split_arg(ds, split, ("train", "test"))
@@ -552,7 +552,7 @@ def mit67(root=None, split: str = "test", size: int = 224) -> FolderDataset:
             raise _error(ds, root, f"{lst.name} line {ln} names Images/{line}, which is missing: extract "
                                    "indoorCVPR_09.tar again (or remove the line)")
         recs.append({"path": p, "label": cidx[cat], "name": line})
-    return FolderDataset(ds, root, recs, [c.replace("_", " ") for c in classes], size)
+    return FolderDataset(ds, root, recs, [c.replace("_", " ") for c in classes], size, crop_pct=crop_pct)
 
 
 # --------------------------------------------------------------------------------------- COCO
@@ -568,7 +568,7 @@ def _load_json(ds, root, path: Path):
                                "truncated: extract annotations_trainval2017.zip again") from e
 
 
-def coco(root=None, split: str = "val2017", size: int = 224, crowd: bool = False) -> FolderDataset:
+def coco(root=None, split: str = "val2017", size: int = 224, crowd: bool = False, crop_pct: float = CROP_PCT) -> FolderDataset:
     """COCO 2017 object instances: multi-hot labels over the 80 categories, one box per annotation.
 
     Categories get contiguous indices 0..79 in increasing COCO category id (the ids run 1..90 with
@@ -623,7 +623,7 @@ def coco(root=None, split: str = "val2017", size: int = 224, crowd: bool = False
         bl = [l for _, l in per_image[iid]]
         recs.append({"path": p, "label": sorted(set(bl)), "name": files[iid],
                      "boxes": [b for b, _ in per_image[iid]], "box_labels": bl})
-    return FolderDataset(ds, root, recs, [n for _, n in cats], size, multilabel=True)
+    return FolderDataset(ds, root, recs, [n for _, n in cats], size, multilabel=True, crop_pct=crop_pct)
 
 
 LOADERS = {"imagenet_val": imagenet_val, "imagenet_train": imagenet_train, "cub": cub, "voc": voc, "cifar100": cifar100,

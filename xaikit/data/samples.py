@@ -10,7 +10,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .base import resize_item
+from ..errors import DataError
+
+from .base import preprocess_array
 
 #: photo -> (loader, ImageNet class index or -1, note)
 PHOTOS = {
@@ -31,8 +33,6 @@ PHOTOS = {
 def load_photo(name: str) -> np.ndarray:
     """The photograph ``name`` as an HxWx3 uint8 array."""
     if name not in PHOTOS:
-        from ..errors import DataError
-
         raise DataError(f"unknown bundled photo {name!r}; available: {sorted(PHOTOS)}")
     src = PHOTOS[name][0]
     pkg, key = src.split(":", 1)
@@ -60,21 +60,20 @@ def load_photo(name: str) -> np.ndarray:
 
 
 class Samples(Dataset):
-    """The bundled photos at ``size`` px (whole photo resized to ``size``x``size`` by default, as in the
-    thesis protocol; ``crop_pct<1`` resizes the shorter side to ``size/crop_pct`` and center-crops).
+    """The bundled photos at ``size`` px, as the papers' code prepares ImageNet images: the shorter side resized
+    to ``size / crop_pct`` (256 for 224), the centre ``size`` x ``size`` kept (``crop_pct=1``: the whole photo
+    squashed to ``size`` x ``size``).
 
     ``labeled_only=True`` keeps only the photos with an ImageNet label.  Items follow
     :mod:`xaikit.data.base` (image in [0, 1], no boxes).
     """
 
-    def __init__(self, names=None, size: int = 224, crop_pct: float = 1.0, labeled_only: bool = False):
+    def __init__(self, names=None, size: int = 224, crop_pct: float = 0.875, labeled_only: bool = False):
         names = list(PHOTOS) if names is None else list(names)
         if labeled_only:
             names = [n for n in names if PHOTOS[n][1] >= 0]
         for n in names:
             if n not in PHOTOS:
-                from ..errors import DataError
-
                 raise DataError(f"unknown bundled photo {n!r}; available: {sorted(PHOTOS)}")
         self.names, self.size, self.crop_pct = names, int(size), float(crop_pct)
 
@@ -82,13 +81,9 @@ class Samples(Dataset):
         return len(self.names)
 
     def __getitem__(self, i):
-        from ..models.zoo import Preprocess
-
         name = self.names[i]
-        pre = Preprocess(self.size, self.crop_pct, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
-        img = pre(load_photo(name))
-        return {"image": img, "label": PHOTOS[name][1], "boxes": torch.zeros(0, 4),
-                "box_labels": torch.zeros(0, dtype=torch.long), "name": name}
+        img, boxes, blabels = preprocess_array(load_photo(name), self.size, self.crop_pct)
+        return {"image": img, "label": PHOTOS[name][1], "boxes": boxes, "box_labels": blabels, "name": name}
 
 
 def samples(names=None, size: int = 224, **kw) -> Samples:

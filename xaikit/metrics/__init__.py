@@ -17,6 +17,10 @@ class (pass the labels for the thesis' ground-truth protocol; targets are checke
 (``"normalized"`` as ADCC/pytorch-grad-cam); ``score="softmax"`` (alias ``"prob"``; or ``"logit"``,
 ``"log_softmax"``); substrates ``"blur"``, ``"black"``, ``"mean"`` (``"zero"``), ``"min"`` or a number.
 
+Presets: ``insertion``/``deletion``/``overall`` (``"rise"``, ``"author"``, ``"groupcam"``), ``adcc`` (``"adcc"``,
+``"vit_reciprocam"``) and ``localization`` (``"casme"``) reproduce the authors' evaluation codes with
+``preset=``; ``"paper"`` (the default) is the text (``docs/CONVENTIONS.md``).
+
 Every metric that runs a model runs it in eval mode, on :func:`xaikit.models.inference_twin` unless
 ``twin=False``, and leaves it as it found it (train/eval flag of every submodule, ``.grad`` fields, state);
 it reads the logits from tensors, ``.logits``, ``["logits"]`` or a tuple's first element

@@ -17,7 +17,8 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn.functional as F
 
-from ..core.conventions import Space, check_images, check_maps, choice, chunks, class_score, gaussian_blur
+from ..core.conventions import (Preset, Space, check_images, check_maps, choice, chunks, class_score, gaussian_blur,
+                                one_of, paper, presets_doc, resolve_preset)
 from ..core.devices import runs_on_model
 from ..core.targets import resolve_target
 from ..errors import ConfigError
@@ -67,13 +68,19 @@ def pixel_ranks(sal: torch.Tensor) -> torch.Tensor:
     return rank
 
 
-def step_counts(n_pixels: int, steps: int) -> torch.Tensor:
-    """Pixels changed after step i = 0..steps: ``min(i * ceil(HW / steps), HW)`` (224 px per step at
-    224x224 with ``steps=224``, as in the thesis). ``steps`` is capped at ``n_pixels``: beyond one pixel
-    per step, more steps would only repeat the last point and shift the AUC."""
+def step_counts(n_pixels: int, steps: int, pixels_per_step: int | None = None) -> torch.Tensor:
+    """Pixels changed after step i = 0..n: ``min(i * p, HW)``. By default p = ``ceil(HW / steps)`` (224 px
+    per step at 224x224 with ``steps=224``, as in the thesis), ``steps`` capped at ``n_pixels`` (beyond one
+    pixel per step, more steps would only repeat the last point and shift the AUC). With
+    ``pixels_per_step`` = p (the ``step`` of RISE's ``CausalMetric``), n = ``ceil(HW / p)`` steps and
+    ``steps`` is not used."""
     n_pixels = count("n_pixels", n_pixels)
-    steps = min(count("steps", steps, 1, _STEPS_HINT), n_pixels)
-    per = math.ceil(n_pixels / steps)
+    if pixels_per_step is not None:
+        per = count("pixels_per_step", pixels_per_step, 1, "pixels changed per step (RISE: 224 or 1792)")
+        steps = math.ceil(n_pixels / per)
+    else:
+        steps = min(count("steps", steps, 1, _STEPS_HINT), n_pixels)
+        per = math.ceil(n_pixels / steps)
     return (torch.arange(steps + 1) * per).clamp(max=n_pixels)
 
 
@@ -91,15 +98,72 @@ def _klen(klen) -> int:
     return k
 
 
+# --------------------------------------------------------------------------------------------- presets
+_RISE_SRC = ("eclique/RISE evaluation.py CausalMetric.evaluate with Evaluation.ipynb's settings (gkern(11, 5), "
+             "CausalMetric(model, mode, 224 * 8, ...) for the dataset, softmax model)")
+_AUTHOR_SRC = ("ftorres11/CA_Stream engine/evaluation.py interpretable_recognition + "
+               "engine/interpretable/ins_del.py CausalMetric.evaluate (identical in ftorres11/saliencysense "
+               "routines/evaluation/interpretable_evaluation.py)")
+_GROUPCAM_SRC = ("wofmanaf/Group-CAM ins_del_gc.py CausalMetric.evaluate at commit 80836e6 / cc85ed2 (2021-06, "
+                 "the code of the paper's text)")
+_COMMON = {
+    "rise": dict(pixels_per_step=1792, kernel="gkern", klen=11, sigma=5.0, blur_padding="zeros",
+                 space="normalized", score="softmax", target_rule="pred"),
+    "author": dict(pixels_per_step=1792, kernel="gkern", klen=5, sigma=5.0, blur_padding="zeros",
+                   space="normalized", score="softmax", target_rule="given"),
+    "groupcam": dict(pixels_per_step=1792, kernel="gaussian", klen=51, sigma=50.0, blur_padding="reflect",
+                     space="normalized", score="softmax", target_rule="pred"),
+}
+_NOTES = {
+    "rise": ("Blur = conv2d of the normalized tensor with RISE's nearly flat gkern (zero padding), deletion to "
+             "torch.zeros_like (the dataset-mean colour), the class predicted on the clean image. The notebook's "
+             "single-image demo uses 224 px per step (pixels_per_step=224)."),
+    "author": ("gkern(5, 5) (a 5x5 box of 0.04) with padding 2 on the normalized tensor, 1792 px per step "
+               "(imsize * 8), deletion to zeros (the mean colour), the labels passed as target "
+               "(--lab groundtruth)."),
+    "groupcam": ("kornia gaussian_blur2d(51, 50) (reflect border) of the normalized tensor, 1792 px per step "
+                 "(224 * 8; the repository's later ins_del_gc.py uses 224 * 2 = 448: pixels_per_step=448), "
+                 "deletion to torch.zeros_like (the mean colour; the paper's text says a blurred image and 1 % "
+                 "steps), the predicted class."),
+}
+_PAPER = Preset("thesis Alg. 1-2 and §2.4 (RISE's protocol as the text states it): 224 steps, insertion from "
+                "a Gaussian blur (11, σ 5) of the [0, 1] image, deletion to black, the target given")
+
+
+def _presets(deletion_key: str | None) -> dict:
+    out = {"paper": _PAPER}
+    for name, src in (("rise", _RISE_SRC), ("author", _AUTHOR_SRC), ("groupcam", _GROUPCAM_SRC)):
+        opts = dict(_COMMON[name])
+        if deletion_key:
+            opts[deletion_key] = "mean"
+        out[name] = Preset(src, opts, _NOTES[name])
+    return out
+
+
+#: presets of :func:`insertion` / :func:`insertion_curves`
+INSERTION_PRESETS = _presets(None)
+#: presets of :func:`deletion` / :func:`deletion_curves`
+DELETION_PRESETS = _presets("substrate")
+#: presets of :func:`overall`
+OVERALL_PRESETS = _presets("deletion_substrate")
+TARGET_RULES = ("given", "pred")
+
+
 # ----------------------------------------------------------------------------------- insertion/deletion
 @runs_on_model("x", "sal", "target")
 def _causal(model, x, sal, target=None, *, insert: bool, steps, substrate, score, batch_size, space, klen,
-            sigma, twin) -> dict:
+            sigma, twin, pixels_per_step=None, kernel="gaussian", blur_padding="zeros",
+            target_rule="given") -> dict:
     name = "insertion" if insert else "deletion"
     steps = count("steps", steps, 1, _STEPS_HINT)
+    if pixels_per_step is not None:
+        pixels_per_step = count("pixels_per_step", pixels_per_step, 1, "pixels changed per step (RISE: 224 or 1792)")
     score = choice("score", score, "score")
     klen = _klen(klen)
     sigma = number("sigma", sigma, 0.0, strict=True, hint="the blur's standard deviation in pixels (RISE: 5)")
+    kernel = choice("kernel", kernel, "kernel")
+    blur_padding = choice("padding", blur_padding, "blur_padding")
+    target_rule = one_of("target_rule", target_rule, TARGET_RULES)
     subst = check_substrate("substrate", substrate)
     model = check_model(model)
     x = check_images(x)
@@ -112,12 +176,13 @@ def _causal(model, x, sal, target=None, *, insert: bool, steps, substrate, score
     with torch.no_grad(), eval_guard(model):
         run = runner(model, x, twin)  # BatchNorm folded, channels-last: the same outputs, faster
         out = model_logits(run, x, bs, f"model(x) on the clean images ({name})")
-        t = resolve_target(check_target(t, B, out.shape[1]), out)
+        t = check_target(t, B, out.shape[1])
+        t = resolve_target(None if target_rule == "pred" else t, out)
         x_sp = sp.to_space(x)
         # the masks are binary: the space only decides where the blur is computed; the other substrates
         # are values of the normalized input (xaikit.core.conventions.substrate)
         if subst == "blur":
-            base = sp.to_input(gaussian_blur(x_sp, klen, sigma, padding="zeros"))
+            base = sp.to_input(gaussian_blur(x_sp, klen, sigma, padding=blur_padding, kernel=kernel))
         else:
             base = substrate_values(x, subst, info).expand_as(x)
         # insertion: pixels come from x into the substrate; deletion: from the substrate into x.
@@ -126,7 +191,7 @@ def _causal(model, x, sal, target=None, *, insert: bool, steps, substrate, score
         xin_all = sp.to_input(x_sp)
         src, dst = (xin_all, base) if insert else (base, xin_all)
         rank = pixel_ranks(sal)
-        counts = step_counts(H * W, steps).to(x.device)
+        counts = step_counts(H * W, steps, pixels_per_step).to(x.device)
         n = counts.numel()
         curves = torch.empty(B * n, device=x.device)
         for sl in chunks(B * n, bs, desc=name):
@@ -145,63 +210,98 @@ _CAUSAL_ARGS = """
         model: the classifier (``nn.Module``), run in eval mode and left as it was found.
         x: (B, 3, H, W) normalized images, on any device (results come back on it).
         sal: (B, H, W) saliency maps in [0, 1] at the input size; pixel ties (a constant map) are broken
-            in raster order, so every map gives a defined value.
+            in raster order, so every map gives a defined value (the authors' codes order ties by numpy's
+            unstable argsort, reversed).
         target: the class scored per image: None = the class predicted on ``x`` (RISE's and Group-CAM's
             code); an int, or (B,) class indices (the thesis uses the ground-truth labels).
+        preset: ``"paper"`` (default: the options' defaults below), ``"rise"``, ``"author"`` or ``"groupcam"``
+            (section Presets); an option passed explicitly wins over the preset.
         steps: number of steps, default 224 (thesis Alg. 1–2 and RISE's ``CausalMetric`` at 224x224:
             224 pixels per step). Each step changes ``ceil(H*W / steps)`` pixels; the curve has
             ``steps + 1`` points. A whole number >= 1, capped at H·W: with ``steps >= H*W`` every pixel is
             one step (more steps would only repeat the last point and shift the AUC).
+        pixels_per_step: None (default: from ``steps``) or the pixels changed per step, RISE's ``step`` (the
+            curve then has ``ceil(H*W / pixels_per_step) + 1`` points and ``steps`` is not used).
         substrate: what the pixels are replaced by or start from, in :mod:`xaikit.core.conventions`'
-            vocabulary: ``"blur"`` (a Gaussian blur of the image, ``klen``/``sigma``, zero padding as RISE's
-            ``evaluation.py``), ``"black"`` (pixel 0, needs ``model.xaikit``), ``"mean"`` (alias
-            ``"zero"``: 0 of the normalized input, the dataset-mean colour), ``"min"`` (the image's
-            minimum) or a number (a value of the normalized input). Default {substrate}.
+            vocabulary: ``"blur"`` (a blur of the image, ``klen``/``sigma``/``kernel``/``blur_padding``),
+            ``"black"`` (pixel 0, needs ``model.xaikit``), ``"mean"`` (alias ``"zero"``: 0 of the normalized
+            input, the dataset-mean colour, RISE's ``torch.zeros_like``), ``"min"`` (the image's minimum) or a
+            number (a value of the normalized input). Default {substrate}.
         score: ``"softmax"`` (default, alias ``"prob"``: the target's probability, as RISE and the thesis),
             ``"logit"`` or ``"log_softmax"``.
         batch_size: perturbed images per forward chunk, a whole number >= 1; None (default) picks one from
             the image size (:func:`xaikit.core.conventions.auto_batch`). Does not change the values.
         space: where the blur substrate is computed: ``"pixel"`` (default: the [0, 1] image, as the thesis'
-            Opti-CAM code) or ``"normalized"`` (the model's input tensor). The masks are binary, so other
-            substrates do not depend on it. ``"pixel"`` needs ``model.xaikit`` (``xk.models.load``).
+            Opti-CAM code) or ``"normalized"`` (the model's input tensor, as every authors' code: their
+            zero padding is then the mean colour). The masks are binary, so other substrates do not depend
+            on it. ``"pixel"`` needs ``model.xaikit`` (``xk.models.load``).
         klen: blur kernel size, a positive odd integer (default 11, RISE's ``klen=11``).
         sigma: blur standard deviation in pixels, > 0 (default 5, RISE's ``nsig=5``).
+        kernel: the blur kernel: ``"gaussian"`` (default; the sampled, normalized Gaussian) or ``"gkern"``
+            (RISE's ``gkern``, scipy's ``gaussian_filter`` of a delta: nearly flat for 11 / 5).
+        blur_padding: the blur's border: ``"zeros"`` (default; RISE's ``conv2d``) or ``"reflect"`` (kornia's
+            ``gaussian_blur2d``, Group-CAM's code).
+        target_rule: ``"given"`` (default: ``target``, None = the prediction) or ``"pred"`` (always the class
+            predicted on the clean image, whatever ``target`` says: RISE's and Group-CAM's code).
         twin: run the forwards on :func:`xaikit.models.inference_twin` of the model (default True:
             BatchNorm folded, channels-last, checked against the model on ``x``; the same outputs up to
             float rounding, faster), or on the model itself (False).
 """
 
 
-def _doc(text: str, substrate: str, returns: str) -> str:
-    return text + _CAUSAL_ARGS.replace("{substrate}", substrate) + "\n    Returns:\n        " + returns + "\n"
+def _doc(text: str, substrate: str, returns: str, presets: dict) -> str:
+    return (text + _CAUSAL_ARGS.replace("{substrate}", substrate) + "\n    Returns:\n        " + returns + "\n\n"
+            + presets_doc(presets))
 
 
-def insertion(model, x, sal, target=None, *, steps: int = 224, substrate="blur", score: str = "softmax",
-              batch_size: int | None = None, space: str = "pixel", klen: int = 11, sigma: float = 5.0,
-              twin: bool = True) -> torch.Tensor:
-    return _causal(model, x, sal, target, insert=True, steps=steps, substrate=substrate, score=score,
-                   batch_size=batch_size, space=space, klen=klen, sigma=sigma, twin=twin)["auc"]
+def _resolved(fname: str, presets: dict, preset, **given) -> dict:
+    return resolve_preset(fname, presets, preset, given)[1]
 
 
-def insertion_curves(model, x, sal, target=None, *, steps: int = 224, substrate="blur", score: str = "softmax",
-                     batch_size: int | None = None, space: str = "pixel", klen: int = 11, sigma: float = 5.0,
+def insertion(model, x, sal, target=None, *, preset: str = "paper", steps: int = paper(224),
+              pixels_per_step: int | None = paper(None), substrate=paper("blur"), score: str = paper("softmax"),
+              batch_size: int | None = None, space: str = paper("pixel"), klen: int = paper(11),
+              sigma: float = paper(5.0), kernel: str = paper("gaussian"), blur_padding: str = paper("zeros"),
+              target_rule: str = paper("given"), twin: bool = True) -> torch.Tensor:
+    o = _resolved("insertion", INSERTION_PRESETS, preset, steps=steps, pixels_per_step=pixels_per_step,
+                  substrate=substrate, score=score, space=space, klen=klen, sigma=sigma, kernel=kernel,
+                  blur_padding=blur_padding, target_rule=target_rule)
+    return _causal(model, x, sal, target, insert=True, batch_size=batch_size, twin=twin, **o)["auc"]
+
+
+def insertion_curves(model, x, sal, target=None, *, preset: str = "paper", steps: int = paper(224),
+                     pixels_per_step: int | None = paper(None), substrate=paper("blur"),
+                     score: str = paper("softmax"), batch_size: int | None = None, space: str = paper("pixel"),
+                     klen: int = paper(11), sigma: float = paper(5.0), kernel: str = paper("gaussian"),
+                     blur_padding: str = paper("zeros"), target_rule: str = paper("given"),
                      twin: bool = True) -> Curves:
-    return Curves(**_causal(model, x, sal, target, insert=True, steps=steps, substrate=substrate, score=score,
-                            batch_size=batch_size, space=space, klen=klen, sigma=sigma, twin=twin))
+    o = _resolved("insertion_curves", INSERTION_PRESETS, preset, steps=steps, pixels_per_step=pixels_per_step,
+                  substrate=substrate, score=score, space=space, klen=klen, sigma=sigma, kernel=kernel,
+                  blur_padding=blur_padding, target_rule=target_rule)
+    return Curves(**_causal(model, x, sal, target, insert=True, batch_size=batch_size, twin=twin, **o))
 
 
-def deletion(model, x, sal, target=None, *, steps: int = 224, substrate="black", score: str = "softmax",
-             batch_size: int | None = None, space: str = "pixel", klen: int = 11, sigma: float = 5.0,
-             twin: bool = True) -> torch.Tensor:
-    return _causal(model, x, sal, target, insert=False, steps=steps, substrate=substrate, score=score,
-                   batch_size=batch_size, space=space, klen=klen, sigma=sigma, twin=twin)["auc"]
+def deletion(model, x, sal, target=None, *, preset: str = "paper", steps: int = paper(224),
+             pixels_per_step: int | None = paper(None), substrate=paper("black"), score: str = paper("softmax"),
+             batch_size: int | None = None, space: str = paper("pixel"), klen: int = paper(11),
+             sigma: float = paper(5.0), kernel: str = paper("gaussian"), blur_padding: str = paper("zeros"),
+             target_rule: str = paper("given"), twin: bool = True) -> torch.Tensor:
+    o = _resolved("deletion", DELETION_PRESETS, preset, steps=steps, pixels_per_step=pixels_per_step,
+                  substrate=substrate, score=score, space=space, klen=klen, sigma=sigma, kernel=kernel,
+                  blur_padding=blur_padding, target_rule=target_rule)
+    return _causal(model, x, sal, target, insert=False, batch_size=batch_size, twin=twin, **o)["auc"]
 
 
-def deletion_curves(model, x, sal, target=None, *, steps: int = 224, substrate="black", score: str = "softmax",
-                    batch_size: int | None = None, space: str = "pixel", klen: int = 11, sigma: float = 5.0,
+def deletion_curves(model, x, sal, target=None, *, preset: str = "paper", steps: int = paper(224),
+                    pixels_per_step: int | None = paper(None), substrate=paper("black"),
+                    score: str = paper("softmax"), batch_size: int | None = None, space: str = paper("pixel"),
+                    klen: int = paper(11), sigma: float = paper(5.0), kernel: str = paper("gaussian"),
+                    blur_padding: str = paper("zeros"), target_rule: str = paper("given"),
                     twin: bool = True) -> Curves:
-    return Curves(**_causal(model, x, sal, target, insert=False, steps=steps, substrate=substrate, score=score,
-                            batch_size=batch_size, space=space, klen=klen, sigma=sigma, twin=twin))
+    o = _resolved("deletion_curves", DELETION_PRESETS, preset, steps=steps, pixels_per_step=pixels_per_step,
+                  substrate=substrate, score=score, space=space, klen=klen, sigma=sigma, kernel=kernel,
+                  blur_padding=blur_padding, target_rule=target_rule)
+    return Curves(**_causal(model, x, sal, target, insert=False, batch_size=batch_size, twin=twin, **o))
 
 
 _INS = """Insertion AUC per image (thesis Alg. 1): start from the ``substrate`` (by default a Gaussian blur
@@ -209,41 +309,56 @@ _INS = """Insertion AUC per image (thesis Alg. 1): start from the ``substrate`` 
     steps (curve of ``steps + 1`` points, first = substrate, last = x). Higher is better.
 """
 _DEL = """Deletion AUC per image (thesis Alg. 2): replace the pixels of ``x`` by the ``substrate`` (black by
-    default, as the thesis and RISE's ``torch.zeros_like``; ``"blur"`` as Group-CAM's text) by decreasing
-    saliency. Lower is better.
+    default, as the thesis' text; every authors' code uses ``torch.zeros_like`` of the normalized tensor,
+    ``"mean"``; ``"blur"`` as Group-CAM's text) by decreasing saliency. Lower is better.
 """
 insertion.__doc__ = _doc(_INS, '``"blur"``', "(B,) AUCs (in [0, 1] for ``softmax``), on the device of ``x``. "
-                         "The curves: :func:`insertion_curves`.")
+                         "The curves: :func:`insertion_curves`.", INSERTION_PRESETS)
 insertion_curves.__doc__ = _doc("Insertion curves per image, and their AUC (:func:`insertion`, thesis Alg. 1).\n",
                                 '``"blur"``', ":class:`Curves` with ``auc`` (B,), ``curves`` (B, steps + 1), "
-                                "``counts`` (steps + 1,) pixels inserted, ``target`` (B,).")
+                                "``counts`` (steps + 1,) pixels inserted, ``target`` (B,).", INSERTION_PRESETS)
 deletion.__doc__ = _doc(_DEL, '``"black"``', "(B,) AUCs (in [0, 1] for ``softmax``), on the device of ``x``. "
-                        "The curves: :func:`deletion_curves`.")
+                        "The curves: :func:`deletion_curves`.", DELETION_PRESETS)
 deletion_curves.__doc__ = _doc("Deletion curves per image, and their AUC (:func:`deletion`, thesis Alg. 2).\n",
                                '``"black"``', ":class:`Curves` with ``auc`` (B,), ``curves`` (B, steps + 1), "
-                               "``counts`` (steps + 1,) pixels deleted, ``target`` (B,).")
+                               "``counts`` (steps + 1,) pixels deleted, ``target`` (B,).", DELETION_PRESETS)
 
 
 @runs_on_model("x", "sal", "target")
-def overall(model, x, sal, target=None, *, steps: int = 224, insertion_substrate="blur",
-            deletion_substrate="black", score: str = "softmax", batch_size: int | None = None,
-            space: str = "pixel", klen: int = 11, sigma: float = 5.0, twin: bool = True) -> torch.Tensor:
+def overall(model, x, sal, target=None, *, preset: str = "paper", steps: int = paper(224),
+            pixels_per_step: int | None = paper(None), insertion_substrate=paper("blur"),
+            deletion_substrate=paper("black"), score: str = paper("softmax"), batch_size: int | None = None,
+            space: str = paper("pixel"), klen: int = paper(11), sigma: float = paper(5.0),
+            kernel: str = paper("gaussian"), blur_padding: str = paper("zeros"),
+            target_rule: str = paper("given"), twin: bool = True) -> torch.Tensor:
     """Group-CAM's over-all score per image: AUC(insertion) - AUC(deletion) (§4.3). Higher is better.
 
     Args:
         model, x, sal, target: as :func:`insertion`.
-        steps: steps of both curves (default 224; capped at H·W, see :func:`insertion`).
+        preset: ``"paper"`` (default), ``"rise"``, ``"author"`` or ``"groupcam"`` (as :func:`insertion`; the
+            deletion substrate becomes ``"mean"`` in all three).
+        steps, pixels_per_step: the steps of both curves (default 224 steps; see :func:`insertion`).
         insertion_substrate: the insertion's start (default ``"blur"``, RISE's and Group-CAM's code).
         deletion_substrate: the deletion's replacement (default ``"black"``, the thesis; Group-CAM's text
-            blurs: ``"blur"``).
-        score, batch_size, space, klen, sigma, twin: as :func:`insertion`, for both curves.
+            blurs: ``"blur"``; its code uses ``"mean"``).
+        score, batch_size, space, klen, sigma, kernel, blur_padding, target_rule, twin: as :func:`insertion`,
+            for both curves.
 
     Returns:
         (B,) differences of AUCs, on the device of ``x``.
+
     """
-    kw = dict(steps=steps, score=score, batch_size=batch_size, space=space, klen=klen, sigma=sigma, twin=twin)
-    return (_causal(model, x, sal, target, insert=True, substrate=insertion_substrate, **kw)["auc"]
-            - _causal(model, x, sal, target, insert=False, substrate=deletion_substrate, **kw)["auc"])
+    o = _resolved("overall", OVERALL_PRESETS, preset, steps=steps, pixels_per_step=pixels_per_step,
+                  insertion_substrate=insertion_substrate, deletion_substrate=deletion_substrate, score=score,
+                  space=space, klen=klen, sigma=sigma, kernel=kernel, blur_padding=blur_padding,
+                  target_rule=target_rule)
+    ins, dele = o.pop("insertion_substrate"), o.pop("deletion_substrate")
+    kw = dict(batch_size=batch_size, twin=twin, **o)
+    return (_causal(model, x, sal, target, insert=True, substrate=ins, **kw)["auc"]
+            - _causal(model, x, sal, target, insert=False, substrate=dele, **kw)["auc"])
+
+
+overall.__doc__ += presets_doc(OVERALL_PRESETS)
 
 
 # ------------------------------------------------------------------------------------------------ AOPC

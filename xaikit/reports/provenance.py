@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config import repo_root, reports_dir
-from ..profiles import check_name
+from ..config import check_name, repo_root, reports_dir
+from .. import __version__
 
 #: profiles whose reports are the committed / published ones; every other profile writes under
 #: ``reports/_<profile>/`` (``reports/_ci/`` is git-ignored, so tests never dirty committed reports)
@@ -118,7 +118,6 @@ def now() -> str:
 def stamp(profile: str, sep: str = " | ") -> str:
     """One line naming xaikit version, profile, commit (+dirty) and date, e.g.
     ``xaikit 0.1.0 | profile ci | commit 495fc96+dirty | 2026-11-24``."""
-    from .. import __version__
 
     g = git_info()
     commit = g["short"] + ("+dirty" if g["dirty"] else "")

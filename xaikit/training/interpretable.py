@@ -46,7 +46,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import progress
-from ..errors import ConfigError, InputError
+from ..data.base import collate
+from ..errors import ConfigError, DataError, InputError
 from ..models.zoo import plain_checkpoint, read_checkpoint
 from . import distributed as D
 from .guided import guided_gradient, preserve_batchnorm_stats, unguided_activations
@@ -177,7 +178,6 @@ CHECKPOINT_FORMAT = "xaikit.interpretable/2"
 
 def _read_checkpoint(path: Path, device) -> dict:
     """The loop's checkpoint, read without running code; an unreadable one is a DataError naming it."""
-    from ..errors import DataError
 
     state = read_checkpoint(path, device, what="interpretable-training checkpoint", error=DataError,
                             fix="delete it to train again (or pass another checkpoint path)")
@@ -205,7 +205,6 @@ def _normalizer(model, normalize):
 
 
 def _loader(dataset, batch_size, shuffle, seed, order=None):
-    from ..data.base import collate
 
     if order is not None:  # an explicit (sharded) order
         return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=list(order),

@@ -32,7 +32,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import cache_dir, progress, seed_everything
+from ..data.base import load_batch
+from ..data.synthetic import GENERATOR_VERSION, synthetic
 from ..errors import ConfigError, DataError, WeightsError
+from ..models import info, load, to_channels_last
+from ..models.zoo import plain_checkpoint
 
 #: bump when the loop changes in a way that changes the weights (invalidates cached checkpoints)
 #: 2: convolutional models train channels-last (1.3-1.4x faster per step on a 2-core CPU), where safe
@@ -80,7 +84,6 @@ def config(arch: str = "resnet18_cifar", **overrides) -> dict:
 
 
 def _datasets(cfg):
-    from ..data.synthetic import synthetic
 
     common = dict(num_classes=cfg["num_classes"], size=cfg["size"], seed=cfg["seed"], **cfg["data"])
     return synthetic(cfg["n_train"], split="train", **common), synthetic(cfg["n_test"], split="test", **common)
@@ -88,7 +91,6 @@ def _datasets(cfg):
 
 def config_hash(cfg: dict) -> str:
     """16 hex digits identifying a configuration together with the data generator and trainer versions."""
-    from ..data.synthetic import GENERATOR_VERSION
 
     blob = json.dumps({**cfg, "_gen": GENERATOR_VERSION, "_trainer": TRAINER_VERSION}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
@@ -101,7 +103,6 @@ def checkpoint_path(cfg: dict) -> Path:
 
 
 def _load(cfg, path, class_names, record=None):
-    from ..models import load
 
     model = load(cfg["arch"], weights=path, num_classes=cfg["num_classes"], class_names=class_names,
                  input_size=cfg["size"], **cfg["arch_kwargs"])
@@ -178,7 +179,6 @@ def evaluate(model: nn.Module, dataset, batch_size: int = 256, device=None) -> f
 
     Multi-label data: fraction of images whose top-1 class is one of their labels.
     """
-    from ..models import info
 
     inf = info(model)
     dev = torch.device(device) if device is not None else next(model.parameters()).device
@@ -191,7 +191,6 @@ def evaluate(model: nn.Module, dataset, batch_size: int = 256, device=None) -> f
         if hasattr(dataset, "tensors"):  # synthetic: fast path
             x, y = dataset.tensors(idx, bar=False)
         else:
-            from ..data.base import load_batch
 
             b = load_batch(dataset, idx)
             x, y = b.images, b.labels
@@ -223,7 +222,6 @@ def train(arch: str = "resnet18_cifar", *, num_classes: int | None = None, size:
         if cached is not None:
             return cached
 
-    from ..models import load, to_channels_last
 
     dev = torch.device(device)
     seed_everything(cfg["seed"])
@@ -283,7 +281,6 @@ def train(arch: str = "resnet18_cifar", *, num_classes: int | None = None, size:
     if not cache:
         model.train_record = record
         return model
-    from ..models.zoo import plain_checkpoint
 
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save(plain_checkpoint({"model": model.state_dict(), "format": CHECKPOINT_FORMAT,
