@@ -1,4 +1,4 @@
-"""Guided backpropagation machinery (xaikit.training.guided): agreement with captum's GuidedBackprop,
+"""Guided backpropagation machinery (xaikit.attributors.guided): agreement with captum's GuidedBackprop,
 hand-computed rules for ReLU6 / LeakyReLU, restoration of the model, reporting of what stays standard."""
 import warnings
 
@@ -8,7 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from xaikit.errors import InputError
-from xaikit.training.guided import GuidedWarning, guided, guided_gradient, unguided_activations
+from xaikit.attributors.guided import GuidedWarning, guided, guided_gradient, unguided_activations
 
 captum_attr = pytest.importorskip("captum.attr")
 

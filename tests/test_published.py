@@ -16,7 +16,7 @@ needs_papers = pytest.mark.skipif(not PAPERS.is_dir(), reason=f"paper texts not 
 
 METHODS = {"cam", "gradcam", "gradcampp", "xgradcam", "hirescam", "layercam", "scorecam", "ablationcam",
            "groupcam", "opticam", "fakecam", "rise", "extremal", "saliency", "guided_backprop", "smoothgrad",
-           "integrated_gradients", "raw_attention", "rollout", "chefer", "vit_reciprocam",
+           "integrated_gradients", "raw_attention", "rollout", "chefer", "tibav", "vit_reciprocam",
            # not xaikit attributors: no method / the box itself as a map (thesis 2.5) / XRAI (Group-CAM)
            "none", "box", "box_complement", "xrai"}
 INDEX = pub.tables()
@@ -82,7 +82,7 @@ def test_api_errors_and_helpers():
     ("thesis:2.2", dict(method="gradcampp", model="vit_base_patch16_224"), "AD", 86.3),
     ("thesis:2.2", dict(method="opticam", model="deit_base_patch16_224"), "AG", 26.0),
     ("thesis:2.3", dict(method="layercam", model="vgg16"), "ADCC", 51.7),
-    ("thesis:2.4", dict(method="chefer", model="deit_base_patch16_224"), "insertion", 63.7),
+    ("thesis:2.4", dict(method="tibav", model="deit_base_patch16_224"), "insertion", 63.7),
     ("thesis:2.5", dict(method="opticam", mask="S_minus_B"), "AI", 47.1),
     ("thesis:2.7", dict(method="opticam", model="deit_base_patch16_224"), "SM", 0.84),
     ("thesis:2.8", dict(method="opticam", objective="diff", normalization="sigmoid"), "AI", 45.3),
@@ -95,8 +95,8 @@ def test_api_errors_and_helpers():
     ("castream:3", dict(method="scorecam", pool="ca", dataset="cub200"), "deletion", 2.14),
     ("castream:4", dict(block="proj_ca"), "params_M", 18.13),
     ("reciprocam:1", dict(method="vit_reciprocam", kernel="3x3", model="deit_small_patch16_224"), "ADCC", 70.34),
-    ("reciprocam:1", dict(method="chefer", model="deit_base_patch16_224"), "complexity", 13.17),
-    ("reciprocam:2", dict(method="chefer"), "time_ms", 132.2),
+    ("reciprocam:1", dict(method="tibav", model="deit_base_patch16_224"), "complexity", 13.17),
+    ("reciprocam:2", dict(method="tibav"), "time_ms", 132.2),
     ("reciprocam:3", dict(kernel="single", variant="wo_cls_token", model="deit_small_patch16_224"), "ADCC_diff", -10.55),
     ("groupcam:1", dict(method="groupcam"), "overall", 53.62),
     ("groupcam:1", dict(method="xrai"), "deletion", 10.90),
@@ -115,7 +115,7 @@ def test_values_checked_by_eye(tid, where, metric, value):
 def test_missing_cells_are_omitted():
     t24 = pub.table("thesis:2.4")
     assert t24[(t24.method == "ablationcam") & t24.model.str.startswith("vit")].empty
-    assert set(t24[t24.method == "chefer"].model) == {"vit_base_patch16_224", "deit_base_patch16_224"}
+    assert set(t24[t24.method == "tibav"].model) == {"vit_base_patch16_224", "deit_base_patch16_224"}
     t25 = pub.table("thesis:2.5")
     assert set(t25[t25.method == "box"]["mask"]) == {"S"}
 
@@ -269,11 +269,11 @@ def test_claims_opti_cam_tables_2_1_to_2_3():
 def test_claims_insertion_deletion_and_localization():
     w = _w("thesis:2.4", index="method", columns=["model", "metric"])
     assert w[("resnet50", "insertion")].idxmax() == "extremal"
-    assert w[("deit_base_patch16_224", "insertion")].idxmax() == "chefer"
+    assert w[("deit_base_patch16_224", "insertion")].idxmax() == "tibav"
     for m in ("vit_base_patch16_224", "deit_base_patch16_224"):
-        assert w[(m, "deletion")].drop(index="fakecam").idxmin() == "chefer"
+        assert w[(m, "deletion")].drop(index="fakecam").idxmin() == "tibav"
     # the text also says TIBAV wins insertion on ViT, but Score-CAM is higher there: 66.5 vs 66.1
-    assert w.loc["scorecam", ("vit_base_patch16_224", "insertion")] > w.loc["chefer", ("vit_base_patch16_224", "insertion")]
+    assert w.loc["scorecam", ("vit_base_patch16_224", "insertion")] > w.loc["tibav", ("vit_base_patch16_224", "insertion")]
     w = _w("thesis:2.6", index="method", columns=["model", "metric"]).drop(index="fakecam")
     for m in ("resnet50", "vgg16"):
         for metric in ("OM", "LE"):
@@ -325,7 +325,7 @@ def test_claims_vit_reciprocam():
     w = _w("reciprocam:1", index=["method", "kernel"], columns=["model", "metric"])
     for m in ("deit_base_patch16_224", "deit_small_patch16_224"):
         adcc = w[(m, "ADCC")]
-        assert adcc[("vit_reciprocam", "3x3")] > adcc[("chefer", "none")] > adcc[("vit_reciprocam", "single")]
+        assert adcc[("vit_reciprocam", "3x3")] > adcc[("tibav", "none")] > adcc[("vit_reciprocam", "single")]
     w4 = _w("reciprocam:4", index=["kernel", "model"], columns=["variant", "metric"])
     assert (w4[("block", "ADCC")] < w4[("default", "ADCC")]).all()
     w3 = _w("reciprocam:3", index=["kernel", "model"], columns=["variant", "metric"])
@@ -345,3 +345,40 @@ def test_claims_group_cam():
     assert list(t.index[:2]) == ["gradcam", "groupcam"] and t["groupcam"] < 1
     sp = _w("groupcam:4", index="method")["SP"]
     assert sp.idxmax() == "groupcam" and approx(sp["groupcam"] - sp["gradcam"], 0.8, 1e-6)
+
+
+# ------------------------------------------------------------------ reproduced tables show the paper's numbers
+def test_compare_flags_a_published_column_left_empty():
+    from xaikit.experiments.study import compare
+
+    rep = pd.DataFrame({"paper model": ["resnet50"], "method": ["gradcam"], "I": [50.0], "D": [10.0]})
+    keys = {"paper model": "model", "method": "method"}
+    ok = compare(rep, "thesis:2.4", keys, ["I", "D"],
+                 metric_names={"I": "insertion", "D": "deletion"})
+    assert ok.attrs["published_id"] == "thesis:2.4" and ok.attrs["published_empty"] == []
+    assert ok["I published"].notna().all()
+    # a model spelled otherwise than in the CSV: nothing joins; compare says so instead of silently showing "–"
+    with pytest.warns(UserWarning, match="published column"):
+        bad = compare(rep.assign(**{"paper model": "resnet_50"}), "thesis:2.4", keys, ["I", "D"],
+                      metric_names={"I": "insertion", "D": "deletion"})
+    assert bad.attrs["published_empty"] == ["I", "D"]
+
+
+REPORTS = Path(__file__).resolve().parents[1] / "reports"
+
+
+@pytest.mark.parametrize("prov_file", sorted(REPORTS.glob("[0-9]*/provenance.json")), ids=lambda p: p.parent.name)
+def test_committed_reports_show_every_published_column(prov_file):
+    """Every committed table that stands beside a published one names it (``source``) and has no published
+    column left empty where xaikit/published has numbers (issue 19)."""
+    import json
+
+    tables = json.loads(prov_file.read_text())["artefacts"]["tables"]
+    work = {"05": "reciprocam", "06": "groupcam"}.get(prov_file.parent.name[:2], "thesis")
+    for ident, t in tables.items():
+        m = re.search(r"\((?:thesis|paper|Group-CAM) (?:Table (\d+(?:\.\d+)?)|§5, Figure (7))\)", t["caption"])
+        pid = f"{work}:{m.group(1) or m.group(2)}" if m else None
+        if pid in pub.ids():
+            assert t.get("source") == pid, f"{prov_file.parent.name} table {ident}: {pid} not joined ({t['caption']})"
+        assert not t.get("published_empty"), (f"{prov_file.parent.name} table {ident}: published column(s) "
+                                               f"{t['published_empty']} empty although {t.get('source')} has numbers")

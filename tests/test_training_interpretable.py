@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from xaikit.errors import ConfigError, InputError
-from xaikit.training.guided import GuidedWarning, guided_gradient
+from xaikit.attributors.guided import GuidedWarning, guided_gradient
 from xaikit.training.interpretable import (augment_crop_flip, gradient_error, regularized_loss,
                                            step_cost, train_interpretable)
 

@@ -327,7 +327,9 @@ def estimate(section: dict) -> float:
                for m in v if isinstance(m, str)}
     models = {s for k, v in section.items() if k.endswith(("models", "model")) for s in _as_names(v)}
     per_image = sum(SECONDS_PER_IMAGE.get(m, DEFAULT_SECONDS) for m in methods) or SECONDS_PER_IMAGE["gradcam"]
-    steps = section.get("insertion_steps")
+    steps = section.get("insertion_steps", 0)
+    if steps is None:  # the protocol's: the authors' 1792 px per step at 224 px
+        steps = 28
     if isinstance(steps, int):
         per_image += 2 * steps * FORWARD_SECONDS * max(len(methods), 1)
     total = images * per_image * max(len(models), 1)

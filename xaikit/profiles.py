@@ -147,6 +147,15 @@ def declared_parameters(notebook: str | os.PathLike, literal_only: bool = False)
     return out
 
 
+def optional_parameters(notebook: str | os.PathLike) -> set:
+    """Names of the parameters the notebook annotates ``Optional[...]`` (None accepted besides the default's
+    type)."""
+    import papermill as pm
+
+    return {n for n, p in pm.inspect_notebook(str(notebook)).items()
+            if str(p.get("inferred_type_name", "")).startswith("Optional[")}
+
+
 def expected_type(default) -> str | None:
     """The type a profile value must have for a parameter declared with ``default`` (None: anything)."""
     if default is None:
@@ -205,11 +214,12 @@ def check_profile(profile_name: str, profile: dict, notebooks: Sequence[Path]) -
     does not declare ``profile``. Returns human-readable lines (empty when all is well)."""
     problems = []
     by_stem = {nb.stem: nb for nb in notebooks}
-    declared_all, literal = {}, {}
+    declared_all, literal, optional = {}, {}, {}
     for nb in notebooks:
         try:
             declared_all[nb.stem] = declared_parameters(nb)
             literal[nb.stem] = declared_parameters(nb, literal_only=True)
+            optional[nb.stem] = optional_parameters(nb)
         except Exception as exc:  # noqa: BLE001 - report, do not crash the check
             problems.append(f"{nb.name}: cannot read its parameters cell ({type(exc).__name__}: {exc})")
             continue
@@ -241,6 +251,8 @@ def check_profile(profile_name: str, profile: dict, notebooks: Sequence[Path]) -
             continue
         for key, value in parameters_for(stem, profile_name, profile, declared_all[stem]).items():
             if key in RESERVED or key not in defaults or type_matches(defaults[key], value):
+                continue
+            if value is None and key in optional.get(stem, ()):
                 continue
             where = "" if key in (section or {}) else " (from _defaults)"
             problems.append(f"profile {profile_name}: {stem}.{key} = {value!r}{where} is a {type(value).__name__}, "

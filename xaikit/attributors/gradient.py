@@ -26,7 +26,7 @@ from ..core.devices import back
 from ..core.targets import check_target, resolve_target
 from ..errors import ConfigError, InputError
 from ..models.hooks import model_guard
-from ..training.guided import guided_gradient
+from .guided import guided_gradient
 from .base import Attributor, Explanation, check_bool, check_number, fingerprint, register
 
 REDUCTIONS = ("abs_max", "abs_sum", "abs_mean", "sum", "max", "l2")
@@ -121,7 +121,7 @@ class Saliency(GradientAttributor):
 
 @register("guided_backprop", "guidedbackprop", "guided_bp")
 class GuidedBackprop(GradientAttributor):
-    """Guided backpropagation (Springenberg et al. 2014) via :func:`xaikit.training.guided.guided_gradient`.
+    """Guided backpropagation (Springenberg et al. 2014) via :func:`xaikit.attributors.guided.guided_gradient`.
 
     ReLU, ReLU6 and LeakyReLU modules and functional calls are guided; others are reported. Equal to
     captum's ``GuidedBackprop`` on ReLU networks.

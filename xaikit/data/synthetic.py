@@ -46,11 +46,13 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from ..config import progress
 from ..core.devices import host
 from ..errors import ConfigError, DataError
+from .samples import load_photo
 
 #: bump when the drawing changes, so cached models trained on older data are not reused
 GENERATOR_VERSION = 1
@@ -197,10 +199,6 @@ def background_photo(name: str) -> np.ndarray:
     :data:`PHOTO_SIDE` px; loaded and resized once per process (module-level cache)."""
     arr = _PHOTO_CACHE.get(name)
     if arr is None:
-        from PIL import Image
-
-        from .samples import load_photo
-
         try:
             im = Image.fromarray(load_photo(name))
         except DataError:

@@ -152,7 +152,11 @@ def table_1_1(study: Study) -> pd.DataFrame:
                      "top1 published": float("nan"), "top1 reproduced": a["top1"],
                      "top5 published": float("nan"), "top5 reproduced": a["top5"],
                      "accuracy on": f"labelled bundled photos ({a['n']} images)"})
-    return pd.DataFrame(rows).round(2)
+    out = pd.DataFrame(rows).round(2)
+    have = set(pub.metric)
+    out.attrs.update(published_id="thesis:1.1", published_empty=[
+        k for k in ("params_M", "GFLOPs", "top1", "top5") if k in have and out[f"{k} published"].isna().all()])
+    return out
 
 
 # ------------------------------------------------------------------------- measuring a method

@@ -16,14 +16,15 @@ import pandas as pd
 
 from .. import metrics as M
 from ..reports.figures import curves, overlay, saliency_colorbar
-from .common import ModelParams, PhotoParams, SyntheticParams, rows_for
+from .common import ModelParams, PhotoParams, SyntheticParams
 from .params import param
+from .protocols import protocol
 from .study import EvalSet, Study, best, compare, label, means, paper_model, row_titles
 
 CNN_METHODS = ["fakecam", "gradcam", "gradcampp", "scorecam", "ablationcam", "xgradcam", "layercam",
                "extremal", "opticam"]
 VIT_METHODS = ["fakecam", "gradcam", "gradcampp", "scorecam", "xgradcam", "layercam", "extremal",
-               "raw_attention", "rollout", "chefer", "opticam"]
+               "raw_attention", "rollout", "tibav", "opticam"]
 #: at the small tiers, which column of the paper each of our models stands beside
 STAND_INS = {"tf_efficientnet_lite0": "resnet50", "resnet18_cifar": "vgg16", "mobilenetv2_cifar": "vgg16",
              "deit_tiny_synth": "deit_base_patch16_224"}
@@ -47,9 +48,11 @@ class Params(ModelParams, PhotoParams, SyntheticParams):
     photo_size: int = param(128, "photo resolution (px)")
     images: int = param(8, "ImageNet validation images per table (full)")
     synthetic_images: int = param(8, "synthetic evaluation images")
-    opticam_steps: int = param(100, "Opti-CAM optimisation steps (the thesis: 100)")
+    opticam_steps: int | None = param(None, "Opti-CAM optimisation steps; None: the protocol's (the "
+                                            "authors' code: 50 with its stop rule; the thesis' text: 100)")
     extremal_steps: int = param(20, "Extremal Perturbation steps (the paper: 800)")
-    insertion_steps: int = param(32, "insertion / deletion steps (the thesis: 224)")
+    insertion_steps: int | None = param(None, "insertion / deletion steps; None: the protocol's (the author's "
+                                            "code: 1792 px per step, 28 steps; the text: 224)")
     ms_samples: int = param(3, "Max-Sensitivity samples (the thesis: 10)")
     more_methods: list[str] = param(["gradcam", "gradcampp", "xgradcam", "layercam", "opticam"],
                                     "methods of Table 2.3")
@@ -68,8 +71,13 @@ def method_options(cfg: Params) -> dict:
             "scorecam": chunk, "ablationcam": chunk}
 
 
-def rows(cfg: Params, names: Sequence[str]) -> dict:
-    return rows_for(names, method_options(cfg))
+def rows(cfg: Params, names: Sequence[str], table: str = "thesis:2.1") -> dict:
+    """Method rows with the options of ``table``'s protocol (``cfg.protocol``) and the chapter's on top."""
+    return protocol(table, cfg.protocol).rows(names, method_options(cfg))
+
+
+def _side(es: EvalSet) -> int:
+    return int(es.data.images.shape[-1])
 
 
 def _wide(frames, metrics) -> pd.DataFrame:
@@ -82,7 +90,8 @@ def _compare(cfg: Params, sets: Sequence[EvalSet], wide: pd.DataFrame, published
     papers = {es.name: paper_model(es.key, STAND_INS) for es in sets}
     wide.insert(1, "paper model", wide.model.map(papers))
     return compare(wide, published_id, KEYS, metrics, metric_names=metric_names,
-                   order={"model": list(dict.fromkeys(wide.model)), "method": list(order)})
+                   order={"model": list(dict.fromkeys(wide.model)), "method": list(order)},
+                   protocol=protocol(published_id, cfg.protocol))
 
 
 # ---------------------------------------------------------------------------------------- tables
@@ -90,7 +99,9 @@ def classification_table(study: Study, sets: Sequence[EvalSet], methods: Sequenc
                          published_id: str) -> pd.DataFrame:
     """Tables 2.1 / 2.2: AD, AG, AI (percent) and T (seconds per batch of 8) per model and method."""
     cfg = study.cfg
-    frames = [study.evaluate(es, rows(cfg, methods), ["recognition"], tag="classification") for es in sets]
+    p = protocol(published_id, cfg.protocol)
+    frames = [study.evaluate(es, rows(cfg, methods, published_id), ["recognition"], target=p.target,
+                             tag="classification") for es in sets]
     return _compare(cfg, sets, _wide(frames, ["AD", "AG", "AI", "T"]), published_id, ["AD", "AG", "AI", "T"],
                     methods)
 
@@ -98,10 +109,12 @@ def classification_table(study: Study, sets: Sequence[EvalSet], methods: Sequenc
 def more_metrics_table(study: Study, sets: Sequence[EvalSet], methods: Sequence[str], n: int) -> pd.DataFrame:
     """Table 2.3: AOPC (percent), Max-Sensitivity, ADCC (percent), on the first ``n`` images of each set."""
     cfg = study.cfg
+    p = protocol("thesis:2.3", cfg.protocol)
+    metrics = ["aopc", "max_sensitivity", "adcc"]
     frames = []
     for es in sets:
-        f = study.evaluate(es.head(n), rows(cfg, methods), ["aopc", "max_sensitivity", "adcc"], tag="more",
-                           metric_options={"max_sensitivity": {"n": cfg.ms_samples}})
+        f = study.evaluate(es.head(n), rows(cfg, methods, "thesis:2.3"), metrics, tag="more", target=p.target,
+                           metric_options=p.metric_table(metrics, own={"max_sensitivity": {"n": cfg.ms_samples}}))
         frames.append(f.assign(value=f.value.where(f.metric != "AOPC", f.value * 100)))
     return _compare(cfg, sets, _wide(frames, ["AOPC", "MS", "ADCC"]), "thesis:2.3", ["AOPC", "MS", "ADCC"],
                     methods)
@@ -109,12 +122,13 @@ def more_metrics_table(study: Study, sets: Sequence[EvalSet], methods: Sequence[
 
 def insertion_deletion_table(study: Study, sets: Sequence[EvalSet],
                              methods_by_kind: Mapping[str, Sequence[str]]) -> pd.DataFrame:
-    """Table 2.4: insertion (I, blurred start) and deletion (D, black) AUC in percent."""
+    """Table 2.4: insertion (I, blurred start) and deletion (D) AUC in percent."""
     cfg = study.cfg
-    steps = {"steps": cfg.insertion_steps}
-    frames = [study.evaluate(es, rows(cfg, methods_by_kind["vit" if es.model.xaikit.is_vit else "cnn"]),
-                             ["insertion", "deletion"], metric_options={"insertion": steps, "deletion": steps},
-                             tag="io") for es in sets]
+    p = protocol("thesis:2.4", cfg.protocol)
+    io = ["insertion", "deletion"]
+    frames = [study.evaluate(es, rows(cfg, methods_by_kind["vit" if es.model.xaikit.is_vit else "cnn"], "thesis:2.4"),
+                             io, metric_options=p.metric_table(io, _side(es), cfg.insertion_steps),
+                             target=p.target, tag="io") for es in sets]
     order = list(dict.fromkeys(m for v in methods_by_kind.values() for m in v))
     return _compare(cfg, sets, _wide(frames, ["I", "D"]), "thesis:2.4", ["I", "D"], order,
                     metric_names={"I": "insertion", "D": "deletion"})
@@ -122,7 +136,7 @@ def insertion_deletion_table(study: Study, sets: Sequence[EvalSet],
 
 def box_study_table(study: Study, es: EvalSet, methods: Sequence[str]) -> pd.DataFrame:
     """Table 2.5: AD/AG/AI with S := B, S := I∖B, and for each map S, B∩S and S∖B."""
-    f = study.evaluate(es, rows(study.cfg, methods), ["box_study"], tag="boxes")
+    f = study.evaluate(es, rows(study.cfg, methods, "thesis:2.5"), ["box_study"], tag="boxes")
     f = f[f.metric.str.contains("/")].copy()
     f[["which", "m"]] = f.metric.str.split("/", expand=True)
     out_rows = []
@@ -146,7 +160,9 @@ def box_study_table(study: Study, es: EvalSet, methods: Sequence[str]) -> pd.Dat
 def localization_table(study: Study, sets: Sequence[EvalSet], methods: Sequence[str], published_id: str) -> pd.DataFrame:
     """Tables 2.6 / 2.7: OM, LE, F1, BA, SP, EP (percent), SM."""
     metrics = ["OM", "LE", "F1", "BA", "SP", "EP", "SM"]
-    frames = [study.evaluate(es, rows(study.cfg, methods), ["localization"], tag="loc") for es in sets]
+    p = protocol(published_id, study.cfg.protocol)
+    frames = [study.evaluate(es, rows(study.cfg, methods, published_id), ["localization"], tag="loc",
+                             metric_options=p.metric_table(["localization"]), target=p.target) for es in sets]
     return _compare(study.cfg, sets, _wide(frames, metrics), published_id, metrics, methods)
 
 
@@ -154,8 +170,8 @@ def ablation(study: Study, es: EvalSet, reference: Sequence[str]) -> pd.DataFram
     """Table 2.8: the reference methods, then Opti-CAM for each objective (Mask, Diff) x normalization
     (range, max, sigmoid), next to the published rows."""
     cfg = study.cfg
-    table = rows(cfg, reference)
-    base = method_options(cfg)["opticam"]
+    table = rows(cfg, reference, "thesis:2.8")
+    base = rows(cfg, ["opticam"], "thesis:2.8")["opticam"][1]
     for obj, norm in ABLATION:
         table[f"opticam:{obj}:{norm}"] = ("opticam", dict(base, objective=obj, normalization=norm))
     f = study.evaluate(es, table, ["recognition"], tag="ablation")
@@ -164,7 +180,7 @@ def ablation(study: Study, es: EvalSet, reference: Sequence[str]) -> pd.DataFram
     wide = wide.assign(method=parts[0], objective=parts[1].fillna("none"), normalization=parts[2].fillna("none"))
     wide = wide[["method", "objective", "normalization", "AD", "AG", "AI"]]
     out = compare(wide, "thesis:2.8", ["method", "objective", "normalization"], ["AD", "AG", "AI"],
-                  order={"method": list(reference) + ["opticam"]})
+                  order={"method": list(reference) + ["opticam"]}, protocol=protocol("thesis:2.8", cfg.protocol))
     for c in ("objective", "normalization"):
         out[c] = out[c].map(lambda v: "" if v == "none" else str(v).capitalize())
     return out
@@ -180,11 +196,12 @@ def failure_figure(study: Study, es: EvalSet, n: int = 3):
     """Figure 2.3: the ``n`` images where Score-CAM gains most over Opti-CAM on insertion/deletion
     (gain = I_Score − I_Opti + D_Opti − D_Score, in AUC points; negative where Opti-CAM is better),
     with both maps and their insertion and deletion curves."""
-    steps = study.cfg.insertion_steps
-    imgs, maps, t = study.maps(es, rows(study.cfg, ["scorecam", "opticam"]))
+    p = protocol("thesis:2.4", study.cfg.protocol)
+    o = p.metric_table(["insertion", "deletion"], _side(es), study.cfg.insertion_steps)
+    imgs, maps, t = study.maps(es, rows(study.cfg, ["scorecam", "opticam"], "thesis:2.4"), target=p.target)
     x = es.model.xaikit.normalize(imgs)
-    res = {label(m): (M.insertion_curves(es.model, x, s, t, steps=steps), M.deletion_curves(es.model, x, s, t, steps=steps))
-           for m, s in maps.items()}
+    res = {label(m): (M.insertion_curves(es.model, x, s, t, **o["insertion"]),
+                      M.deletion_curves(es.model, x, s, t, **o["deletion"])) for m, s in maps.items()}
     maps = {label(m): s for m, s in maps.items()}
     gap = (res["Score-CAM"][0].auc - res["Opti-CAM"][0].auc) + (res["Opti-CAM"][1].auc - res["Score-CAM"][1].auc)
     pick = gap.argsort(descending=True)[:n].tolist()
@@ -207,8 +224,13 @@ def failure_figure(study: Study, es: EvalSet, n: int = 3):
 
 
 # ---------------------------------------------------------------------------------------- claims
-def claims(t21: pd.DataFrame, t26: pd.DataFrame, t28: pd.DataFrame, fake_tol: float = 5.0) -> dict:
-    """The chapter's qualitative claims, evaluated on the reproduced tables."""
+def claims(t21: pd.DataFrame, t26: pd.DataFrame, t28: pd.DataFrame, fake_tol: float = 5.0,
+           t23: pd.DataFrame | None = None) -> dict:
+    """The chapter's claims as the thesis states them, on the reproduced tables: §2.7 "Opti-CAM outperforms
+    all other methods dramatically" in AD, AI (and AG, "Opti-CAM still works while all other methods fail"),
+    "Fake-CAM yields near-perfect AD but fails completely on AG" (§2.4), "Opti-CAM achieves the best
+    performance on MS" (Table 2.3, when ``t23`` holds Opti-CAM), Opti-CAM "fails in Object Localization"
+    (§2.8: it wins a minority of Table 2.6's metrics), and Table 2.8's Mask objective above Diff in AG."""
     fake = t21[t21.method == "Fake-CAM"]
     loc_metrics = [("OM", False), ("LE", False), ("F1", True), ("BA", True), ("SP", True), ("EP", True),
                    ("SM", False)]
@@ -219,9 +241,12 @@ def claims(t21: pd.DataFrame, t26: pd.DataFrame, t28: pd.DataFrame, fake_tol: fl
     return {
         "Opti-CAM has the best AD (excluding Fake-CAM)": set(best(t21, "AD", False)) == {"Opti-CAM"},
         "Opti-CAM has the best AG (excluding Fake-CAM)": set(best(t21, "AG", True)) == {"Opti-CAM"},
+        "Opti-CAM has the best AI (excluding Fake-CAM)": set(best(t21, "AI", True)) == {"Opti-CAM"},
         f"Fake-CAM has near-zero AD (< {fake_tol}%)": bool((fake["AD reproduced"] < fake_tol).all()),
         f"Fake-CAM has near-zero AG (< {fake_tol}%)": bool((fake["AG reproduced"] < fake_tol).all()),
         "Opti-CAM does not win most localization metrics": loc_wins < len(loc_metrics) / 2,
         "Mask beats Diff in AG for every normalization": bool(
             (mask["AG reproduced"] > diff["AG reproduced"].reindex(mask.index)).all()),
+        **({"Opti-CAM has the best Max-Sensitivity (§2.7)": set(best(t23, "MS", False)) == {"Opti-CAM"}}
+           if t23 is not None and "Opti-CAM" in set(t23.method) else {}),
     }

@@ -31,8 +31,9 @@ from ..reports.figures import saliency_grid
 from ..streams import CAStream, complexity as stream_complexity
 from ..training.finetune import FinetuneConfig, finetune
 from ..training.stream import train as train_stream
-from .common import ModelParams, SyntheticParams, dataset_root, photo_data, rows_for
+from .common import ModelParams, SyntheticParams, dataset_root, photo_data
 from .params import param
+from .protocols import protocol
 from .specs import ModelSpec, load_model
 from .store import config_hash
 from .study import EvalSet, Study, compare, label, means, paper_model
@@ -69,7 +70,8 @@ class Params(ModelParams, SyntheticParams):
     finetune_lr: float = param(0.01, "VOC / CUB fine-tuning learning rate")
     finetune_lr_step: int = param(15, "VOC / CUB fine-tuning: epochs between learning-rate decays")
     finetune_batch_size: int = param(64, "VOC / CUB fine-tuning batch")
-    insertion_steps: int = param(16, "insertion / deletion steps (the thesis: 224)")
+    insertion_steps: int | None = param(None, "insertion / deletion steps; None: the protocol's (the author's "
+                                              "code: 1792 px per step, 28 steps; the text: 224)")
     batch_size: int = param(8, "images per batch")
     chunk: int | None = param(None, "forward passes per chunk of the perturbation methods; None: from the image size")
     figure_images: int = param(3, "rows of Figures 3.3 and 3.4")
@@ -211,10 +213,11 @@ def saliency(study: Study, es: EvalSet, methods: Sequence[str]) -> pd.DataFrame:
     """Per-method means of AD, AG, AI, insertion, deletion (percent) on an eval set (cached per image by
     content: the same trained stream in several tables is evaluated once)."""
     cfg = study.cfg
-    steps = {"steps": cfg.insertion_steps}
+    p = protocol("thesis:3.1", cfg.protocol)  # one evaluation code for every table of the chapter
     chunk = {} if not cfg.chunk else {"batch_size": int(cfg.chunk)}
-    f = study.evaluate(es, rows_for(methods, {"scorecam": chunk}), ["recognition", "insertion", "deletion"],
-                       metric_options={"insertion": steps, "deletion": steps}, tag="saliency")
+    metrics = ["recognition", "insertion", "deletion"]
+    f = study.evaluate(es, p.rows(methods, {"scorecam": chunk}), metrics, target=p.target, tag="saliency",
+                       metric_options=p.metric_table(metrics, int(es.data.images.shape[-1]), cfg.insertion_steps))
     f = f.replace({"metric": {"I": "insertion", "D": "deletion"}})
     return means(f, SAL, by=("method",))
 
@@ -232,7 +235,8 @@ def gap_vs_ca_table(study: Study, specs: Sequence[str], methods: Sequence[str], 
             out.append(w.assign(model=ModelSpec.parse(spec).arch, **{"paper model": paper}, dataset=setting, pool=pool))
     wide = pd.concat(out, ignore_index=True)[["model", "paper model", "dataset", "method", "pool"] + SAL]
     t = compare(wide, published_id, {"paper model": "model", "dataset": "dataset", "method": "method", "pool": "pool"},
-                SAL, order={"model": list(dict.fromkeys(wide.model)), "method": list(methods), "pool": ["gap", "ca"]})
+                SAL, order={"model": list(dict.fromkeys(wide.model)), "method": list(methods), "pool": ["gap", "ca"]},
+                protocol=protocol(published_id, cfg.protocol))
     return t.assign(pool=t.pool.str.upper())
 
 
@@ -323,6 +327,7 @@ def _variant_rows(study: Study, spec: str, methods: Sequence[str], variants, pid
     t = compare(pd.DataFrame(acc_rows), pid, keys, ["params_M", "top1"])
     if sal_rows:
         t = pd.concat([t, compare(pd.DataFrame(sal_rows), pid, keys, SAL)], ignore_index=True)
+        t.attrs["protocol"] = protocol(pid, cfg.protocol).caption()
     front = ["model", "paper model", pid_key, "method"]
     cols = front + [f"{m} {w}" for m in ["params_M", "top1"] + SAL for w in ("published", "reproduced") if f"{m} {w}" in t]
     return t[cols]
@@ -356,7 +361,7 @@ def maps_figure(study: Study, spec: str, methods: Sequence[str], n: int = 4):
     gap, ca = backbone(cfg, spec), stream(cfg, spec)
     maps = {}
     for pool, model in (("GAP", gap), ("CA", ca)):
-        imgs, got, t = study.maps(eval_set(cfg, spec, model, "imagenet", pool.lower()), rows_for(methods), n)
+        imgs, got, t = study.maps(eval_set(cfg, spec, model, "imagenet", pool.lower()), protocol("thesis:3.1", cfg.protocol).rows(methods), n)
         for m, v in got.items():
             maps[(m, pool)] = v
     maps = {f"{label(m)} {pool}": maps[(m, pool)] for m in methods for pool in ("GAP", "CA")}

@@ -27,7 +27,7 @@ from ..data.base import load_batch
 from ..data.synthetic import synthetic
 from ..errors import ConfigError
 from ..reports.figures import saliency_grid
-from ..training.guided import guided_gradient
+from ..attributors.guided import guided_gradient
 from ..training.interpretable import step_cost, train_interpretable
 from .common import dataset_root, rows_for
 from .params import ChapterParams, param
@@ -225,7 +225,9 @@ def side_by_side(rows: pd.DataFrame, pid: str, match_lambda: bool = False) -> pd
     out = pd.concat([out, top[["top1 published", "top1 reproduced"]],
                      sal[[f"{m} {w}" for m in SALIENCY for w in ("published", "reproduced")]]], axis=1)
     # metrics to 2 decimals; λ as given (the thesis' 0.0075 is not 0.01)
-    return out.round({c: 2 for c in out.columns if c.endswith((" published", " reproduced"))})
+    out = out.round({c: 2 for c in out.columns if c.endswith((" published", " reproduced"))})
+    out.attrs.update(published_id=pid, published_empty=top.attrs["published_empty"] + sal.attrs["published_empty"])
+    return out
 
 
 # ------------------------------------------------------------------------------------ tables

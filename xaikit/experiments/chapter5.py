@@ -2,7 +2,7 @@
 parameters.
 
 - Table 1: ADCC and its parts (Drop ↓, Increase ↑, Coherency ↑, Complexity ↓; paper eq. 1) for
-  Relevance (Chefer et al. 2021b), ViT-ReciproCAM with the single-token mask and with the 3x3 Gaussian mask;
+  Relevance (Chefer et al. 2021 CVPR, ``tibav``), ViT-ReciproCAM with the single-token mask and with the 3x3 Gaussian mask;
 - Table 2: execution time (ms per image) and FPS, ratio to ViT-ReciproCAM (single);
 - Table 3: the [CLS]-token ablation (``cls_token=False`` zeroes the class token in every masked copy);
 - Table 4: the feature-position ablation (``tap="block"``: output of block[-2] instead of norm1 of the last block);
@@ -25,17 +25,19 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .. import attributors
+from .. import metrics as M
 from ..core.devices import on_model, synchronize
 from ..core.targets import logits_of, resolve_targets
 from ..reports.figures import overlay, saliency_grid
 from .common import ModelParams, SyntheticParams, synthetic_eval_data
 from .params import param
+from .protocols import protocol
 from .specs import ModelSpec
 from .study import EvalSet, Study, compare, row_titles
 
 #: method variants of the paper, label -> (attributor, options)
 VARIANTS = {
-    "Relevance": ("chefer", {}),
+    "Relevance": ("tibav", {}),
     "ViT-ReciproCAM": ("vit_reciprocam", {"kernel": "single"}),
     "ViT-ReciproCAM [3x3]": ("vit_reciprocam", {"kernel": "gaussian"}),
 }
@@ -88,12 +90,30 @@ def method_options(cfg: Params) -> dict:
     return {"vit_reciprocam": {} if not cfg.chunk else {"batch_size": int(cfg.chunk)}}
 
 
-def _row(cfg: Params, label: str, method: str, options: Mapping) -> dict:
-    return {label: (method, dict(method_options(cfg).get(method, {}), **options))}
+def options_of(cfg: Params, method: str, options: Mapping, table: str = "reciprocam:1") -> dict:
+    """``method``'s options under ``table``'s protocol, then the chapter's (chunk), then the variant's."""
+    return protocol(table, cfg.protocol).method_options(method, **method_options(cfg).get(method, {}), **options)
+
+
+def _row(cfg: Params, label: str, method: str, options: Mapping, table: str = "reciprocam:1") -> dict:
+    return {label: (method, options_of(cfg, method, options, table))}
 
 
 def _kernel(method: str, options: Mapping) -> str:
-    return "none" if method == "chefer" else KERNEL[options.get("kernel", "gaussian")]
+    return "none" if method == "tibav" else KERNEL[options.get("kernel", "gaussian")]
+
+
+def _adcc(study: Study, es: EvalSet, label: str, method: str, options: Mapping, table: str, tag: str) -> dict:
+    """Mean Drop, Increase, Coherency, Complexity and ADCC (percent) of one method on an eval set, ADCC
+    aggregated as ``table``'s protocol does (per image, or vitcam's harmonic mean of the dataset means)."""
+    p = protocol(table, study.cfg.protocol)
+    mo = p.metric_table(["adcc"])
+    f = study.evaluate(es, _row(study.cfg, label, method, options, table), ["adcc"], tag=tag, metric_options=mo,
+                       target=p.target)
+    mean = {k: float(v) for k, v in f.groupby("metric").value.mean().items()}
+    if mo["adcc"].get("preset") == "vit_reciprocam":  # aggregate="dataset"
+        mean["ADCC"] = M.adcc_of_means(mean["Coherency"], mean["Complexity"], mean["Drop"])
+    return mean
 
 
 # ---------------------------------------------------------------------------------------- tables
@@ -104,12 +124,11 @@ def adcc_table(study: Study, sets: Sequence[EvalSet], labels: Sequence[str] = tu
     for es in sets:
         for lab in labels:
             m, o = VARIANTS[lab]
-            f = study.evaluate(es, _row(study.cfg, lab, m, o), ["adcc"], tag="adcc")
-            mean = f.groupby("metric").value.mean()
+            mean = _adcc(study, es, lab, m, o, "reciprocam:1", "adcc")
             rows.append({"model": es.key, "paper model": paper_model(es.key), "method": lab, "method_id": m,
                          "kernel": _kernel(m, o), **{k: float(mean.get(k, float("nan"))) for k in ADCC_METRICS}})
     out = compare(pd.DataFrame(rows), "reciprocam:1", PKEYS, list(ADCC_METRICS), metric_names=ADCC_METRICS,
-                  relabel=None)
+                  relabel=None, protocol=protocol("reciprocam:1", study.cfg.protocol))
     return out.drop(columns=["method_id", "kernel"])
 
 
@@ -127,7 +146,7 @@ def time_table(study: Study, es: EvalSet, labels: Sequence[str] = tuple(VARIANTS
     cams = {}
     for lab in labels:
         m, o = VARIANTS[lab]
-        cams[lab] = attributors.create(m, es.model, **dict(method_options(cfg).get(m, {}), **o))
+        cams[lab] = attributors.create(m, es.model, **options_of(cfg, m, o, "reciprocam:2"))
         cams[lab](x[:1], t[:1])  # warm-up
     ts = {lab: [] for lab in labels}
     for _ in range(cfg.time_repeats):
@@ -146,7 +165,8 @@ def time_table(study: Study, es: EvalSet, labels: Sequence[str] = tuple(VARIANTS
             cams[lab](x[:1], t[:1])
         rows.append({"model": es.key, "paper model": "deit_base_patch16_224", "method": lab, "method_id": m,
                      "kernel": _kernel(m, o), "time_ms": ms, "FPS": 1000.0 / ms, "GFLOP": fc.get_total_flops() / 1e9})
-    out = compare(pd.DataFrame(rows), "reciprocam:2", PKEYS, ["time_ms", "FPS"], relabel=None, digits=3)
+    out = compare(pd.DataFrame(rows), "reciprocam:2", PKEYS, ["time_ms", "FPS"], relabel=None, digits=3,
+                  protocol=protocol("reciprocam:2", cfg.protocol))
     out = out.drop(columns=["method_id", "kernel"]).rename(columns={"GFLOP": "GFLOP reproduced"})
     ref = out.set_index("method")["time_ms reproduced"].get("ViT-ReciproCAM")
     refp = out.set_index("method")["time_ms published"].get("ViT-ReciproCAM")
@@ -166,8 +186,7 @@ def ablation_table(study: Study, sets: Sequence[EvalSet], change: Mapping, pid: 
             vlab, (vm, vo) = variant(base, **change)
             vals = {}
             for which, (lab, mm, oo) in {"default": (base, m, o), variant_name: (vlab, vm, vo)}.items():
-                f = study.evaluate(es, _row(study.cfg, lab, mm, oo), ["adcc"], tag="ablation")
-                vals[which] = float(f[f.metric == "ADCC"].value.mean())
+                vals[which] = _adcc(study, es, lab, mm, oo, pid, "ablation")["ADCC"]
             rows.append({"model": es.key, "paper model": paper_model(es.key), "method": base, "method_id": m,
                          "kernel": _kernel(m, o), "ADCC default": vals["default"],
                          f"ADCC {variant_name}": vals[variant_name]})
@@ -182,7 +201,9 @@ def ablation_table(study: Study, sets: Sequence[EvalSet], change: Mapping, pid: 
     res = out[0].merge(out[1], on=["model", "paper model", "method", "method_id", "kernel"])
     res["diff published"] = res[f"ADCC {variant_name} published"] - res["ADCC default published"]
     res["diff reproduced"] = res[f"ADCC {variant_name} reproduced"] - res["ADCC default reproduced"]
-    return res.drop(columns=["method_id", "kernel"]).round(2)
+    res = res.drop(columns=["method_id", "kernel"]).round(2)
+    res.attrs["protocol"] = protocol(pid, study.cfg.protocol).caption()
+    return res
 
 
 def cls_token_table(study: Study, sets: Sequence[EvalSet]) -> pd.DataFrame:
@@ -200,7 +221,7 @@ def maps(study: Study, es: EvalSet, images01: torch.Tensor, target: torch.Tensor
          methods: Mapping = FIGURE_METHODS) -> dict:
     """``{label: (B,H,W) map}`` of each method for ``target`` (one class per image), on the host."""
     x = es.model.xaikit.normalize(images01)
-    return {lab: attributors.create(m, es.model, **dict(method_options(study.cfg).get(m, {}), **o))(x, target).detach()
+    return {lab: attributors.create(m, es.model, **options_of(study.cfg, m, o))(x, target).detach()
             for lab, (m, o) in methods.items()}
 
 

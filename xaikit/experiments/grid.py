@@ -21,6 +21,7 @@ from ..core.devices import model_device, synchronize, to_device
 from ..core.targets import logits_of, resolve_targets
 from ..data.base import Batch, collate
 from ..errors import ConfigError
+from ..metrics.recognition import ADCC_PRESETS
 from ..models.hooks import model_guard
 from .store import COLUMNS, MapCache, ResultStore, config_hash
 
@@ -79,12 +80,16 @@ def _score(metric: str, opts: dict, model, x, sal, t, cam, boxes, box_labels) ->
     if metric == "max_sensitivity":
         return {"MS": M.max_sensitivity(cam, x, t, reduce=False, **opts)}
     if metric == "adcc":
-        r = M.adcc(model, cam, x, t, sal=sal, reduce=False, **opts)
+        preset = ADCC_PRESETS.get(opts.get("preset", "paper"))
+        native = opts.get("map_resolution", preset.options.get("map_resolution") if preset else None) == "native"
+        # native: coherency and complexity on the method's own maps, which the attributor computes itself
+        r = M.adcc(model, cam, x, t, sal=None if native else sal, reduce=False, **opts)
         return {"ADCC": r["ADCC"], "Coherency": r["Coherency"], "Complexity": r["Complexity"],
                 "Drop": r["AD"], "Increase": r["AI"]}
     if metric == "localization":
         probs = logits_of(model, x).softmax(-1)
-        r = M.localization(sal, boxes, probs=probs, target=t, box_labels=box_labels, reduce=False, **opts)
+        r = M.localization(sal, boxes, probs=probs, target=t, box_labels=box_labels, reduce=False, model=model,
+                           x=x, **opts)
         return {k: r[k] for k in METRIC_COLUMNS["localization"] if k in r}
     if metric == "box_study":
         r = M.box_study(model, x, sal, boxes, t, box_labels=box_labels, reduce=False, **opts)

@@ -82,6 +82,8 @@ class ChapterParams:
     profile: str = param("ci", "set by the runner (python -m xaikit.run --profile ...): ci, default, rehearsal, full")
     seed: int = param(0, "seeds Python, NumPy and torch, and every data draw")
     device: str = param("auto", "auto (CUDA when present), cpu, cuda, cuda:1")
+    protocol: str = param("authors", "authors: each table runs the code behind its published numbers "
+                                     "(docs/CONVENTIONS.md); paper: the papers' text")
 
     # ------------------------------------------------------------------ construction and checks
     @classmethod
@@ -111,6 +113,9 @@ class ChapterParams:
             v = getattr(self, f.name)
             if not _accepts(hints.get(f.name, Any), v):
                 raise ConfigError(f"parameter {f.name}={v!r} must be {_type_name(hints.get(f.name))}")
+        if self.protocol not in ("authors", "paper"):
+            raise ConfigError(f"parameter protocol={self.protocol!r} must be 'authors' (the code behind the "
+                              "published numbers) or 'paper' (the papers' text)")
 
     def resolve(self):
         """Derived state: the checked torch device, seeds, thread caps. Returns self."""
@@ -157,11 +162,19 @@ def _type_name(tp) -> str:
 
 def parameters_cell(cls: type) -> str:
     """The notebook's ``parameters`` cell for a :class:`ChapterParams` subclass: one plain assignment per
-    field with its default, and its help as a comment."""
+    field with its default, and its help as a comment; a field that also accepts None while its default is
+    not None is annotated ``"Optional[int]"`` (papermill reports it, the profile check accepts None)."""
     lines = []
+    hints = typing.get_type_hints(cls)
     for f in fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        text = f"{f.name} = {default!r}"
+        args = typing.get_args(hints.get(f.name))
+        if default is not None and type(None) in args:  # say that None is allowed too (papermill reads it)
+            inner = [a for a in args if a is not type(None)]
+            name = getattr(inner[0], "__name__", "object") if len(inner) == 1 else "object"
+            text = f'{f.name}: "Optional[{name}]" = {default!r}'
+        else:
+            text = f"{f.name} = {default!r}"
         # papermill's parameter parser reads a quote in a comment as the start of a string (use ’), and an
         # '=' in a comment as a second assignment: a help text never holds one
         help_ = f.metadata.get("help", "").replace("'", "’").replace('"', "”")

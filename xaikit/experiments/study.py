@@ -14,6 +14,7 @@ content, stored crash-safe, and :func:`compare` puts reproduced numbers next to 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -38,7 +39,7 @@ LABELS = {
     "groupcam": "Group-CAM", "opticam": "Opti-CAM", "fakecam": "Fake-CAM", "rise": "RISE",
     "extremal": "ExPerturbation", "saliency": "Gradient", "guided_backprop": "Guided BP",
     "smoothgrad": "SmoothGrad", "integrated_gradients": "Integrated Gradients", "raw_attention": "RawAtt",
-    "rollout": "Rollout", "chefer": "TIBAV", "vit_reciprocam": "ViT-ReciproCAM",
+    "rollout": "Rollout", "tibav": "TIBAV", "chefer": "Chefer (generic)", "vit_reciprocam": "ViT-ReciproCAM",
 }
 
 
@@ -164,7 +165,7 @@ def means(frame: pd.DataFrame, metrics: Sequence[str], by: Sequence[str] = ("mod
 
 def compare(reproduced: pd.DataFrame, published_id: str | None, keys: Mapping[str, str] | Sequence[str],
             metrics: Sequence[str], *, metric_names: Mapping[str, str] | None = None, order: Mapping | None = None,
-            digits: int = 2, relabel: str | None = "method") -> pd.DataFrame:
+            digits: int = 2, relabel: str | None = "method", protocol=None) -> pd.DataFrame:
     """Reproduced numbers next to the paper's: the one published-vs-reproduced join of every chapter.
 
     ``reproduced``: a wide frame holding the key columns and one column per metric. ``keys``: the columns
@@ -175,7 +176,9 @@ def compare(reproduced: pd.DataFrame, published_id: str | None, keys: Mapping[st
     ``<m> reproduced`` for each metric; published cells the paper lacks are NaN (shown as "–").
     ``order``: ``{column: [values in display order]}`` to sort the rows (stable; the first column is the
     primary key; values not listed go last). ``relabel``: a column of
-    xaikit method names shown with the paper's spelling (:func:`label`) after the join.
+    xaikit method names shown with the paper's spelling (:func:`label`) after the join. ``protocol``
+    (a :class:`~xaikit.experiments.protocols.Protocol`): its caption is kept in ``out.attrs["protocol"]``,
+    which :meth:`Reporter.table <xaikit.reports.Reporter.table>` appends to the table's caption.
     """
     keys = dict(keys) if isinstance(keys, Mapping) else {k: k for k in keys}
     names = dict(metric_names or {})
@@ -203,7 +206,22 @@ def compare(reproduced: pd.DataFrame, published_id: str | None, keys: Mapping[st
         out = out.sort_values(col, key=lambda s: s.map(lambda v: rank.get(v, len(rank))), kind="stable")
     if relabel and relabel in out.columns:
         out[relabel] = out[relabel].map(lambda m: label(m) if isinstance(m, str) else m)
-    return out.round(digits).reset_index(drop=True)
+    out = out.round(digits).reset_index(drop=True)
+    if protocol is not None:
+        out.attrs["protocol"] = protocol.caption()
+    if pub is not None:
+        out.attrs["published_id"] = published_id
+        # a published column left empty although the paper reports that metric: the keys did not match
+        # (a model or method spelled differently), which would hide every published number of the table
+        have = set(pub["metric"].astype(str))
+        empty = [m for m in metrics if names.get(m, m) in have and len(out) and out[f"{m} published"].isna().all()]
+        out.attrs["published_empty"] = empty
+        if empty:
+            warnings.warn(f"published table {published_id} reports {[names.get(m, m) for m in empty]} but no row of "
+                          f"the reproduced table matches its {list(keys.values())}: the published column(s) stay "
+                          f"empty. Reproduced keys: {sorted({tuple(str(r[c]) for c in keys) for _, r in reproduced.iterrows()})[:6]}",
+                          stacklevel=2)
+    return out
 
 
 #: torchvision / timm architecture names -> the model name the published tables use

@@ -30,9 +30,9 @@ it reads the logits from tensors, ``.logits``, ``["logits"]`` or a tuple's first
 from .causal import (Curves, aopc, aopc_curves, auc, deletion, deletion_curves, insertion, insertion_curves, overall,
                      pixel_ranks, step_counts)
 from .localization import box_masks, localization, pointing_game
-from .recognition import adcc, box_study, recognition
+from .recognition import adcc, adcc_of_means, box_study, recognition
 from .robustness import max_sensitivity
 
-__all__ = ["recognition", "box_study", "adcc", "insertion", "deletion", "overall", "aopc", "insertion_curves",
+__all__ = ["recognition", "box_study", "adcc", "adcc_of_means", "insertion", "deletion", "overall", "aopc", "insertion_curves",
            "deletion_curves", "aopc_curves", "Curves", "auc", "max_sensitivity", "localization", "pointing_game",
            "box_masks", "pixel_ranks", "step_counts"]

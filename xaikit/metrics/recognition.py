@@ -303,9 +303,15 @@ def adcc(model, explainer, x, target=None, *, preset: str = "paper", sal=None, r
         return res
     out_ = reduce_dict(res, True)
     if agg == "dataset":
-        m = {k: torch.tensor(out_[k] / 100) for k in ("Coherency", "Complexity", "AD")}
-        out_["ADCC"] = float(_harmonic(m["Coherency"], 1 - m["Complexity"], 1 - m["AD"])) * 100
+        out_["ADCC"] = adcc_of_means(out_["Coherency"], out_["Complexity"], out_["AD"])
     return out_
+
+
+def adcc_of_means(coherency: float, complexity: float, ad: float) -> float:
+    """ADCC of a whole dataset as sybyun/vitcam computes it (``aggregate="dataset"``): the harmonic mean of the
+    dataset means of coherency, 1 - complexity and 1 - AD, all in percent; 0 when a term is <= 0."""
+    terms = [float(coherency) / 100, 1 - float(complexity) / 100, 1 - float(ad) / 100]
+    return float(_harmonic(*[torch.tensor(t, dtype=torch.float64) for t in terms])) * 100
 
 
 def _harmonic(a, b, c):

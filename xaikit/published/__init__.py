@@ -3,7 +3,7 @@
 One CSV per source table (``<work>_<table>.csv``, work in ``thesis``, ``castream``, ``reciprocam``,
 ``groupcam``): the table's factor columns (``method``, ``model``, ``dataset``, ``pool``, ...), then
 ``metric`` and ``value`` (float, percent kept as printed), one row per printed number; cells printed
-as "-" are absent.  ``method`` uses xaikit's attributor names (``gradcam``, ``opticam``, ``chefer``,
+as "-" are absent.  ``method`` uses xaikit's attributor names (``gradcam``, ``opticam``, ``tibav``,
 ...; ``none`` for rows that are not about an attribution method, e.g. accuracy), ``method_label``
 keeps the paper's spelling.  ``index.csv`` lists every table with its source, caption, the direction
 of each metric and notes on anything ambiguous in the source.

@@ -3,7 +3,7 @@ interpretable-gradient regularization.  Sub-modules load lazily:
 
 - ``xaikit.training.small``          train xaikit's small models on synthetic data (cached by config hash)
 - ``xaikit.training.stream``         train a CA-Stream on a frozen model
-- ``xaikit.training.guided``         guided-backprop activations usable inside double backprop
+- ``xaikit.training.guided``         alias of ``xaikit.attributors.guided`` (moved)
 - ``xaikit.training.interpretable``  the interpretable-gradient regularized loss and its loop
 """
 from importlib import import_module

@@ -50,7 +50,7 @@ from ..data.base import collate
 from ..errors import ConfigError, DataError, InputError
 from ..models.zoo import plain_checkpoint, read_checkpoint
 from . import distributed as D
-from .guided import guided_gradient, preserve_batchnorm_stats, unguided_activations
+from ..attributors.guided import guided_gradient, preserve_batchnorm_stats, unguided_activations
 
 __all__ = ["ERRORS", "gradient_error", "regularized_loss", "train_interpretable", "evaluate",
            "step_cost", "augment_crop_flip"]
