@@ -98,3 +98,31 @@ def test_cuda_requested_without_gpu():
         pytest.skip("this machine has a GPU")
     with pytest.raises(ConfigError, match="CUDA is not available"):
         xk.core.resolve_device("cuda")
+
+
+def test_float_pixel_values_are_refused(small):
+    x = torch.rand(1, 3, 32, 32) * 255  # 0..255 floats were explained and scored as if normalized
+    with pytest.raises(InputError, match=r"0\.\.255.*normalize\(x / 255\)"):
+        xk.attributors.create("gradcam", small)(x)
+    with pytest.raises(InputError, match="0..255"):
+        xk.metrics.recognition(small, x, torch.rand(1, 32, 32), 0)
+    xk.attributors.create("gradcam", small)(torch.rand(1, 3, 32, 32) * 2.5)  # normalized ranges pass
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(num_classes=0), "num_classes=0"),        # silently built the default (10- or 1000-class) head
+    (dict(num_classes=-3), "num_classes=-3"),      # negative dimension deep in torch
+    (dict(num_classes=2.5), "num_classes=2.5"),
+])
+def test_models_load_checks_num_classes(kw, match):
+    for name in ("resnet18_cifar", "torchvision:resnet18"):
+        with pytest.raises(ConfigError, match=match):
+            xk.models.load(name, weights="random", **kw)
+
+
+def test_models_load_checks_name_and_device():
+    with pytest.raises(ConfigError, match="model name"):
+        xk.models.load(None, weights="random")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            xk.models.load("resnet18_cifar", weights="random", width=8, device="cuda")

@@ -161,3 +161,26 @@ def test_two_gloo_processes_give_the_one_process_table(tmp_path):
     t1 = summarize(one, metrics=["AD", "AG", "AI"])
     t2 = summarize(two, metrics=["AD", "AG", "AI"])
     assert torch.allclose(torch.tensor(t1.values), torch.tensor(t2.values), atol=1e-4)
+
+
+@pytest.mark.parametrize("change", ["method", "metric"])
+def test_rerun_with_other_options_computes_them(tmp_path, change):
+    """Records carry the options they were computed with: the same store and row names with other method or
+    metric options used to return the earlier values."""
+    model, data = _setup()
+    first = dict(methods=[("gradcam", {"relu": True, "layer": "layer2"})], metric_options={"insertion": {"steps": 4}})
+    second = ({**first, "methods": [("gradcam", {"relu": False, "layer": "layer2"})]} if change == "method"
+              else {**first, "metric_options": {"insertion": {"steps": 16}}})
+    kw = dict(metrics=["insertion"], batch_size=5)
+    a = evaluate(model, data, store=ResultStore("k", root=tmp_path), **first, **kw)
+    b = evaluate(model, data, store=ResultStore("k", root=tmp_path), **second, **kw)
+    fresh = evaluate(model, data, **second, **kw)
+    assert not _values(a).value.equals(_values(b).value)
+    pd.testing.assert_frame_equal(_values(b), _values(fresh))
+    # both are kept: going back to the first options reads them from the store, computing nothing
+    calls = []
+    h = model.register_forward_hook(lambda *a: calls.append(1))
+    again = evaluate(model, data, store=ResultStore("k", root=tmp_path), **first, **kw)
+    h.remove()
+    pd.testing.assert_frame_equal(_values(again), _values(a))
+    assert not calls

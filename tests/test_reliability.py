@@ -520,3 +520,14 @@ def test_full_dry_run_lists_missing_weights_and_rehearsal_passes(empty_caches, c
     assert any(l.startswith("PROBLEM 02_opti_cam.cnn_models = 'torchvision:resnet50@IMAGENET1K_V1'") for l in problems)
     assert any(l.startswith("PROBLEM 05_vit_reciprocam.models = 'timm:deit_base_patch16_224@fb_in1k'") for l in problems)
     assert xr.main(["--profile", "rehearsal", "--dry-run"]) == 0, capsys.readouterr().out
+
+
+def test_fault_audit_finds_no_silent_wrong_result_and_no_raw_exception():
+    """benchmarks/faults.py replays every case of the reliability audit (issue 21: 92 bad inputs and faults)
+    and exits non-zero on any silent wrong result, code execution, data loss, hang, native abort, or more
+    than 5 raw exceptions."""
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, str(root / "benchmarks" / "faults.py")], cwd=root, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "| raw exception | 0 |" in r.stdout and "| silent wrong result | 0 |" in r.stdout

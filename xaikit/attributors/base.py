@@ -34,6 +34,7 @@ import hashlib
 import importlib
 import inspect
 import math
+import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -43,7 +44,7 @@ import torch.nn.functional as F
 
 from ..core.conventions import auto_batch, check_count, check_images, plain
 from ..core.devices import back, model_device, to_device
-from ..core.targets import check_target
+from ..core.targets import check_target, output_logits
 from ..errors import ConfigError, InputError
 from ..models.fast import inference_twin
 from ..models.hooks import LayerCapture, model_guard
@@ -56,8 +57,9 @@ class Explanation:
     """What a saliency method found for a batch of B images (``Attributor.explain``).
 
     Attributes:
-        maps: (B, h, w) float saliency maps (normalized to [0, 1] per image unless ``normalize=False``;
-            at the input size with ``upsample=True``).
+        maps: (B, h, w) float32 saliency maps, whatever the model's dtype (a float64 or float16 model gets
+            float32 maps); normalized to [0, 1] per image unless ``normalize=False``; at the input size with
+            ``upsample=True``.
         target: (B,) long, the classes explained (the predicted ones where the target was None).
         logits: (B, C) clean logits of the images when the method computed them, else None.
         extras: method-specific details, documented by each method (``"weights"`` of the CAM family,
@@ -227,9 +229,15 @@ def normalize_maps(maps: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """Per-image min-max normalization to [0, 1] over every dim but the first (thesis eq. 1.7).
 
     A constant map (max - min <= ``eps``, e.g. all zeros after ReLU) becomes all **zeros**: no NaN.
-    Non-finite values are an error of the method, not of the user, and are replaced by 0.
+    NaN or infinite values raise an :class:`~xaikit.errors.InputError` (they used to become zeros: a map of
+    a NaN model looked like a real, empty explanation).
     """
-    m = torch.nan_to_num(maps.float(), nan=0.0, posinf=0.0, neginf=0.0)
+    m = maps.float()
+    if not bool(torch.isfinite(m).all()):
+        bad = (~torch.isfinite(m)).reshape(m.shape[0], -1).any(1).nonzero().flatten().tolist()
+        raise InputError(f"normalize_maps: maps {bad[:10]} contain NaN or infinite values; find where they came "
+                         "from (the model's weights or outputs, a division by zero) or replace them explicitly "
+                         "with torch.nan_to_num(maps)")
     flat = m.reshape(m.shape[0], -1)
     lo = flat.min(1, keepdim=True).values
     hi = flat.max(1, keepdim=True).values
@@ -336,22 +344,50 @@ class Attributor:
         Returns an :class:`Explanation`: ``maps`` (B, h, w) at the method's resolution, min-max normalized
         per image unless ``normalize=False``, resized (bilinear) to the input size with ``upsample=True``;
         ``target`` (B,), ``logits`` (B, C) or None, ``extras`` (see the method). All on the device of ``x``.
+        The maps are float32 whatever the model's dtype. A model whose logits, or a method whose maps, are NaN
+        or infinite raises an :class:`~xaikit.errors.InputError`; a layer map of 1x1 (images much smaller than
+        the model's input size) gives constant maps and a ``RuntimeWarning``.
         """
         home = x.device if isinstance(x, torch.Tensor) else None
         x = self._prepare(x)
         t = check_target(target, x.shape[0], self.num_classes, x.device)
         self._auto_batch = auto_batch(x.shape[-2:], x.device)
-        with model_guard(self.model):
-            e = self._attribute(x, t)
+        # a model whose forward returns a tuple, dict or ModelOutput: every forward of the call yields its
+        # logits (core.targets.output_logits), so each method sees the (B, C) tensor it expects
+        hook = self.model.register_forward_hook(_logits_hook)
+        try:
+            with model_guard(self.model):
+                e = self._attribute(x, t)
+        finally:
+            hook.remove()
         raw = e.maps
         if raw.dim() != 3 or raw.shape[0] != x.shape[0]:  # pragma: no cover - method bug
             raise RuntimeError(f"{self.name} returned shape {tuple(raw.shape)}")
+        self._check_finite(e.logits, raw)
+        if raw.shape[-2:].numel() == 1 and x.shape[-2:].numel() > 1:
+            where = f"layer {self.layer_name!r}" if self.layer_name else "its layer"
+            warnings.warn(f"{self.name}: {where} has a 1x1 feature map for {x.shape[-2]}x{x.shape[-1]} images, so "
+                          "every map is constant (all zeros after normalization); pass images of the model's "
+                          f"input size ({self.info.input_size} px) or choose an earlier layer", RuntimeWarning,
+                          stacklevel=2)
         maps = normalize_maps(raw) if normalize else raw.detach().float()
         if upsample:
             maps = _upsample(maps, x.shape[-2:])
         logits = None if e.logits is None else e.logits.detach().float()
         out = Explanation(maps.detach(), e.target.detach(), logits, _detached(e.extras))
         return out.to(home)  # results go back to the device of the inputs
+
+    def _check_finite(self, logits, raw) -> None:
+        """NaN/inf logits (the model) or maps (the method) -> InputError naming where they came from."""
+        if logits is not None and not bool(torch.isfinite(logits).all()):
+            bad = (~torch.isfinite(logits)).reshape(logits.shape[0], -1).any(1).nonzero().flatten().tolist()
+            raise InputError(f"{self.name}: the model returned NaN or infinite logits for images {bad[:10]}; check "
+                             "its weights (all(torch.isfinite(p).all() for p in model.parameters())) and its input")
+        if not bool(torch.isfinite(raw).all()):
+            bad = (~torch.isfinite(raw)).reshape(raw.shape[0], -1).any(1).nonzero().flatten().tolist()
+            raise InputError(f"{self.name} produced NaN or infinite maps for images {bad[:10]} (non-finite "
+                             "activations, gradients or scores of the model); check the model's weights and "
+                             "outputs, or use another layer or method")
 
     def __call__(self, x, target=None) -> torch.Tensor:
         """(B, H, W) saliency in [0, 1], upsampled to the input size (``explain(x, target, upsample=True).maps``)."""
@@ -392,4 +428,21 @@ class Attributor:
         option on, the model's inference twin (:func:`xaikit.models.inference_twin`: BatchNorm folded,
         channels-last, checked on ``x``; the model itself where no twin applies, or under
         :func:`xaikit.models.fast.disabled`); with ``twin=False`` the model itself."""
-        return inference_twin(self.model, x) if self.twin else self.model
+        net = inference_twin(self.model, x) if self.twin else self.model
+        return net if net is self.model else _LogitsOf(net)
+
+
+def _logits_hook(module, inputs, out):
+    """Forward hook: a tuple / dict / ModelOutput becomes its logits tensor (a tensor passes unchanged)."""
+    return None if isinstance(out, torch.Tensor) else output_logits(out)
+
+
+class _LogitsOf(nn.Module):
+    """``net`` (an inference twin) returning its logits tensor whatever its forward returns."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return output_logits(self.net(x))

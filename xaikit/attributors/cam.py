@@ -174,6 +174,14 @@ class CAM(CAMFamily):
             raise LayerError("CAM needs a linear classifier after global average pooling; this model "
                              "has no known classifier (model.xaikit.classifier). Use gradcam instead.")
         fc = get_layer(self.model, self.info.classifier)
+        if isinstance(fc, nn.Sequential):  # torchvision MobileNet/EfficientNet: Sequential(Dropout, Linear)
+            mods = list(fc)
+            lin = [i for i, m in enumerate(mods) if isinstance(m, nn.Linear)]
+            # the linear layer counts as the GAP classifier only when everything around it is the
+            # identity at inference (dropout, flatten): a VGG's or ConvNeXt's head is not
+            if len(lin) == 1 and all(isinstance(m, (nn.Dropout, nn.Flatten, nn.Identity)) for i, m in enumerate(mods)
+                                     if i != lin[0]):
+                fc = mods[lin[0]]
         if not isinstance(fc, nn.Linear) or fc.in_features != A.shape[1]:
             raise LayerError(f"CAM needs the layer pooled by GAP into the linear classifier "
                              f"({self.info.feature_layer!r}); layer {self.layer_name!r} has {A.shape[1]} "

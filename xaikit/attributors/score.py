@@ -22,7 +22,7 @@ from ..core.conventions import (Preset, Space, choice, chunks, class_score, one_
                                 resolve_preset)
 from ..models.hooks import LayerCapture
 from ..models.zoo import layer_name as find_layer_name
-from .base import check_bool, check_number, register
+from .base import _LogitsOf, check_bool, check_number, register
 from .cam import CAMFamily, channel_minmax, upsample
 
 
@@ -211,7 +211,8 @@ class AblationCAM(CAMFamily):
             name = self.layer_name or find_layer_name(self.model, self.layer)
         except KeyError:
             return self.model, self.layer
-        lay = dict(net.named_modules()).get(name)
+        inner = net.net if isinstance(net, _LogitsOf) else net  # the twin inside its logits wrapper
+        lay = dict(inner.named_modules()).get(name)
         if lay is None:
             return self.model, self.layer
         with LayerCapture(lay) as cap, torch.inference_mode():

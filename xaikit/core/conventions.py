@@ -306,8 +306,14 @@ def auto_batch(size, device=None, budget: int | None = None, cap: int = 256) -> 
 
 
 # ------------------------------------------------------------------------------------- checks
+#: a batch with no negative value and a maximum above this is taken for 0..255 pixels (normalized
+#: ImageNet pixels span about [-2.1, 2.6]; a std of 0.1 would still stay below 10)
+PIXEL_RANGE_LIMIT = 10.0
+
+
 def check_images(x, name: str = "x") -> torch.Tensor:
-    """A normalized image batch (B, 3, H, W) of floats, finite; else an :class:`InputError` with the fix."""
+    """A normalized image batch (B, 3, H, W) of floats, finite, not 0..255 pixel values (no negative value
+    and a maximum above :data:`PIXEL_RANGE_LIMIT`); else an :class:`InputError` with the fix."""
     if not isinstance(x, torch.Tensor):
         raise InputError(f"{name} must be a torch.Tensor (B, 3, H, W), got {type(x).__name__}; convert with "
                          "torch.as_tensor(...) and normalize with model.xaikit.normalize")
@@ -327,6 +333,10 @@ def check_images(x, name: str = "x") -> torch.Tensor:
     if not bool(torch.isfinite(x).all()):
         bad = (~torch.isfinite(x)).flatten(1).any(1).nonzero().flatten().tolist()
         raise InputError(f"{name} contains NaN or infinite values (images {bad})")
+    lo, hi = float(x.min()), float(x.max())
+    if lo >= 0 and hi > PIXEL_RANGE_LIMIT:  # normalized images are centred near 0 and span a few units
+        raise InputError(f"{name} holds values in [{lo:.4g}, {hi:.4g}]: pixel values in 0..255, not a normalized "
+                         f"batch. Fix: {name} = model.xaikit.normalize({name} / 255)")
     return x
 
 

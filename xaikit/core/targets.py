@@ -11,6 +11,8 @@ where the model lives, results on the device of ``x``.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 import torch.nn as nn
 
@@ -20,6 +22,26 @@ from .devices import back, model_device, to_device
 TARGETS = ("label", "pred")
 
 
+def output_logits(out, where: str = "model(x)") -> torch.Tensor:
+    """The class logits in what a model's forward returned, by one rule for the whole library: a tensor is
+    the logits; else ``.logits`` (Hugging Face ``ModelOutput``, torchvision's ``InceptionOutputs``), a
+    mapping's ``"logits"`` entry, or a tuple's / list's first element (``return_dict=False`` models,
+    auxiliary heads after the main one). Anything else is an :class:`~xaikit.errors.InputError`."""
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(getattr(out, "logits", None), torch.Tensor):
+        return out.logits
+    if isinstance(out, Mapping) and isinstance(out.get("logits"), torch.Tensor):
+        return out["logits"]
+    if isinstance(out, (tuple, list)) and len(out) and isinstance(out[0], torch.Tensor):
+        return out[0]
+    keys = f" with keys {list(out)[:8]}" if isinstance(out, Mapping) else ""
+    raise InputError(
+        f"{where} returned a {type(out).__name__}{keys}, not class logits. xaikit takes the logits from a "
+        "tensor, from .logits, from a dict's 'logits' entry or from the first element of a tuple; wrap the "
+        "model in a small nn.Module whose forward returns the (B, C) logits (e.g. model(x)['scores'])")
+
+
 @torch.no_grad()
 def logits_of(model: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """``model(x)`` without gradients, chunked by ``batch_size`` (all at once when None), computed on the
@@ -27,7 +49,7 @@ def logits_of(model: nn.Module, x: torch.Tensor, batch_size: int | None = None) 
     dev = model_device(model)
     n = x.shape[0]
     step = n if not batch_size else max(1, int(batch_size))
-    outs = [model(to_device(x[i:i + step], dev)).float() for i in range(0, n, step)]
+    outs = [output_logits(model(to_device(x[i:i + step], dev))).float() for i in range(0, n, step)]
     return back(torch.cat(outs) if len(outs) > 1 else outs[0], x)
 
 

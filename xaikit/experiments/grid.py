@@ -144,8 +144,10 @@ def evaluate(model, data, methods, metrics=("recognition",), *, target: str = "l
     ``methods``: a name, names, ``(name, options)`` pairs, or a dict ``{row: options}`` /
     ``{row: (method, options)}``. ``metrics``: names of :data:`METRIC_COLUMNS` (``T``, seconds per batch of 8
     images, the thesis' T column, is always recorded). The model is run in eval mode and left as it was
-    found. With a ``store``, each (image, row) record holds all its metric values and a rerun skips the
-    records that are complete for these metrics (a killed run resumes). Returns the tidy per-image frame
+    found. With a ``store``, each (image, row) record holds all its metric values with the options they were
+    computed with (the method's resolved options and layer, each metric's ``metric_options``), and a rerun
+    skips the records that are complete for these metrics and options (a killed run resumes; changed options
+    are computed, not served from the store). Returns the tidy per-image frame
     ``image, method, model, dataset, metric, value`` of exactly the images and rows asked for (every rank's
     share when the store is shared). With ``keep_maps=True`` also ``{row: (N, H, W) maps}`` of this rank's
     images, on the CPU. ``map_cache`` (a :class:`~xaikit.experiments.store.MapCache`) reuses maps computed
@@ -166,13 +168,17 @@ def evaluate(model, data, methods, metrics=("recognition",), *, target: str = "l
     device = torch.device(device) if device is not None else model_device(model)
     names = data.names if isinstance(data, Batch) else [str(data[i].get("name", i)) for i in range(n)]
     all_ids = [f"{i:06d}:{nm}" for i, nm in enumerate(names)]
-    done = store.done(cols, model_name, dataset_name) if store is not None else set()
     cams = {row: attributors.create(m, model, layer=opts.pop("layer", layer), **opts) for row, m, opts in rows_spec}
     # a map is keyed by every resolved option (defaults included) and the layer, so a changed default
     # of a method never serves a stale cached map
     mkeys = {row: config_hash(type(c).__name__, {k: v for k, v in c.options.items() if not callable(v)}, c.layer_name,
                               __version__)
              for row, c in cams.items()}
+    # what a stored value was computed with: the method's options and each metric's options, so a rerun
+    # with other options (same store, same row names) computes instead of returning the old values
+    ropts = {row: {"method": mkeys[row], **{m: config_hash(metric_options.get(m, {})) for m in metrics}}
+             for row in cams}
+    done = store.done(cols, model_name, dataset_name, opts=ropts) if store is not None else set()
     maps: dict[str, list] = {row: [] for row in cams}
     fresh: list[dict] = []
     batches = [mine[i:i + batch_size] for i in range(0, len(mine), batch_size)]
@@ -212,8 +218,8 @@ def evaluate(model, data, methods, metrics=("recognition",), *, target: str = "l
                         v = v.detach().float().cpu().reshape(-1).tolist() if torch.is_tensor(v) else list(v)
                         for rec, val in zip(values, v):
                             rec[col] = float(val)
-                recs = [dict(image=i, method=row, model=model_name, dataset=dataset_name, values=vals)
-                        for i, vals in zip(ids, values)]
+                recs = [dict(image=i, method=row, model=model_name, dataset=dataset_name, values=vals,
+                             opts=ropts[row]) for i, vals in zip(ids, values)]
                 if store is not None:
                     store.add(recs)
                 fresh.extend(recs)
@@ -221,7 +227,7 @@ def evaluate(model, data, methods, metrics=("recognition",), *, target: str = "l
                 on_batch(bidx)
     if store is not None:  # what is stored (earlier runs and other ranks included) is the truth
         frame = store.frame(images=all_ids, methods=list(cams), model=model_name, dataset=dataset_name,
-                            metrics=cols)
+                            metrics=cols, opts=ropts)
     else:
         frame = pd.DataFrame([dict(image=r["image"], method=r["method"], model=r["model"], dataset=r["dataset"],
                                    metric=m, value=v) for r in fresh for m, v in r["values"].items()], columns=COLUMNS)

@@ -71,11 +71,14 @@ class ResultStore:
             return False
         if not all(isinstance(rec.get(k), str) for k in RECORD_KEYS):
             return False
+        opts = rec.get("opts")
+        if opts is not None and not (isinstance(opts, dict) and all(isinstance(v, str) for v in opts.values())):
+            return False
         return all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in rec["values"].values())
 
     def records(self) -> list[dict]:
         """Every valid record of every writer, the last one winning for a repeated (image, method, model,
-        dataset); damaged lines are skipped and counted."""
+        dataset, options); damaged lines are skipped and counted."""
         out: dict = {}
         damaged = 0
         for p in sorted(self.dir.glob("rank*.jsonl")):
@@ -91,7 +94,9 @@ class ResultStore:
                     if not self._valid(rec):
                         damaged += 1
                         continue
-                    out[tuple(rec[k] for k in RECORD_KEYS)] = rec
+                    key = tuple(rec[k] for k in RECORD_KEYS) + (json.dumps(rec.get("opts"), sort_keys=True),)
+                    out.pop(key, None)  # re-inserted: the order of the dict is the order written
+                    out[key] = rec
         self.damaged = damaged
         if damaged and not self._warned:
             self._warned = True
@@ -99,25 +104,46 @@ class ResultStore:
                           "recomputed", stacklevel=2)
         return list(out.values())
 
-    def done(self, columns: Sequence[str] = (), model: str | None = None, dataset: str | None = None) -> set:
-        """``(image, method)`` pairs whose record holds every metric column of ``columns`` (for this model
-        and dataset when given): what a rerun may skip."""
+    def _pick(self, columns: Iterable[str] = (), model: str | None = None, dataset: str | None = None,
+              opts: Mapping | None = None) -> list[dict]:
+        """One record per (image, method, model, dataset): among those computed with ``opts`` (``{method row:
+        {part: hash}}``, each part, e.g. the method's options or one metric's options, must match; a record
+        written without options matches any), the latest holding every column of ``columns``, else the latest."""
         need = set(columns)
-        return {(r["image"], r["method"]) for r in self.records()
-                if need <= set(r["values"]) and (model is None or r["model"] == model)
-                and (dataset is None or r["dataset"] == dataset)}
+        best: dict = {}
+        for r in self.records():
+            if (model is not None and r["model"] != model) or (dataset is not None and r["dataset"] != dataset):
+                continue
+            want = (opts or {}).get(r["method"])
+            have = r.get("opts")
+            if want and have is not None and any(have.get(k) != v for k, v in want.items()):
+                continue
+            key = tuple(r[k] for k in RECORD_KEYS)
+            rank = (need <= set(r["values"]), have is not None)
+            if key not in best or rank >= best[key][0]:
+                best[key] = (rank, r)
+        return [r for _, r in best.values()]
+
+    def done(self, columns: Sequence[str] = (), model: str | None = None, dataset: str | None = None,
+             opts: Mapping | None = None) -> set:
+        """``(image, method)`` pairs whose record holds every metric column of ``columns`` (for this model,
+        dataset and options when given, see :meth:`frame`): what a rerun may skip."""
+        need = set(columns)
+        return {(r["image"], r["method"]) for r in self._pick(columns, model, dataset, opts) if need <= set(r["values"])}
 
     def frame(self, images: Iterable[str] | None = None, methods: Iterable[str] | None = None,
-              model: str | None = None, dataset: str | None = None, metrics: Iterable[str] | None = None) -> pd.DataFrame:
+              model: str | None = None, dataset: str | None = None, metrics: Iterable[str] | None = None,
+              opts: Mapping | None = None) -> pd.DataFrame:
         """The tidy rows ``image, method, model, dataset, metric, value`` of the records asked for (all of
-        them when a filter is None), sorted."""
+        them when a filter is None), sorted. ``opts``: ``{method row: {part: hash}}`` as written by
+        :func:`~xaikit.experiments.grid.evaluate` (the method's options, each metric's options): only records
+        computed with those options count (records written without options count for any)."""
         imgs = None if images is None else set(images)
         meths = None if methods is None else set(methods)
         mets = None if metrics is None else set(metrics)
         rows = []
-        for r in self.records():
-            if (imgs is not None and r["image"] not in imgs) or (meths is not None and r["method"] not in meths) \
-                    or (model is not None and r["model"] != model) or (dataset is not None and r["dataset"] != dataset):
+        for r in self._pick(mets or (), model, dataset, opts):
+            if (imgs is not None and r["image"] not in imgs) or (meths is not None and r["method"] not in meths):
                 continue
             for m, v in r["values"].items():
                 if mets is None or m in mets:
@@ -129,7 +155,8 @@ class ResultStore:
     # ----------------------------------------------------------------------------- writing
     def add(self, records: Iterable[Mapping]) -> int:
         """Append complete records ``{"image", "method", "model", "dataset", "values": {metric: float}}``
-        and flush them to disk before returning. NaN means "undefined for this image" (a localization
+        (optionally ``"opts": {part: hash}``, what the values were computed with) and flush them to disk
+        before returning. NaN means "undefined for this image" (a localization
         metric of an image without boxes) and is stored as null; an infinite value is refused."""
         lines = []
         for r in records:
@@ -139,6 +166,8 @@ class ResultStore:
             if bad:
                 raise ValueError(f"results of {r['image']} / {r['method']}: infinite {bad}")
             rec = {"v": FORMAT, **{k: str(r[k]) for k in RECORD_KEYS}, "values": values}
+            if r.get("opts") is not None:
+                rec["opts"] = {str(k): str(v) for k, v in dict(r["opts"]).items()}
             lines.append(json.dumps(rec, sort_keys=True) + "\n")
         if not lines:
             return 0

@@ -33,6 +33,7 @@ import torch.nn as nn
 
 from ..core.conventions import SUBSTRATES, auto_batch, check_count, choice, chunks, substrate
 from ..core.targets import check_target as _core_check_target
+from ..core.targets import output_logits
 from ..errors import ConfigError, InputError
 from ..models import inference_twin
 
@@ -76,21 +77,7 @@ def runner(model: nn.Module, x: torch.Tensor, twin) -> nn.Module:
 
 def logits_from(out, batch: int, where: str = "model(x)") -> torch.Tensor:
     """(B, C) float logits out of what a forward returned (module docstring: the rule), checked finite."""
-    t = out
-    if not isinstance(t, torch.Tensor):
-        if isinstance(getattr(out, "logits", None), torch.Tensor):
-            t = out.logits
-        elif isinstance(out, Mapping) and isinstance(out.get("logits"), torch.Tensor):
-            t = out["logits"]
-        elif isinstance(out, (tuple, list)) and len(out) and isinstance(out[0], torch.Tensor):
-            t = out[0]
-        else:
-            keys = f" with keys {list(out)[:8]}" if isinstance(out, Mapping) else ""
-            raise InputError(
-                f"{where} returned a {type(out).__name__}{keys}, not class logits. xaikit's metrics take the "
-                "logits from a tensor, from .logits, from a dict's 'logits' entry or from the first element "
-                "of a tuple; wrap the model in a small nn.Module whose forward returns the (B, C) logits "
-                "(e.g. model(x)['scores'])")
+    t = output_logits(out, where)
     if t.dim() != 2 or t.shape[0] != batch:
         raise InputError(f"{where} returned logits of shape {tuple(t.shape)}; the metrics need ({batch}, C): "
                          "one row of class scores per image")

@@ -35,14 +35,25 @@ class LayerCapture:
         self._handle = None
 
     def _hook(self, module, inputs, out):
-        if isinstance(out, (tuple, list)):
-            out = out[0]
+        rest = None
+        if isinstance(out, (tuple, list)):  # e.g. nn.MultiheadAttention: (output, weights)
+            out, rest = out[0], out
         if self.replace is not None:
             out = self.replace(out)
         if self.grad and torch.is_grad_enabled() and not out.requires_grad:
             out = out.detach().requires_grad_(True)
         self.raw = out
-        return out
+        # the model continues on a copy: an in-place operation after the layer (a ResNet block's
+        # ``out += identity`` after bn2, an in-place ReLU) must not change the captured output (nor, for
+        # a frozen model, hit the leaf tensor made differentiable above); gradients flow through the copy
+        nxt = out.clone() if isinstance(out, torch.Tensor) else out
+        if rest is None:
+            return nxt
+        # the rest of the layer's output travels on unchanged (the model may unpack it)
+        items = (nxt, *rest[1:])
+        if isinstance(rest, list):
+            return list(items)
+        return type(rest)(*items) if hasattr(rest, "_fields") else type(rest)(items)
 
     def __enter__(self) -> "LayerCapture":
         self._handle = self.layer.register_forward_hook(self._hook)

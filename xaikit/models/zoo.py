@@ -18,7 +18,9 @@ from typing import Callable, Sequence
 import torch
 import torch.nn as nn
 
-from ..errors import LayerError, WeightsError
+from ..core.conventions import check_count
+from ..core.devices import resolve_device
+from ..errors import ConfigError, LayerError, WeightsError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -440,6 +442,17 @@ def load(name: str, weights: str | os.PathLike = "imagenet", num_classes: int | 
     """
     import timm
 
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"name={name!r}: pass a model name such as 'resnet50', 'torchvision:vgg16' or "
+                          "'resnet18_cifar' (any timm or torchvision name, or one of xaikit's small models)")
+    if num_classes is not None:  # 0 would silently build the default head (1000 or 10 classes)
+        try:
+            num_classes = check_count("num_classes", num_classes, 1)
+        except ConfigError as e:
+            raise ConfigError(f"{e}: the number of classes of the model's head (None keeps the architecture's "
+                              "default head)") from None
+    if device is not None:  # a CUDA request on a machine without it: ConfigError with the fix
+        device = resolve_device(device)
     from_path = isinstance(weights, Path)
     weights = str(weights) if from_path else weights
     if not isinstance(weights, str) or not weights:
@@ -575,6 +588,10 @@ def get_layer(model: nn.Module, layer: str | nn.Module | None = None) -> nn.Modu
     A wrong name raises :class:`~xaikit.errors.LayerError` listing the closest valid names.
     """
     if isinstance(layer, nn.Module):
+        if not any(m is layer for m in model.modules()):
+            raise LayerError(f"the layer module {type(layer).__name__} passed as layer= is not part of "
+                             f"{type(model).__name__} (a copy, or a module of another model); pass one of "
+                             "model's own modules or its dotted name (see xaikit.models.list_layers(model))")
         return layer
     if layer is None:
         layer = info(model).default_layer
