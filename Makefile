@@ -8,7 +8,7 @@ PROFILE ?= default
 JOBS   ?= 2
 DEVICE ?=
 
-.PHONY: install install-test reports test test-fast bless bench clean-cache
+.PHONY: install install-test reports test test-fast bless bench clean-cache lab
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ $(VENV)/.stamp-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@ $(VENV)/.stamp-base
 
+$(VENV)/.stamp-lab: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[lab]'
+	touch $@ $(VENV)/.stamp-base
+
 install: $(VENV)/.stamp-base
 install-test: $(VENV)/.stamp-test
 
@@ -35,6 +39,11 @@ test: install-test
 
 test-fast: install-test
 	XAIKIT_QUIET=1 $(BIN)/python -m pytest -x -q tests -m "not slow"
+
+# open the notebooks in JupyterLab (installed on first use); a notebook opened this way runs at the
+# profile of its parameters cell (ci: seconds); `make reports` runs them at the default profile
+lab: $(VENV)/.stamp-lab
+	$(BIN)/jupyter lab notebooks/
 
 # after changing a notebook: rerun it at ci and store its claims output (what nbval compares)
 bless: install

@@ -1,6 +1,7 @@
 """Reporter, tables, figures, claims and provenance: files land where xaikit says (not the cwd),
 carry their profile stamp, read back to the same numbers, and the claims output is byte-stable."""
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -125,6 +126,10 @@ def test_figure_saved_stamped_closed_and_displayable(reports, profile, pdf):
     stamps = [t.get_text() for t in fig.texts]
     assert any(f"profile {profile}" in s for s in stamps)
     assert any("CI PROFILE" in s for s in stamps) == (profile == "ci")
+    # below the figure's panels (y < 0 in figure coordinates), inside the saved image
+    assert all(t.get_position()[1] < 0 for t in fig.texts if "profile" in t.get_text())
+    with Image.open(out.path) as im:
+        assert im.size[1] > 2 * 110  # the tight box grew to take the stamp in (2 in at 110 dpi, plus the stamp)
     with pytest.raises(InputError, match="matplotlib Figure"):
         rep.figure(np.zeros(3), "x")
 
@@ -210,7 +215,7 @@ def test_claims_print_stable_lines_and_json(reports, capsys):
     claims = {"Opti-CAM has the best AG": np.bool_(True), "Fake-CAM AD is about 0": False}
     out = rep.claims(claims)
     first = capsys.readouterr().out
-    assert first == "Opti-CAM has the best AG: True\nFake-CAM AD is about 0: False\n"
+    assert first == "[claims at profile 'ci']\nOpti-CAM has the best AG: True\nFake-CAM AD is about 0: False\n"
     assert out == {"Opti-CAM has the best AG": True, "Fake-CAM AD is about 0": False}
     assert all(type(v) is bool for v in out.values())
     rep.claims(claims)
@@ -241,3 +246,76 @@ def test_provenance_record(reports):
     assert rec["claims"] == {"ok": True} and rec["wall_s"] >= 0
     with pytest.raises(InputError):
         Reporter("../escape", {})
+
+
+# ------------------------------------------------------------------------------ the landing page
+_LINK_MD = re.compile(r"\]\(([^)#][^)]*)\)")
+_LINK_HTML = re.compile(r"(?:href|src)='([^'#][^']*)'")
+
+
+def _dead_links(index: Path, tracked=None) -> list:
+    text = index.read_text()
+    links = _LINK_MD.findall(text) if index.suffix == ".md" else _LINK_HTML.findall(text)
+    dead = []
+    for link in links:
+        if link.startswith(("http://", "https://", "mailto:")):
+            continue
+        target = (index.parent / link).resolve()
+        if not target.exists() or (tracked is not None and target not in tracked):
+            dead.append(link)
+    return links, dead
+
+
+def test_index_is_a_landing_page_whose_links_resolve(tmp_path):
+    from xaikit.reports.index import write_index
+
+    nb = tmp_path / "reports" / "02_x"
+    (nb / "tables").mkdir(parents=True)
+    (nb / "figures").mkdir()
+    (nb / "tables" / "table_2_1.csv").write_text("# Table 2.1. c\n# stamp\nmethod,AD published,AD reproduced\nGrad-CAM,14.4,12\n")
+    (nb / "tables" / "table_2_1.md").write_text("| method |\n")
+    plt.figure().savefig(nb / "figures" / "figure_2_2.png")
+    plt.close("all")
+    (nb / "02_x.html").write_text("<html></html>")
+    (nb / "02_x.ipynb").write_text("{}")
+    prov.write_json(nb / "provenance.json", {"notebook": "02_x", "profile": "default",
+                                             "claims": {"Opti-CAM has the best AD": True, "Fake-CAM fails": False},
+                                             "artefacts": {"tables": {"2.1": {"caption": "c", "files": {}}}}})
+    (tmp_path / "README.md").write_text("x")
+    (tmp_path / "pyproject.toml").write_text("")
+    md, html = write_index(tmp_path / "reports")
+    for index in (md, html):
+        links, dead = _dead_links(index)
+        assert not dead and any(l.endswith("02_x.html") for l in links), (links, dead)
+        assert any(l == "../README.md" for l in links)
+        assert "02_x.ipynb" not in index.read_text()  # the readable copy replaces the (uncommitted) notebook
+    page = html.read_text()
+    assert "✓ Opti-CAM has the best AD" in page and "✗ Fake-CAM fails" in page
+    assert "<td>Grad-CAM</td>" in page and "<td>14.4</td>" in page  # the table itself, inline
+
+
+def test_committed_index_links_resolve_to_committed_files():
+    root = Path(__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(["git", "ls-files", "reports"], cwd=root, capture_output=True, text=True, check=True)
+        tracked = {(root / f).resolve() for f in out.stdout.split()} | {(root / "README.md").resolve()}
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout: existence is what can be checked
+        tracked = None
+    for index in (root / "reports" / "index.md", root / "reports" / "index.html"):
+        links, dead = _dead_links(index, tracked)
+        assert links and not dead, f"{index.name}: dead links {dead[:5]} (regenerate with make reports)"
+        assert any(l.endswith(".html") and "/" in l for l in links), "no readable executed notebook linked"
+
+
+def test_markdown_and_latex_show_directions_and_counts(tmp_path):
+    from xaikit.reports.tables import write_table
+
+    df = pd.DataFrame({"method": ["Grad-CAM"], "passes": [2.0], "AD published": [14.4], "AD reproduced": [12.0]})
+    df.attrs["directions"] = {"AD": -1}
+    paths = write_table(df, tmp_path, "2.1", "c", "stamp")
+    md = paths["md"].read_text()
+    assert "AD ↓ published" in md and "AD ↓ reproduced" in md
+    assert re.search(r"\|\s+2\s+\|", md)  # a count shows as an integer
+    assert "12.00" in md  # a metric column keeps its decimals even when whole
+    assert "AD published" in paths["csv"].read_text()  # the CSV keeps the machine-readable names
+    assert "AD ↓ published" in paths["tex"].read_text()

@@ -57,7 +57,10 @@ def test_passing_notebook_artefacts_and_provenance(ran):
     nb = nbformat.read(str(d / "01_pass.ipynb"), as_version=4)
     assert any("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     claims_out = [o for c in nb.cells if "NBVAL_CHECK_OUTPUT" in c.source for o in c.outputs]
-    assert claims_out[0]["text"] == "the table has n_rows rows: True\n"
+    assert claims_out[0]["text"] == "[claims at profile 'ci']\nthe table has n_rows rows: True\n"
+    # and a readable HTML copy of it, with the figure inline
+    page = (d / "01_pass.html").read_text()
+    assert "the table has n_rows rows: True" in page and "data:image/png;base64" in page
 
 
 @pytest.mark.slow
@@ -77,7 +80,7 @@ def test_index_lists_status_provenance_and_links(ran):
     assert "| [01_pass](#01_pass) | passed |" in md and "| [02_fail](#02_fail) | failed |" in md
     assert "ZeroDivisionError" in md and "n_rows=3" in md and "torch " in md
     for link in ("01_pass/tables/table_1_1.md", "01_pass/tables/table_1_1.csv", "01_pass/tables/table_1_1.tex",
-                 "01_pass/figures/figure_1_2.png", "01_pass/01_pass.ipynb"):
+                 "01_pass/figures/figure_1_2.png", "01_pass/01_pass.html"):
         assert f"({link})" in md and (ci / link).exists()
     assert "<img src='01_pass/figures/figure_1_2.png'" in html and "fixture curve" in html
 
@@ -94,7 +97,7 @@ def test_bless_strips_outputs_and_stores_claims(ran, tmp_path):
     xr.bless(src, ci / "01_pass" / "01_pass.ipynb")
     out = nbformat.read(str(src), as_version=4)
     assert [len(c.outputs) for c in out.cells] == [0, 0, 0, 0, 1]
-    assert out.cells[-1].outputs[0]["text"] == "the table has n_rows rows: True\n"
+    assert out.cells[-1].outputs[0]["text"] == "[claims at profile 'ci']\nthe table has n_rows rows: True\n"
     assert [c.execution_count for c in out.cells] == [None, None, None, None, 1]  # nbval needs a count
     assert [c.source for c in out.cells] == [c.source for c in nb.cells]  # sources untouched
     with pytest.raises(ConfigError, match="cell for cell"):

@@ -12,7 +12,7 @@ from importlib import import_module
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("config", "errors", "models", "data", "attributors", "metrics", "streams", "training",
+_SUBMODULES = ("config", "errors", "core", "models", "data", "attributors", "metrics", "streams", "training",
                "experiments", "reports", "published")
 
 

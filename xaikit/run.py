@@ -40,7 +40,7 @@ from .errors import ConfigError
 from .core.devices import STRICT_ENV, resolve_device
 from .preflight import check as preflight
 from .reports import provenance as prov
-from .reports.index import write_index
+from .reports.index import render_html, write_index
 from .profiles import (DEFAULTS_KEY, RESERVED, available_profiles, check_profile, declared_parameters,  # noqa: F401
                        list_notebooks, load_profile, notebooks_dir, parameters_for, profiles_dir, select)
 
@@ -175,7 +175,7 @@ def _swap_in(stage: Path, dest: Path) -> None:
 
 
 def run_notebook(path: Path, params: dict, out_dir: Path, reports_root: Path,
-                 timeout: float | None = None) -> Result:
+                 timeout: float | None = None, render: bool = True) -> Result:
     """Execute one notebook with papermill and record the outcome in ``provenance.json`` (section ``run``).
 
     The kernel writes into a hidden temporary folder next to ``out_dir`` (its Reporter is pointed there);
@@ -215,6 +215,11 @@ def run_notebook(path: Path, params: dict, out_dir: Path, reports_root: Path,
                 timings, exc_cell = harvest(nbformat.read(str(output), as_version=4))
             except Exception:  # noqa: BLE001 - a half-written notebook must not hide the real error
                 pass
+            if status == "passed" and render:
+                try:  # the readable copy of the executed notebook that reports/index links
+                    render_html(output)
+                except Exception as exc:  # noqa: BLE001 - a rendering problem must not fail a passing run
+                    print(f"  (could not render {output.name} to HTML: {type(exc).__name__}: {exc})")
         res = Result(path.stem, status, wall, output, exc_cell if status != "passed" else None,
                      error[:300] if error else None, timings)
         if status == "passed":
@@ -350,7 +355,7 @@ def run(profile: str = "default", patterns: Sequence[str] | None = None, dry_run
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m xaikit.run", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--profile", default="default", help="ci | default | full, or a path to a profile .yaml")
+    ap.add_argument("--profile", default="default", help="ci | default | rehearsal | full, or a path to a profile .yaml")
     ap.add_argument("--notebooks", nargs="*", metavar="NB", help="notebook stems or prefixes (e.g. 02 03)")
     ap.add_argument("--list", action="store_true", help="list notebooks and their parameters, then exit")
     ap.add_argument("--dry-run", action="store_true", help="check the profile against the notebooks; run nothing")

@@ -96,10 +96,15 @@ class Reporter:
             df = side_by_side(published, df, on=on, metrics=metrics, diff=diff)
         elif not isinstance(df, pd.DataFrame):
             raise InputError(f"rep.table expects a pandas DataFrame, got {type(df).__name__}")
+        if df.attrs.get("protocol"):  # the conventions the numbers follow (experiments.protocols)
+            caption = f"{caption}. {df.attrs['protocol']}" if caption else df.attrs["protocol"]
         paths = write_table(df, self.tables_dir, str(ident), caption, self.stamp, digits=digits)
         self._artefacts["tables"][str(ident)] = {
             "caption": caption, "published": published is not None,
             "files": {k: str(p.relative_to(self.dir)) for k, p in paths.items()}}
+        if df.attrs.get("published_id"):  # compare(): the published table joined, and any column left empty
+            self._artefacts["tables"][str(ident)].update(
+                source=df.attrs["published_id"], published_empty=list(df.attrs.get("published_empty", [])))
         self.write_provenance()
         return df
 
@@ -113,11 +118,12 @@ class Reporter:
         if not hasattr(fig, "savefig"):
             raise InputError(f"rep.figure expects a matplotlib Figure, got {type(fig).__name__}; "
                              "pass ax.figure or the figure returned by plt.subplots")
+        # the stamp goes below the figure (the tight bounding box takes it in), never over a panel
         if self.profile in prov.PUBLISHED_PROFILES:
-            fig.text(0.995, 0.003, self.stamp, ha="right", va="bottom", fontsize=5.5, color="0.45")
+            fig.text(0.995, -0.005, self.stamp, ha="right", va="top", fontsize=5.5, color="0.45")
         else:  # a smoke-test figure must be recognisable at a glance
-            fig.text(0.995, 0.003, f"{self.profile.upper()} PROFILE (smoke test, not a result) | {self.stamp}",
-                     ha="right", va="bottom", fontsize=6.5, color="red", weight="bold")
+            fig.text(0.995, -0.005, f"{self.profile.upper()} PROFILE (smoke test, not a result) | {self.stamp}",
+                     ha="right", va="top", fontsize=6.5, color="red", weight="bold")
         self.figures_dir.mkdir(parents=True, exist_ok=True)
         base = self.figures_dir / artefact_name("figure", ident)
         png = base.with_suffix(".png")
@@ -151,6 +157,8 @@ class Reporter:
                 raise InputError(f"claim {text!r} has value {value!r} ({type(value).__name__}); a claim "
                                  "must be True or False, e.g. {'Opti-CAM has the best AG': ag_opt > ag_gradcam}")
             out[str(text)] = value
+        # the profile first: a committed claims output says at which scale it holds
+        print(f"[claims at profile {self.profile!r}]")
         for text, value in out.items():
             print(f"{text}: {value}")
         prov.write_json(self.dir / "claims.json", {"claims": out, "stamp": self.stamp, "profile": self.profile})

@@ -79,6 +79,23 @@ def artefact_name(kind: str, ident: str) -> str:
     return f"{kind}_{safe}"
 
 
+def _readable(df: pd.DataFrame) -> pd.DataFrame:
+    """The table as Markdown and LaTeX show it: each metric's direction beside its name (``AD ↓ published``,
+    from the published table's arrows that :func:`~xaikit.experiments.study.compare` records in
+    ``df.attrs["directions"]``), and count-like float columns (every value a whole number, not a metric
+    column) as integers. The CSV keeps the machine-readable names and values."""
+    out = df.copy()
+    for c in out.columns:
+        if (pd.api.types.is_float_dtype(out[c]) and not str(c).endswith((" published", " reproduced"))
+                and out[c].notna().any() and bool((out[c].dropna() % 1 == 0).all())):
+            out[c] = out[c].astype("Int64")
+    arrows = {m: "↑" if d > 0 else "↓" for m, d in (df.attrs.get("directions") or {}).items()}
+    if arrows:
+        out = out.rename(columns=lambda c: next((f"{m} {arrows[m]}{c[len(m):]}" for m in arrows
+                                                 if str(c) in (f"{m} published", f"{m} reproduced")), c))
+    return out
+
+
 def write_table(df: pd.DataFrame, folder: str | Path, ident: str, caption: str, stamp: str,
                 digits: int = 2) -> dict[str, Path]:
     """Write ``table_<id>.csv|md|tex`` into ``folder``; each file carries ``stamp`` (and the caption).
@@ -99,6 +116,7 @@ def write_table(df: pd.DataFrame, folder: str | Path, ident: str, caption: str, 
         df.to_csv(fh, index=index, float_format="%.8g")
     paths["csv"] = p
 
+    df = _readable(df)
     p = base.with_suffix(".md")
     shown = df.astype(object).where(df.notna(), None)  # tabulate writes missingval only for None
     body = shown.to_markdown(index=index, floatfmt=f".{digits}f", missingval="–")
