@@ -51,7 +51,7 @@ def test_accuracy_single_and_multilabel():
 
 def _tables(ag_ca=5.0, ai_ca=30.0, top_ca=80.0, top_cs=80.5, ag_cs=4.0):
     t31 = pd.DataFrame([
-        {"model": "r", "dataset": "imagenet", "method": m, "pool": p, "AG reproduced": ag, "AI reproduced": ai}
+        {"model": "r", "paper dataset": "imagenet", "method": m, "pool": p, "AG reproduced": ag, "AI reproduced": ai}
         for m in ("Grad-CAM", "Score-CAM") for p, ag, ai in (("GAP", 3.0, 20.0), ("CA", ag_ca, ai_ca))])
     t33 = pd.DataFrame([{"model": "r", "paper model": "resnet18", "pool": "GAP", "stream": "", "top1 reproduced": 80.0},
                         {"model": "r", "paper model": "resnet18", "pool": "CA", "stream": "trained", "top1 reproduced": top_ca},

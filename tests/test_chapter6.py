@@ -143,3 +143,11 @@ def test_finetune_snapshots_record_every_epoch_and_do_not_change_the_run(tmp_pat
     assert images[1].get_title().startswith("epoch 0: p=")
     with pytest.raises(xk.errors.InputError, match="snapshots"):
         ch6.finetune_figure(study, base, [], n=2)
+
+
+def test_composite_puts_the_centre_halves_side_by_side():
+    a = torch.arange(8.0).expand(1, 3, 4, 8)           # columns 0..7
+    b = 10 + torch.arange(8.0).expand(1, 3, 4, 8)
+    c = ch6.composite(a, b)
+    assert c.shape == (1, 3, 4, 8)
+    assert c[0, 0, 0].tolist() == [2, 3, 4, 5, 12, 13, 14, 15]  # the centre half of each photo

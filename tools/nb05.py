@@ -52,9 +52,6 @@ only see that neighbourhood. No gradients and no attention weights are needed �
 through one block. The "single token" variant uses a 1×1 mask; the $[3\times 3]$ one spreads the mask with the
 Gaussian weights, which makes neighbouring scores correlated and the map smoother.
 
-**Walk-through.** With our tiny DeiT at 32 px and 8×8 tokens, $N = 64$: the method runs the last block on a batch
-of 64 masked copies, reads the 64 softmax scores $y^n_c$ of the target class, min-max normalizes them and reshapes
-them to an 8×8 map. A patch on the object keeps the score high; a background patch lets it drop.
 
 ## The metric: ADCC
 ADCC (Poppi et al. 2021) is the harmonic mean of three wishes, each in [0, 1]:
@@ -63,6 +60,27 @@ $$ \mathrm{ADCC} = 3\Big(\frac{1}{\mathrm{Coherency}} + \frac{1}{1-\mathrm{Compl
 (an explanation should explain its own evidence the same way); **Complexity** is the map's mean value (an
 explanation should be small); **Average Drop** is the relative loss of class confidence on the masked image.
 A harmonic mean punishes any one bad term, so a map cannot win by being tiny or by being everywhere.
+"""),
+("md", r"""
+## Open the box: the masked copies
+With our tiny DeiT at 32 px and 8×8 tokens, $N = 64$: the method runs the last block on a batch of 64 masked
+copies, reads the 64 softmax scores $y^n_c$ of the predicted class, min-max normalizes them and reshapes them to
+the token grid. Below, both masks on one image, at the method's own resolution (one cell per token): a token on
+the object keeps the score high, a background token lets it drop; the Gaussian mask smooths the grid.
+"""),
+("code", """
+import matplotlib.pyplot as plt
+es = sets[0]
+x = es.model.xaikit.normalize(es.data.images[:1])
+runs = {k: xk.attributors.create("vit_reciprocam", es.model, kernel=k).explain(x) for k in ("single", "gaussian")}
+e = runs["gaussian"]
+print(f"token grid {tuple(e.extras['grid'])}: {e.extras['n_forward']} masked copies through the last block")
+fig, ax = plt.subplots(1, 3, figsize=(8, 2.8))
+ax[0].imshow(es.data.images[0].permute(1, 2, 0)); ax[0].set_title("image")
+for a, (k, r) in zip(ax[1:], runs.items()):
+    a.imshow(r.maps[0].cpu(), cmap="jet"); a.set_title(f"{k} mask: normalized $y^n_c$")
+for a in ax: a.axis("off")
+plt.tight_layout()
 """),
 ("md", """
 ## Table 1 — ADCC and its parts

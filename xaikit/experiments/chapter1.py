@@ -328,7 +328,7 @@ def cam_figure(study: Study, model):
     for j, ch in enumerate(o["top"].tolist()):
         ax = fig.add_subplot(gs[0, j + 1])
         im = ax.imshow(o["A"][ch].numpy(), cmap="viridis")
-        ax.set_title(f"A^{{{ch}}}, w={o['w'][ch]:.3f}", fontsize=9)
+        ax.set_title(f"$A^{{{ch}}}$, $w$={o['w'][ch]:.3f}", fontsize=9)
         ax.axis("off")
         fig.colorbar(im, ax=ax, fraction=0.046)
     ax = fig.add_subplot(gs[1, 0:2])
@@ -336,18 +336,18 @@ def cam_figure(study: Study, model):
     ax.bar(range(len(ws)), ws, width=1.0, color="0.6")
     ax.bar(o["top"].numpy(), ws[o["top"].numpy()], width=6.0, color="C3", label=f"top {k} channels")
     ax.set_xlabel("channel k")
-    ax.set_ylabel(f"w_k^c (c = {name})")
+    ax.set_ylabel(f"$w_k^c$ (c = {name})")
     ax.legend(fontsize=8)
     ax = fig.add_subplot(gs[1, 2])
     im = ax.imshow(o["sum"].numpy(), cmap="jet")
-    ax.set_title(f"Σ_k w_k A^k ({tuple(o['sum'].shape)[0]}×{tuple(o['sum'].shape)[1]})", fontsize=9)
+    ax.set_title(f"$\\sum_k w_k A^k$ ({tuple(o['sum'].shape)[0]}×{tuple(o['sum'].shape)[1]})", fontsize=9)
     ax.axis("off")
     fig.colorbar(im, ax=ax, fraction=0.046)
     ax = fig.add_subplot(gs[1, 3:])
     overlay(ax, img, o["sal"], title="upsampled, normalized CAM")
     fig.colorbar(ax.images[-1], ax=ax, fraction=0.046)
     fig.suptitle(f"CAM on {model.xaikit.feature_layer or 'feature layer'} ({o['A'].shape[0]} channels): "
-                 f"S = Σ_k w_k^c A^k", fontsize=10)
+                 f"$S = \\sum_k w_k^c A^k$", fontsize=10)
     return fig
 
 
@@ -389,10 +389,10 @@ def scorecam_figure(study: Study, model):
     for j in range(n):
         ch = int(p["channels"][j])
         im = axes[0, j + 1].imshow(p["masks"][j].numpy(), cmap="gray", vmin=0, vmax=1)
-        axes[0, j + 1].set_title(f"mask n(up(A^{{{ch}}}))", fontsize=9)
+        axes[0, j + 1].set_title(f"mask $n(\\mathrm{{up}}(A^{{{ch}}}))$", fontsize=9)
         axes[0, j + 1].axis("off")
         axes[1, j + 1].imshow(p["masked"][j].permute(1, 2, 0).numpy())
-        axes[1, j + 1].set_title(f"f(x⊙mask)_c={p['scores'][j]:.2f}\nweight={p['weights'][j]:.2e}", fontsize=9)
+        axes[1, j + 1].set_title(f"$f(x \\odot \\mathrm{{mask}})_c$={p['scores'][j]:.2f}\nweight={p['weights'][j]:.2e}", fontsize=9)
         axes[1, j + 1].axis("off")
     fig.colorbar(im, ax=axes[0, -1], fraction=0.046)
     fig.suptitle(f"Score-CAM at {layer or model.xaikit.default_layer}: {p['live']} non-constant of {p['K']} channels, "

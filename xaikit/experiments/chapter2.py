@@ -107,14 +107,19 @@ def classification_table(study: Study, sets: Sequence[EvalSet], methods: Sequenc
 
 
 def more_metrics_table(study: Study, sets: Sequence[EvalSet], methods: Sequence[str], n: int) -> pd.DataFrame:
-    """Table 2.3: AOPC (percent), Max-Sensitivity, ADCC (percent), on the first ``n`` images of each set."""
+    """Table 2.3: AOPC (percent), Max-Sensitivity, ADCC (percent), on the first ``n`` images of each set. AOPC's
+    patch is 14 px at 224 px and scales with the image side (2 px at 32 px), so 10 regions cover the same
+    fraction of any image."""
     cfg = study.cfg
     p = protocol("thesis:2.3", cfg.protocol)
     metrics = ["aopc", "max_sensitivity", "adcc"]
     frames = []
     for es in sets:
+        # AOPC's 14-px patches (Quantus' setting at 224 px) scaled to the same fraction of a smaller image: on
+        # 32 px, 14-px patches would mask almost all of it in 10 regions and every method would score alike
+        own = {"max_sensitivity": {"n": cfg.ms_samples}, "aopc": {"patch_size": max(1, round(14 * _side(es) / 224))}}
         f = study.evaluate(es.head(n), rows(cfg, methods, "thesis:2.3"), metrics, tag="more", target=p.target,
-                           metric_options=p.metric_table(metrics, own={"max_sensitivity": {"n": cfg.ms_samples}}))
+                           metric_options=p.metric_table(metrics, own=own))
         frames.append(f.assign(value=f.value.where(f.metric != "AOPC", f.value * 100)))
     return _compare(cfg, sets, _wide(frames, ["AOPC", "MS", "ADCC"]), "thesis:2.3", ["AOPC", "MS", "ADCC"],
                     methods)
@@ -135,26 +140,30 @@ def insertion_deletion_table(study: Study, sets: Sequence[EvalSet],
 
 
 def box_study_table(study: Study, es: EvalSet, methods: Sequence[str]) -> pd.DataFrame:
-    """Table 2.5: AD/AG/AI with S := B, S := I∖B, and for each map S, B∩S and S∖B."""
+    """Table 2.5: AD/AG/AI (percent) with S := B, S := I∖B, and for each map S, B∩S and S∖B: one row per
+    (method, mask), next to the thesis' VGG16 numbers."""
     f = study.evaluate(es, rows(study.cfg, methods, "thesis:2.5"), ["box_study"], tag="boxes")
     f = f[f.metric.str.contains("/")].copy()
     f[["which", "m"]] = f.metric.str.split("/", expand=True)
+    masks = {"S": "S", "B&S": "B_and_S", "S-B": "S_minus_B"}
     out_rows = []
-    names = {"S": "S", "B&S": "B∩S", "S-B": "S∖B"}
     first = list(dict.fromkeys(f.method))[:1]
     for method, g in f.groupby("method", sort=False):
+        means = g.groupby(["which", "m"]).value.mean()
         if method in first:  # S := B and S := I∖B do not depend on the method
-            for which, nm in (("S:=B", "S := B"), ("S:=I-B", "S := I∖B")):
-                gg = g[g.which == which]
-                out_rows.append({"method": nm, **{f"{m} S": v for m, v in gg.groupby("m").value.mean().items()}})
-        row = {"method": label(method)}
-        for (which, m), v in g.groupby(["which", "m"]).value.mean().items():
-            if which in names:
-                row[f"{m} {names[which]}"] = v
-        out_rows.append(row)
-    out = pd.DataFrame(out_rows)
-    cols = ["method"] + [f"{m} {w}" for m in ("AD", "AG", "AI") for w in ("S", "B∩S", "S∖B") if f"{m} {w}" in out]
-    return out[cols].round(2)
+            for which, mid in (("S:=B", "box"), ("S:=I-B", "box_complement")):
+                out_rows.append({"method": mid, "mask": "S", **{m: means.get((which, m)) for m in ("AD", "AG", "AI")}})
+        for which, mask in masks.items():
+            out_rows.append({"method": method, "mask": mask, **{m: means.get((which, m)) for m in ("AD", "AG", "AI")}})
+    wide = pd.DataFrame(out_rows)
+    wide.insert(0, "paper model", paper_model(es.key, STAND_INS))
+    wide.insert(0, "model", es.name)
+    out = compare(wide, "thesis:2.5", {"paper model": "model", "method": "method", "mask": "mask"},
+                  ["AD", "AG", "AI"], relabel=None, protocol=protocol("thesis:2.5", study.cfg.protocol))
+    shown = {"box": "S := B", "box_complement": "S := I∖B"}
+    out["method"] = out["method"].map(lambda m: shown.get(m) or label(m))
+    out["mask"] = out["mask"].map({"S": "S", "B_and_S": "B∩S", "S_minus_B": "S∖B"})
+    return out
 
 
 def localization_table(study: Study, sets: Sequence[EvalSet], methods: Sequence[str], published_id: str) -> pd.DataFrame:
@@ -193,9 +202,11 @@ def saliency_figure(study: Study, es: EvalSet, methods: Sequence[str], n: int):
 
 
 def failure_figure(study: Study, es: EvalSet, n: int = 3):
-    """Figure 2.3: the ``n`` images where Score-CAM gains most over Opti-CAM on insertion/deletion
-    (gain = I_Score − I_Opti + D_Opti − D_Score, in AUC points; negative where Opti-CAM is better),
-    with both maps and their insertion and deletion curves."""
+    """Figure 2.3: Opti-CAM's failure cases by the thesis' criterion (§2.7): Score-CAM succeeds (insertion > 90,
+    deletion < 10) and Opti-CAM fails (insertion < 70, deletion > 15), AUCs in percent; up to ``n`` such images,
+    most different first (gain = I_Score − I_Opti + D_Opti − D_Score). When fewer images meet it, the rest are
+    the largest gains, each row and the title say which rows meet the criterion. Both maps and their
+    insertion and deletion curves."""
     p = protocol("thesis:2.4", study.cfg.protocol)
     o = p.metric_table(["insertion", "deletion"], _side(es), study.cfg.insertion_steps)
     imgs, maps, t = study.maps(es, rows(study.cfg, ["scorecam", "opticam"], "thesis:2.4"), target=p.target)
@@ -204,7 +215,11 @@ def failure_figure(study: Study, es: EvalSet, n: int = 3):
                       M.deletion_curves(es.model, x, s, t, **o["deletion"])) for m, s in maps.items()}
     maps = {label(m): s for m, s in maps.items()}
     gap = (res["Score-CAM"][0].auc - res["Opti-CAM"][0].auc) + (res["Opti-CAM"][1].auc - res["Score-CAM"][1].auc)
-    pick = gap.argsort(descending=True)[:n].tolist()
+    meets = ((res["Score-CAM"][0].auc > 0.9) & (res["Score-CAM"][1].auc < 0.1)
+             & (res["Opti-CAM"][0].auc < 0.7) & (res["Opti-CAM"][1].auc > 0.15))
+    order = gap.argsort(descending=True).tolist()
+    pick = ([i for i in order if meets[i]] + [i for i in order if not meets[i]])[:n]
+    n_meet = int(meets.sum())
     fig, axes = plt.subplots(len(pick), 4, figsize=(11.6, 2.6 * len(pick) + 0.4), squeeze=False,
                              constrained_layout=True)
     titles = row_titles(es.model, imgs[pick], es.data.labels[pick])
@@ -215,11 +230,13 @@ def failure_figure(study: Study, es: EvalSet, n: int = 3):
             handle = overlay(axes[r, c], imgs[i], maps[m][i], title=f"{m}  I={ins:.1f} D={dele:.1f}")
         axes[r, 0].set_ylabel(titles[r], fontsize=8)
         curves(axes[r, 2], {m: res[m][0].curves[i] for m in maps},
-               title=f"insertion (Score-CAM gain {float(gap[i]) * 100:+.1f})", legend=True)
+               title=f"insertion ({'meets the criterion' if meets[i] else 'criterion not met'}; "
+                     f"gain {float(gap[i]) * 100:+.1f})", legend=True)
         curves(axes[r, 3], {m: res[m][1].curves[i] for m in maps}, title="deletion", legend=True)
     saliency_colorbar(fig, handle, axes[:, :2], shrink=0.6, fraction=0.04)
-    fig.suptitle(f"{es.name}: the {len(pick)} images where Score-CAM gains most over Opti-CAM on insertion/deletion "
-                 "(gain = ΔI − ΔD, AUC points)", fontsize=10)
+    fig.suptitle(f"{es.name}: Opti-CAM failure cases (Score-CAM I > 90, D < 10; Opti-CAM I < 70, D > 15): "
+                 f"{n_meet} of {len(gap)} images meet the criterion"
+                 + ("" if n_meet >= len(pick) else "; the other rows are the largest Score-CAM gains"), fontsize=10)
     return fig
 
 

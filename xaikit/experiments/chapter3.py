@@ -237,7 +237,8 @@ def gap_vs_ca_table(study: Study, specs: Sequence[str], methods: Sequence[str], 
     t = compare(wide, published_id, {"paper model": "model", "dataset": "dataset", "method": "method", "pool": "pool"},
                 SAL, order={"model": list(dict.fromkeys(wide.model)), "method": list(methods), "pool": ["gap", "ca"]},
                 protocol=protocol(published_id, cfg.protocol))
-    return t.assign(pool=t.pool.str.upper())
+    # "paper dataset": the published table's dataset our stand-in is compared with (synthetic images at ci/default)
+    return t.assign(pool=t.pool.str.upper()).rename(columns={"dataset": "paper dataset"})
 
 
 def setting_table(study: Study, spec: str, methods: Sequence[str],
@@ -266,8 +267,11 @@ def recognition_table(study: Study, spec: str, settings: Sequence[str] = ("voc20
         parts.append(t.rename(columns={f"{metric} published": "published", f"{metric} reproduced": "reproduced"})
                      .assign(metric=metric))
     t = pd.concat(parts, ignore_index=True)
+    t.attrs.update(published_id="thesis:3.2",  # concat keeps attrs only when every part has the same
+                   published_empty=sorted({m for p in parts for m in p.attrs.get("published_empty", [])}))
     t = t.assign(pool=t.pool.str.upper())
-    return t[["model", "paper model", "dataset", "pool", "metric", "published", "reproduced"]]
+    return t[["model", "paper model", "dataset", "pool", "metric", "published", "reproduced"]].rename(
+        columns={"dataset": "paper dataset"})
 
 
 def complexity_table(study: Study, specs: Sequence[str], lite_spec: str | None = None) -> pd.DataFrame:
@@ -407,7 +411,7 @@ def claims(t31: pd.DataFrame, t33: pd.DataFrame, t36: pd.DataFrame, tol: float =
 
     def improves(metric):
         w = t31[t31.method.isin(["Grad-CAM", "Score-CAM"])].pivot_table(
-            index=["model", "dataset", "method"], columns="pool", values=f"{metric} reproduced")
+            index=["model", "paper dataset", "method"], columns="pool", values=f"{metric} reproduced")
         return bool(len(w)) and bool((w["CA"] > w["GAP"]).all())
 
     r = t36[t36.method == "none"].set_index("representation")

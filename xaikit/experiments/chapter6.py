@@ -240,21 +240,44 @@ def maps_for(es: EvalSet, meths: Mapping, images01: torch.Tensor, target) -> dic
     return out
 
 
-def saliency_figure(study: Study, es: EvalSet, names: Sequence[str], n: int):
-    """Figure 2: images (rows) explained by every method (columns), target = ground truth where known."""
+#: the gradient-based methods the paper's Figure 2 shows beside the CAMs and RISE (§4.2)
+FIGURE_GRADIENT_METHODS = ("guided_backprop", "integrated_gradients", "smoothgrad")
+
+
+def saliency_figure(study: Study, es: EvalSet, names: Sequence[str], n: int,
+                    gradients: Sequence[str] = FIGURE_GRADIENT_METHODS):
+    """Figure 2: images (rows) explained by the paper's gradient-based methods (Guided Backpropagation,
+    Integrated Gradients, SmoothGrad) and every compared method (columns), target = ground truth where known."""
+    names = list(dict.fromkeys([*gradients, *names]))
     return study.saliency_figure(es, rows(study.cfg, names), n, f"{es.name}: saliency maps")
 
 
 def two_classes(study: Study, es: EvalSet, n: int = 2):
     """Images and two classes per image for Figure 3: two ground-truth classes of a synthetic image
-    with ``classes_per_image=2`` (synthetic models), else the two top predictions (photos, ImageNet)."""
+    with ``classes_per_image=2`` (synthetic models); for photos (ImageNet), two-object composites of two
+    photos side by side, with the class each photo alone is predicted as."""
     if es.dataset == "synthetic":
         data = synthetic_eval_data(study.cfg, n=n, classes_per_image=2)
         imgs, lab = data.images, data.labels
         logits = logits_of(es.model, es.model.xaikit.normalize(imgs)).masked_fill(lab <= 0, float("-inf"))
         return imgs, logits.topk(2, dim=1).indices
-    imgs = es.data.images[:n]
-    return imgs, logits_of(es.model, es.model.xaikit.normalize(imgs)).topk(2, dim=1).indices
+    # photos hold one object each, and the two top predictions of one photo are often synonyms (tabby, tiger
+    # cat): as the paper's cat-and-dog image, compose two photos side by side (the centre half of each) and
+    # ask for the class each photo alone is predicted as
+    src = es.data.images[: 2 * n]
+    if len(src) < 2:
+        imgs = es.data.images[:n]
+        return imgs, logits_of(es.model, es.model.xaikit.normalize(imgs)).topk(2, dim=1).indices
+    a, b = src[0::2][: len(src) // 2], src[1::2][: len(src) // 2]
+    pred = lambda x: logits_of(es.model, es.model.xaikit.normalize(x)).argmax(1)  # noqa: E731
+    return composite(a, b), torch.stack([pred(a), pred(b)], dim=1)
+
+
+def composite(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) images made of the centre half (in width) of ``left`` beside the centre half of ``right``."""
+    w = left.shape[-1]
+    q = w // 4
+    return torch.cat([left[..., q:q + w // 2], right[..., q:q + w - w // 2]], dim=-1)
 
 
 def class_figure(study: Study, es: EvalSet, names: Sequence[str] = ("gradcam", "groupcam"), n: int = 2):

@@ -26,7 +26,7 @@ from .. import published as P
 from ..config import cache_dir
 from ..core.targets import predict, resolve_targets
 from ..data.base import Batch
-from ..errors import ConfigError
+from ..errors import ConfigError, XaikitError
 from ..reports.figures import saliency_grid
 from .grid import evaluate, method_rows
 from .specs import ModelSpec
@@ -216,6 +216,13 @@ def compare(reproduced: pd.DataFrame, published_id: str | None, keys: Mapping[st
         have = set(pub["metric"].astype(str))
         empty = [m for m in metrics if names.get(m, m) in have and len(out) and out[f"{m} published"].isna().all()]
         out.attrs["published_empty"] = empty
+        dirs = {}
+        for m in metrics:
+            try:
+                dirs[m] = P.direction(published_id, names.get(m, m))
+            except XaikitError:  # a metric the published table does not mark
+                pass
+        out.attrs["directions"] = dirs
         if empty:
             warnings.warn(f"published table {published_id} reports {[names.get(m, m) for m in empty]} but no row of "
                           f"the reproduced table matches its {list(keys.values())}: the published column(s) stay "
