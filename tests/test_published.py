@@ -382,3 +382,18 @@ def test_committed_reports_show_every_published_column(prov_file):
             assert t.get("source") == pid, f"{prov_file.parent.name} table {ident}: {pid} not joined ({t['caption']})"
         assert not t.get("published_empty"), (f"{prov_file.parent.name} table {ident}: published column(s) "
                                                f"{t['published_empty']} empty although {t.get('source')} has numbers")
+
+
+def test_concatenated_comparisons_keep_what_they_record():
+    from xaikit.experiments.study import compare, concat_compared
+
+    keys = {"paper model": "model", "method": "method"}
+    a = compare(pd.DataFrame({"paper model": ["resnet50"], "method": ["gradcam"], "I": [50.0]}), "thesis:2.4", keys,
+                ["I"], metric_names={"I": "insertion"})
+    with pytest.warns(UserWarning):
+        b = compare(pd.DataFrame({"paper model": ["nope"], "method": ["gradcam"], "D": [9.0]}), "thesis:2.4", keys,
+                    ["D"], metric_names={"D": "deletion"})
+    assert pd.concat([a, b]).attrs == {}  # what pandas does with differing attrs
+    t = concat_compared([a, b])
+    assert t.attrs["published_id"] == "thesis:2.4" and t.attrs["published_empty"] == ["D"]
+    assert t.attrs["directions"] == {"I": 1, "D": -1} and len(t) == 2

@@ -157,3 +157,22 @@ def test_kernel_env_caps_threads_and_restores(monkeypatch, tmp_path):
         assert os.environ["XAIKIT_REPORTS"] == str(tmp_path.resolve()) and env["XAIKIT_QUIET"] == "1"
     assert os.environ["OMP_NUM_THREADS"] == "999" and "MKL_NUM_THREADS" not in os.environ
     assert "XAIKIT_QUIET" not in os.environ
+
+
+def test_bless_runs_kernels_as_nbval_does(monkeypatch, tmp_path):
+    """The stored claims output must be what a clean CI's nbval computes: one thread, an empty cache."""
+    seen = []
+
+    def fake(nb, params, out_dir, reports_root, timeout=None, env=None):
+        seen.append(dict(env or {}))
+        if env:
+            assert Path(env["XAIKIT_CACHE"]).is_dir() and not any(Path(env["XAIKIT_CACHE"]).iterdir())
+        return xr.Result(nb.stem, "failed", 0.0, out_dir / f"{nb.stem}.ipynb", None, "x", [])
+
+    monkeypatch.setattr(xr, "run_notebook", fake)
+    xr.run(str(PROFILE), ["01"], notebooks=NBS, reports=tmp_path, bless_claims=True, log=lambda *a: None)
+    assert seen and seen[0]["OMP_NUM_THREADS"] == "1" and seen[0]["XAIKIT_STRICT_DEVICE"] == "1"
+    assert not Path(seen[0]["XAIKIT_CACHE"]).exists()  # the scratch cache is removed afterwards
+    seen.clear()
+    xr.run(str(PROFILE), ["01"], notebooks=NBS, reports=tmp_path, log=lambda *a: None)
+    assert seen == [{}]  # an ordinary run keeps the caller's threads and cache

@@ -29,6 +29,7 @@ import contextlib
 import os
 import shutil
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -175,7 +176,7 @@ def _swap_in(stage: Path, dest: Path) -> None:
 
 
 def run_notebook(path: Path, params: dict, out_dir: Path, reports_root: Path,
-                 timeout: float | None = None, render: bool = True) -> Result:
+                 timeout: float | None = None, render: bool = True, env: dict | None = None) -> Result:
     """Execute one notebook with papermill and record the outcome in ``provenance.json`` (section ``run``).
 
     The kernel writes into a hidden temporary folder next to ``out_dir`` (its Reporter is pointed there);
@@ -198,7 +199,8 @@ def run_notebook(path: Path, params: dict, out_dir: Path, reports_root: Path,
     swapped = False
     try:
         try:
-            with kernel_env(reports_root, {prov.STAGE_FOR_ENV: out_dir.resolve(), prov.STAGE_DIR_ENV: stage.resolve()}):
+            with kernel_env(reports_root, {**(env or {}), prov.STAGE_FOR_ENV: out_dir.resolve(),
+                                           prov.STAGE_DIR_ENV: stage.resolve()}):
                 pm.execute_notebook(str(path), str(output), parameters=params, kernel_name="python3",
                                     cwd=str(path.parent), progress_bar=False, log_output=False,
                                     execution_timeout=timeout)
@@ -325,13 +327,20 @@ def run(profile: str = "default", patterns: Sequence[str] | None = None, dry_run
                           "use --profile ci")
     root = prov.profile_root(name, reports if reports is not None else reports_dir())
     results = []
+    env, scratch = None, None
+    if bless_claims:
+        # the claims output is stored for nbval, whose kernels run one thread per pytest worker on a clean
+        # clone: bless in that environment (one thread, an empty cache, quiet, strict device), so the stored
+        # output is what CI computes, not what a warm cache or a different thread count gave here
+        scratch = tempfile.mkdtemp(prefix="xaikit-bless-")
+        env = {**{v: "1" for v in THREAD_VARS}, "XAIKIT_CACHE": scratch, "XAIKIT_QUIET": "1", STRICT_ENV: "1"}
     log(f"profile {name}: {len(chosen)} notebook(s) -> {root}")
     try:
         for nb in chosen:
             params = parameters_for(nb.stem, name, prof, declared_parameters(nb), device)
             log(f"running {nb.name} {params}")
             res = run_notebook(nb, params, root / nb.stem, reports if reports is not None else reports_dir(),
-                               timeout=timeout)
+                               timeout=timeout, env=env)
             results.append(res)
             log(res.line())
             if bless_claims and res.status == "passed":
@@ -344,6 +353,9 @@ def run(profile: str = "default", patterns: Sequence[str] | None = None, dry_run
         log("interrupted: finished notebooks are kept and listed in the index")
         write_index(root, title=f"xaikit reports, profile {name}")
         return 130
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
     if not chosen:
         write_index(root, title=f"xaikit reports, profile {name}")
     failed = [r for r in results if r.status != "passed"]

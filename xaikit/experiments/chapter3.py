@@ -36,7 +36,7 @@ from .params import param
 from .protocols import protocol
 from .specs import ModelSpec, load_model
 from .store import config_hash
-from .study import EvalSet, Study, compare, label, means, paper_model
+from .study import EvalSet, Study, compare, concat_compared, label, means, paper_model
 
 METHODS = ["gradcam", "gradcampp", "scorecam"]
 #: synthetic settings standing in for the thesis' datasets
@@ -244,8 +244,7 @@ def gap_vs_ca_table(study: Study, specs: Sequence[str], methods: Sequence[str], 
 def setting_table(study: Study, spec: str, methods: Sequence[str],
                   settings: Sequence[str] = ("voc2012", "cub200")) -> pd.DataFrame:
     """Table 3.2 (interpretability part): GAP vs CA on VOC and CUB (their stand-ins at the small tiers)."""
-    return pd.concat([gap_vs_ca_table(study, [spec], methods, s, "thesis:3.2", variant=True) for s in settings],
-                     ignore_index=True)
+    return concat_compared([gap_vs_ca_table(study, [spec], methods, s, "thesis:3.2", variant=True) for s in settings])
 
 
 def recognition_table(study: Study, spec: str, settings: Sequence[str] = ("voc2012", "cub200")) -> pd.DataFrame:
@@ -266,9 +265,7 @@ def recognition_table(study: Study, spec: str, settings: Sequence[str] = ("voc20
                     relabel=None)
         parts.append(t.rename(columns={f"{metric} published": "published", f"{metric} reproduced": "reproduced"})
                      .assign(metric=metric))
-    t = pd.concat(parts, ignore_index=True)
-    t.attrs.update(published_id="thesis:3.2",  # concat keeps attrs only when every part has the same
-                   published_empty=sorted({m for p in parts for m in p.attrs.get("published_empty", [])}))
+    t = concat_compared(parts)
     t = t.assign(pool=t.pool.str.upper())
     return t[["model", "paper model", "dataset", "pool", "metric", "published", "reproduced"]].rename(
         columns={"dataset": "paper dataset"})
@@ -330,8 +327,8 @@ def _variant_rows(study: Study, spec: str, methods: Sequence[str], variants, pid
         del keys["method"]
     t = compare(pd.DataFrame(acc_rows), pid, keys, ["params_M", "top1"])
     if sal_rows:
-        t = pd.concat([t, compare(pd.DataFrame(sal_rows), pid, keys, SAL)], ignore_index=True)
-        t.attrs["protocol"] = protocol(pid, cfg.protocol).caption()
+        t = concat_compared([t, compare(pd.DataFrame(sal_rows), pid, keys, SAL,
+                                        protocol=protocol(pid, cfg.protocol))])
     front = ["model", "paper model", pid_key, "method"]
     cols = front + [f"{m} {w}" for m in ["params_M", "top1"] + SAL for w in ("published", "reproduced") if f"{m} {w}" in t]
     return t[cols]

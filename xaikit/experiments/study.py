@@ -231,6 +231,23 @@ def compare(reproduced: pd.DataFrame, published_id: str | None, keys: Mapping[st
     return out
 
 
+def concat_compared(frames: Sequence[pd.DataFrame], **kw) -> pd.DataFrame:
+    """``pd.concat`` of :func:`compare` outputs keeping what they record (``pd.concat`` drops ``attrs`` as
+    soon as they differ): the published table, the union of published columns left empty and of metric
+    directions, the first protocol caption."""
+    out = pd.concat(list(frames), **{"ignore_index": True, **kw})
+    attrs = [f.attrs for f in frames]
+    ids = {a["published_id"] for a in attrs if a.get("published_id")}
+    if len(ids) == 1:
+        out.attrs["published_id"] = ids.pop()
+        out.attrs["published_empty"] = sorted({m for a in attrs for m in a.get("published_empty", [])})
+        out.attrs["directions"] = {k: v for a in attrs for k, v in (a.get("directions") or {}).items()}
+    proto = next((a["protocol"] for a in attrs if a.get("protocol")), None)
+    if proto:
+        out.attrs["protocol"] = proto
+    return out
+
+
 #: torchvision / timm architecture names -> the model name the published tables use
 PAPER_NAMES = {"vgg16_bn": "vgg16", "vgg19_bn": "vgg19", "vit_b_16": "vit_base_patch16_224",
                "deit_base_patch16_224": "deit_base_patch16_224"}
