@@ -19,11 +19,11 @@ from . import provenance as prov
 
 #: the landing page's introduction: what these reports are and where they come from
 _PAPERS = [
-    ("Interpretable image recognition (thesis, F. Torres, 2024): chapters 1-4", "01-04"),
-    ("Opti-CAM: Optimizing saliency maps for interpretability (CVIU 2024): chapter 2", "02"),
-    ("CA-Stream: Attention-based pooling for interpretable image recognition (CVPRW 2024): chapter 3", "03"),
-    ("ViT-ReciproCAM: Gradient and attention-free visual explanations for vision transformers (2023)", "05"),
-    ("Group-CAM: Group score-weighted visual explanations for deep convolutional networks (2021)", "06"),
+    ("Learning discriminative representations to interpret image recognition models (PhD thesis, F. Torres Figueroa, Aix-Marseille Université, 2024): chapters 1-4", "01-04"),
+    ("Opti-CAM: Optimizing saliency maps for interpretability (Zhang, Torres et al., CVIU 2024): chapter 2", "02"),
+    ("CA-Stream: Attention-based pooling for interpretable image recognition (Torres et al., CVPRW 2024): chapter 3", "03"),
+    ("ViT-ReciproCAM: Gradient and attention-free visual explanations for vision transformer (Byun & Lee, 2023)", "05"),
+    ("Group-CAM: Group score-weighted visual explanations for deep convolutional networks (Zhang, Rao & Yang, 2021)", "06"),
 ]
 def render_html(ipynb: str | os.PathLike, html_path: str | os.PathLike | None = None) -> Path:
     """Render an executed notebook to a standalone HTML file next to it (code, text, tables and inline
