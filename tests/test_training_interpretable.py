@@ -281,3 +281,19 @@ def test_defaults_are_thesis_schedule_and_reachable_from_xk():
     assert got == {"epochs": 200, "lr": 0.1, "milestones": (60, 120, 160), "gamma": 0.2,
                    "batch_size": 128, "momentum": 0.9, "weight_decay": 5e-4, "lam": 0.0}
     assert xk.training.guided.guided_gradient is guided_gradient
+
+
+def test_random_rotation_is_torchvisions_random_rotation():
+    """pytorch-cifar100's RandomRotation(15) (the thesis' recipe), batched: same angles -> torchvision's
+    rotate with nearest sampling and zero fill, pixel for pixel."""
+    import torchvision.transforms.functional as TF
+    from torchvision.transforms import InterpolationMode
+
+    from xaikit.training.interpretable import random_rotation
+
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    ang = (torch.rand(4, generator=torch.Generator().manual_seed(5)) * 2 - 1) * 15
+    y = random_rotation(x, torch.Generator().manual_seed(5), 15)
+    ref = torch.stack([TF.rotate(x[i], float(ang[i]), interpolation=InterpolationMode.NEAREST) for i in range(4)])
+    assert torch.equal(y, ref)
+    assert torch.equal(random_rotation(x, torch.Generator().manual_seed(5), 0.0), x)

@@ -66,6 +66,8 @@ class Params(ModelParams, SyntheticParams):
     stream_lr: float = param(0.05, "CA-Stream learning rate (the thesis: 0.1)")
     stream_lr_step: int = param(0, "epochs between learning-rate decays (0: no decay; the thesis: 30)")
     stream_batch_size: int = param(64, "CA-Stream training batch (the thesis: 256)")
+    stream_augment: bool = param(False, "train the streams with the official recipe's RandomResizedCrop + flip + "
+                                        "ColorJitter 0.4 (full: True)")
     finetune_epochs: int = param(20, "VOC / CUB fine-tuning epochs of pretrained backbones")
     finetune_lr: float = param(0.01, "VOC / CUB fine-tuning learning rate")
     finetune_lr_step: int = param(15, "VOC / CUB fine-tuning: epochs between learning-rate decays")
@@ -149,17 +151,20 @@ def stream(cfg: Params, spec: str, setting: str = "imagenet", start_stage: int =
                            _stream_train_keys(cfg))
         train_stream(s, tr, epochs=cfg.stream_epochs, batch_size=cfg.stream_batch_size, lr=cfg.stream_lr,
                      lr_step=max(1, cfg.stream_lr_step or cfg.stream_epochs), seed=cfg.seed,
-                     checkpoint_dir=cache_dir() / "streams" / ckpt)
+                     augment=cfg.stream_augment, checkpoint_dir=cache_dir() / "streams" / ckpt)
     s.eval()
     _CACHE[key] = s
     return s
 
 
 def _stream_train_keys(cfg: Params) -> dict:
-    return {k: getattr(cfg, k) for k in ("seed", "synthetic_size", "synthetic_classes", "train_images", "train_epochs",
+    keys = {k: getattr(cfg, k) for k in ("seed", "synthetic_size", "synthetic_classes", "train_images", "train_epochs",
                                          "stream_epochs", "stream_lr", "stream_lr_step", "stream_batch_size",
                                          "random_weights", "image_size", "finetune_epochs", "finetune_lr",
                                          "finetune_lr_step", "finetune_batch_size")}
+    if cfg.stream_augment:  # absent when off: the checkpoints trained before the option keep their keys
+        keys["stream_augment"] = True
+    return keys
 
 
 def eval_set(cfg: Params, spec: str, model, setting: str = "imagenet", pool: str = "gap") -> EvalSet:

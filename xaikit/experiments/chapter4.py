@@ -52,6 +52,10 @@ class Params(ChapterParams):
     """Parameters of notebooks/04_interpretable_gradients.ipynb (defaults: the ``ci`` profile)."""
 
     dataset: str = param("synthetic", "synthetic, or cifar100 (full)")
+    normalization: str = param("half", "network input normalization: half (mean and std 0.5) or cifar100 (the "
+                                       "CIFAR-100 training set's per-channel mean and std, as pytorch-cifar100; full)")
+    rotate: float = param(0.0, "degrees of the training RandomRotation after crop and flip (the thesis' recipe, "
+                               "pytorch-cifar100: 15; full)")
     cifar_root: str = param("", "CIFAR-100 python folder (full)")
     num_classes: int = param(10, "classes of the data set (CIFAR-100: 100)")
     image_size: int = param(32, "image size (px)")
@@ -128,7 +132,15 @@ def _train_config(cfg: Params, arch: str, lam: float, error: str) -> dict:
                 num_classes=cfg.num_classes, image_size=cfg.image_size, train_images=cfg.train_images,
                 test_images=cfg.test_images, seed=cfg.seed, lam=float(lam), error=error if lam else "none",
                 epochs=cfg.epochs, lr=cfg.lr, milestones=[int(m) for m in cfg.milestones], gamma=cfg.gamma,
-                batch_size=cfg.batch_size, warmup_epochs=cfg.warmup_epochs, max_steps=cfg.max_steps)
+                batch_size=cfg.batch_size, warmup_epochs=cfg.warmup_epochs, max_steps=cfg.max_steps,
+                # recorded only when not the default, so the models cached before these options keep their keys
+                **({"normalization": cfg.normalization} if cfg.normalization != "half" else {}),
+                **({"rotate": float(cfg.rotate)} if cfg.rotate else {}))
+
+
+#: pytorch-cifar100 (weiaicunzai) conf/global_settings.py CIFAR100_TRAIN_MEAN / CIFAR100_TRAIN_STD
+CIFAR100_MEAN = (0.5070751592371323, 0.48654887331495095, 0.4409178433670343)
+CIFAR100_STD = (0.2673342858792401, 0.2564384629170883, 0.27615047132568404)
 
 
 def train(cfg: Params, arch: str, lam: float, error: str = "cosine", data=None) -> Trained:
@@ -139,11 +151,15 @@ def train(cfg: Params, arch: str, lam: float, error: str = "cosine", data=None) 
     torch.manual_seed(tc["seed"])  # seeded initialisation
     model = models.load(arch, weights="random", num_classes=tc["num_classes"], input_size=tc["image_size"],
                         class_names=getattr(tr, "class_names", None), **tc["arch_options"])
+    if cfg.normalization == "cifar100":
+        model.xaikit.mean, model.xaikit.std = CIFAR100_MEAN, CIFAR100_STD
+    elif cfg.normalization != "half":
+        raise ConfigError(f"normalization={cfg.normalization!r}: use 'half' or 'cifar100'")
     ckpt = cache_dir() / "interpretable" / f"{arch}-{key}.pt"
     hist = train_interpretable(model, tr, te, lam=tc["lam"], error=error, epochs=tc["epochs"], lr=tc["lr"],
                                milestones=tc["milestones"], gamma=tc["gamma"], batch_size=tc["batch_size"],
                                warmup_epochs=tc["warmup_epochs"], seed=tc["seed"], device=cfg.torch_device,
-                               checkpoint=ckpt, max_steps=tc["max_steps"])
+                               checkpoint=ckpt, max_steps=tc["max_steps"], rotate=float(cfg.rotate))
     model.eval()
     return Trained(arch, float(lam), error if lam else "none", model, hist, key)
 

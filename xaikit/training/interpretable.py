@@ -53,7 +53,7 @@ from . import distributed as D
 from ..attributors.guided import guided_gradient, preserve_batchnorm_stats, unguided_activations
 
 __all__ = ["ERRORS", "gradient_error", "regularized_loss", "train_interpretable", "evaluate",
-           "step_cost", "augment_crop_flip"]
+           "step_cost", "augment_crop_flip", "random_rotation"]
 
 _EPS = 1e-12
 
@@ -144,6 +144,26 @@ def regularized_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lam: fl
 
 
 # ---------------------------------------------------------------------------- augmentation
+def random_rotation(x: torch.Tensor, generator: torch.Generator, degrees: float, positions=None,
+                    total: int | None = None) -> torch.Tensor:
+    """Batched ``torchvision.transforms.RandomRotation(degrees)``: each image turned about its centre by an
+    angle uniform in [-degrees, degrees], nearest-neighbour sampling, zero fill (torchvision's defaults).
+    ``positions``/``total`` as :func:`augment_crop_flip`."""
+    B = x.shape[0]
+    n = B if total is None else int(total)
+    ang = (torch.rand(n, generator=generator) * 2 - 1) * float(degrees)
+    if positions is not None:
+        ang = ang[positions]
+    if len(ang) != B:
+        raise InputError(f"{len(ang)} rotation draws for {B} images; positions must pick one per image.")
+    t = torch.deg2rad(ang).to(x.device, x.dtype)
+    cos, sin = torch.cos(t), torch.sin(t)
+    zero = torch.zeros_like(t)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)  # (B,2,3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+
+
 def augment_crop_flip(x: torch.Tensor, generator: torch.Generator, padding: int = 4,
                       positions=None, total: int | None = None) -> torch.Tensor:
     """Batched random crop (zero padding ``padding``) and horizontal flip, one draw per image.
@@ -263,14 +283,16 @@ def train_interpretable(model: nn.Module, train_dataset, test_dataset=None, lam:
                         milestones=(60, 120, 160), gamma: float = 0.2, batch_size: int = 128,
                         momentum: float = 0.9, weight_decay: float = 5e-4, warmup_epochs: int = 1,
                         augment: bool = True, seed: int = 0, normalize=None, device=None,
-                        checkpoint=None, eval_batch_size: int = 256, max_steps: int | None = None) -> dict:
+                        checkpoint=None, eval_batch_size: int = 256, max_steps: int | None = None,
+                        rotate: float = 0.0) -> dict:
     """Train ``model`` with L = L_C + lam * L_R (Algorithm 3) on an xaikit dataset; ``lam=0`` is
     standard training.  Defaults are thesis §4.3.1 (see module docstring); ``gamma=0.2`` is "÷5".
     Images (in [0,1]) are normalized with ``normalize`` or ``model.xaikit.normalize`` when present.
     Deterministic given ``seed`` (shuffling and augmentation draw from generators seeded by
     ``seed`` and the epoch).  ``checkpoint``: a path written after every epoch; when it exists
     with the same configuration, training resumes from it.  ``max_steps`` caps steps per epoch
-    (quick runs).  Returns the history: ``{"config", "unguided", "epochs": [per-epoch dict]}``
+    (quick runs).  ``rotate``: degrees of a random rotation after the crop and flip (the thesis' recipe,
+    pytorch-cifar100: RandomRotation(15); default 0, off).  Returns the history: ``{"config", "unguided", "epochs": [per-epoch dict]}``
     with lr, train L/L_C/L_R/accuracy, test accuracy/loss and wall time per epoch.  The checkpoint holds
     tensors and plain values only and is read with ``weights_only=True``; a damaged one is a DataError
     naming the file."""
@@ -286,6 +308,8 @@ def train_interpretable(model: nn.Module, train_dataset, test_dataset=None, lam:
                   momentum=float(momentum), weight_decay=float(weight_decay),
                   warmup_epochs=int(warmup_epochs), augment=bool(augment), seed=int(seed),
                   max_steps=max_steps, n_train=len(train_dataset))
+    if rotate:  # pytorch-cifar100's RandomRotation(15); absent when off, so earlier checkpoints keep their key
+        config["rotate"] = float(rotate)
     torch.manual_seed(seed)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(milestones), gamma=gamma)
@@ -335,6 +359,8 @@ def train_interpretable(model: nn.Module, train_dataset, test_dataset=None, lam:
             total = n * world_size if world_size > 1 else None   # the global batch this part belongs to
             if augment:
                 x01 = augment_crop_flip(x01, gen, positions=slice(rank, None, world_size), total=total)
+            if rotate:
+                x01 = random_rotation(x01, gen, rotate, positions=slice(rank, None, world_size), total=total)
             x, y = norm(x01), _labels(batch).to(dev)
             opt.zero_grad(set_to_none=True)
             loss, parts = regularized_loss(model, x, y, lam, error, total=total)

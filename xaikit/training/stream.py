@@ -35,6 +35,7 @@ from ..data.base import collate
 from ..errors import ConfigError, DataError
 from ..models.zoo import plain_checkpoint, read_checkpoint
 from . import distributed as D
+from .augment import color_jitter, random_resized_crop_flip
 
 CHECKPOINT = "last.pt"
 #: ``last.pt`` holds tensors and plain values only, read with ``weights_only=True``: ``{"format", "epoch",
@@ -67,10 +68,13 @@ class StreamTrainConfig:
     lr_gamma: float = 0.1
     seed: int = 0
     max_batches: int | None = None   # per epoch (quick runs); None = the whole dataset
+    augment: bool = False      # the official recipe: RandomResizedCrop + flip + ColorJitter(0.4, 0.4, 0.4)
 
     def key(self) -> str:
         d = asdict(self)
         d.pop("epochs")  # more epochs may be asked when resuming
+        if not d["augment"]:  # keys of runs without augmentation are those written before the option existed
+            d.pop("augment")
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -103,17 +107,19 @@ def train(stream, dataset: Dataset, epochs: int | None = None, *, batch_size: in
           momentum: float = 0.9, weight_decay: float = 1e-4, lr_step: int = 30, lr_gamma: float = 0.1,
           seed: int = 0, max_batches: int | None = None, checkpoint_dir: str | os.PathLike | None = None,
           resume: bool = True, val_dataset: Dataset | None = None, device=None, num_workers: int = 0,
-          config: StreamTrainConfig | None = None) -> list[dict]:
+          augment: bool = False, config: StreamTrainConfig | None = None) -> list[dict]:
     """Train ``stream`` (a :class:`~xaikit.streams.CAStream`) on ``dataset``; returns the history.
 
     History: one dict per epoch ``{"epoch", "lr", "loss", "acc"}`` (+ ``val_loss``, ``val_acc``
-    with ``val_dataset``), accuracy in percent. ``epochs`` defaults to 90 (thesis).
+    with ``val_dataset``), accuracy in percent. ``epochs`` defaults to 90 (thesis). ``augment``: the official
+    CA_Stream recipe's training transform (RandomResizedCrop, horizontal flip, ColorJitter 0.4), batched on
+    the device (:mod:`xaikit.training.augment`), seeded per epoch.
     ``checkpoint_dir``: where ``last.pt`` is written after each epoch; with ``resume=True`` an
     existing one (same hyper-parameters) is continued. The backbone is never updated.
     """
     cfg = config or StreamTrainConfig(epochs=90 if epochs is None else int(epochs), batch_size=batch_size,
                                       lr=lr, momentum=momentum, weight_decay=weight_decay, lr_step=lr_step,
-                                      lr_gamma=lr_gamma, seed=seed, max_batches=max_batches)
+                                      lr_gamma=lr_gamma, seed=seed, max_batches=max_batches, augment=augment)
     if config is not None and epochs is not None:
         cfg.epochs = int(epochs)
     if not hasattr(stream, "stream_parameters"):
@@ -147,12 +153,16 @@ def train(stream, dataset: Dataset, epochs: int | None = None, *, batch_size: in
         if cfg.max_batches is not None:
             order = order[: cfg.max_batches * cfg.batch_size]
         order = D.shard_indices(n, epoch, cfg.seed, rank=rank, world_size=world_size, order=order)
+        gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch * 1009 + rank)
         stream.train()
         tot_loss, tot_correct, seen = 0.0, 0, 0
         lr_now = opt.param_groups[0]["lr"]
         for batch in progress(_loader(dataset, order, local_bs, num_workers),
                               total=-(-len(order) // local_bs), desc=f"CA-Stream epoch {epoch + 1}"):
-            x = normalize(batch.images.to(dev))
+            x01 = batch.images.to(dev)
+            if cfg.augment:
+                x01 = color_jitter(random_resized_crop_flip(x01, gen), gen)
+            x = normalize(x01)
             y = batch.labels.to(dev)
             logits = _forward(stream, x, y, runner)
             loss, correct = _loss_and_correct(logits, y)
