@@ -147,3 +147,51 @@ def test_default_config_reaches_well_above_chance(cache, arch):
     m = T.train(arch)
     rec = m.train_record
     assert rec["test_accuracy"] > 0.7, rec  # chance 0.1
+
+
+# ----------------------------------------------- MobileNet-V2 as in the thesis' chapter 4 recipe
+class _RefBottleneck(nn.Module):
+    """Test-only reference: weiaicunzai/pytorch-cifar100 models/mobilenetv2.py LinearBottleNeck."""
+
+    def __init__(self, cin, cout, stride, t=6):
+        super().__init__()
+        self.residual = nn.Sequential(
+            nn.Conv2d(cin, cin * t, 1), nn.BatchNorm2d(cin * t), nn.ReLU6(),
+            nn.Conv2d(cin * t, cin * t, 3, stride=stride, padding=1, groups=cin * t), nn.BatchNorm2d(cin * t),
+            nn.ReLU6(), nn.Conv2d(cin * t, cout, 1), nn.BatchNorm2d(cout))
+        self.add = stride == 1 and cin == cout
+
+    def forward(self, x):
+        r = self.residual(x)
+        return r + x if self.add else r
+
+
+def _ref_mobilenetv2(class_num=100):
+    """Test-only reference: pytorch-cifar100 MobileNetV2 (pre, stage1-7, conv1, pool, conv2)."""
+    def stage(n, cin, cout, s, t):
+        return [_RefBottleneck(cin, cout, s, t)] + [_RefBottleneck(cout, cout, 1, t) for _ in range(n - 1)]
+
+    layers = [nn.Conv2d(3, 32, 1, padding=1), nn.BatchNorm2d(32), nn.ReLU6(), _RefBottleneck(32, 16, 1, 1),
+              *stage(2, 16, 24, 2, 6), *stage(3, 24, 32, 2, 6), *stage(4, 32, 64, 2, 6), *stage(3, 64, 96, 1, 6),
+              *stage(3, 96, 160, 1, 6), _RefBottleneck(160, 320, 1, 6),
+              nn.Conv2d(320, 1280, 1), nn.BatchNorm2d(1280), nn.ReLU6(), nn.AdaptiveAvgPool2d(1),
+              nn.Conv2d(1280, class_num, 1), nn.Flatten(1)]
+    return nn.Sequential(*layers)
+
+
+def test_mobilenetv2_pytorch_cifar100_layout_is_the_reference_architecture():
+    ref = _ref_mobilenetv2(100)
+    m = xk.models.load("mobilenetv2_cifar", weights="random", num_classes=100, width_mult=1.0,
+                       layout="pytorch_cifar100")
+    n = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+    assert n(m) == n(ref) == 2369380
+    # the same tensors in the same order: copy the reference's weights in and compare outputs
+    pairs = list(zip([p for p in ref.state_dict().values()], m.state_dict().values()))
+    assert all(a.shape == b.reshape(a.shape).shape for a, b in pairs)
+    m.load_state_dict({k: v.reshape(m.state_dict()[k].shape) for k, v in zip(m.state_dict(), ref.state_dict().values())})
+    ref.eval(), m.eval()
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(m(x), ref(x), atol=1e-5)
+    assert get_layer(m, m.xaikit.feature_layer)(torch.zeros(1, 320, 5, 5)).shape[-1] == 5  # 32 px -> 5x5
+    with pytest.raises(ConfigError, match="layout"):
+        xk.models.load("mobilenetv2_cifar", weights="random", layout="v3")

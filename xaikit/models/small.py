@@ -101,15 +101,15 @@ def resnet18_cifar(num_classes: int = 10, width: int = 16, input_size: int = 32,
 class InvertedResidual(nn.Module):
     """MobileNet-V2 block (Sandler et al. 2018): 1x1 expand, 3x3 depthwise, 1x1 linear project."""
 
-    def __init__(self, cin, cout, stride, expand, act=nn.ReLU):
+    def __init__(self, cin, cout, stride, expand, act=nn.ReLU, bias: bool = False, always_expand: bool = False):
         super().__init__()
         hid = cin * expand
         self.use_res = stride == 1 and cin == cout
         layers = []
-        if expand != 1:
-            layers += [nn.Conv2d(cin, hid, 1, bias=False), nn.BatchNorm2d(hid), act()]
-        layers += [nn.Conv2d(hid, hid, 3, stride, 1, groups=hid, bias=False), nn.BatchNorm2d(hid), act(),
-                   nn.Conv2d(hid, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+        if expand != 1 or always_expand:
+            layers += [nn.Conv2d(cin, hid, 1, bias=bias), nn.BatchNorm2d(hid), act()]
+        layers += [nn.Conv2d(hid, hid, 3, stride, 1, groups=hid, bias=bias), nn.BatchNorm2d(hid), act(),
+                   nn.Conv2d(hid, cout, 1, bias=bias), nn.BatchNorm2d(cout)]
         self.conv = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -124,21 +124,34 @@ class MobileNetV2Cifar(nn.Module):
     # 32 px input ends at 4x4 (like the ImageNet model's 7x7 at 224 px) with most work at 16 and 8 px
     CFG = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 1), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
 
-    def __init__(self, num_classes=10, width_mult=0.5, head=640, act="relu"):
+    #: weiaicunzai/pytorch-cifar100 models/mobilenetv2.py (the recipe of the thesis' chapter 4): strides
+    #: 1,2,2,2,1,1,1 after a 1x1 stem with padding 1 (32 px -> 34 -> 17 -> 9 -> 5), every block with its 1x1
+    #: expansion conv (also at t = 1), convolutions with biases, ReLU6, a 1280-channel head
+    CFG_PYTORCH_CIFAR100 = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+                            (6, 160, 3, 1), (6, 320, 1, 1))
+
+    def __init__(self, num_classes=10, width_mult=0.5, head=640, act="relu", layout="xaikit"):
         super().__init__()
+        if layout not in ("xaikit", "pytorch_cifar100"):
+            raise ConfigError(f"layout={layout!r}: use 'xaikit' or 'pytorch_cifar100'")
+        ref = layout == "pytorch_cifar100"
+        if ref:
+            act, head = "relu6", 1280
+            self.CFG = self.CFG_PYTORCH_CIFAR100
         A = {"relu": nn.ReLU, "relu6": nn.ReLU6}[act]
         ch = lambda c: max(8, int(round(c * width_mult / 8)) * 8)  # noqa: E731
         cin = ch(32)
-        self.stem = nn.Sequential(nn.Conv2d(3, cin, 3, 1, 1, bias=False), nn.BatchNorm2d(cin), A())
+        stem = nn.Conv2d(3, cin, 1, 1, 1) if ref else nn.Conv2d(3, cin, 3, 1, 1, bias=False)
+        self.stem = nn.Sequential(stem, nn.BatchNorm2d(cin), A())
         blocks = []
         for t, c, n, s in self.CFG:
             cout = ch(c)
             for j in range(n):
-                blocks.append(InvertedResidual(cin, cout, s if j == 0 else 1, t, A))
+                blocks.append(InvertedResidual(cin, cout, s if j == 0 else 1, t, A, bias=ref, always_expand=ref))
                 cin = cout
         self.features = nn.Sequential(*blocks)
-        hd = max(ch(head), head // 2)
-        self.conv_head = nn.Sequential(nn.Conv2d(cin, hd, 1, bias=False), nn.BatchNorm2d(hd), A())
+        hd = ch(head) if ref else max(ch(head), head // 2)
+        self.conv_head = nn.Sequential(nn.Conv2d(cin, hd, 1, bias=ref), nn.BatchNorm2d(hd), A())
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten(1)
         self.classifier = nn.Linear(hd, num_classes)
@@ -154,14 +167,17 @@ class MobileNetV2Cifar(nn.Module):
 
 @register("mobilenetv2_cifar")
 def mobilenetv2_cifar(num_classes: int = 10, width_mult: float = 0.5, act: str = "relu", input_size: int = 32,
-                      class_names=None):
+                      class_names=None, layout: str = "xaikit"):
     """CIFAR MobileNet-V2 (``width_mult=1`` is the standard size).  ``act="relu"`` (default, plain
-    ``nn.ReLU`` so activation swapping works) or ``"relu6"`` as in the original."""
-    m = MobileNetV2Cifar(num_classes, width_mult, act=act)
+    ``nn.ReLU`` so activation swapping works) or ``"relu6"`` as in the original.  ``layout="pytorch_cifar100"``:
+    the architecture of weiaicunzai/pytorch-cifar100 (the thesis' chapter 4 recipe; ReLU6, 1280-channel
+    head, its strides and 1x1 stem, 2.37 M parameters for 100 classes); the default ``"xaikit"`` layout ends
+    at 4x4 at 32 px with a 640-channel head."""
+    m = MobileNetV2Cifar(num_classes, width_mult, act=act, layout=layout)
     ends = [sum(c[2] for c in m.CFG[: j + 1]) - 1 for j in range(len(m.CFG))]  # last block of each CFG row
-    # one stage per resolution (32, 32, 16, 8, 4 px at 32 px input): the stem, the last block before
-    # each stride-2 row (rows 1, 2, 5), and the head
-    stages = ["stem", f"features.{ends[0]}", f"features.{ends[1]}", f"features.{ends[4]}", "conv_head"]
+    # one stage per resolution (32, 32, 16, 8, 4 px at 32 px input in the xaikit layout): the stem, the last
+    # block before each stride-2 row (xaikit: rows 1, 2, 5; pytorch_cifar100: rows 1, 2, 3), and the head
+    stages = ["stem", *[f"features.{ends[j - 1]}" for j in range(1, len(m.CFG)) if m.CFG[j][3] == 2], "conv_head"]
     return m, _info(input_size, class_names, num_classes=num_classes, default_layer="conv_head",
                     feature_layer="conv_head", classifier="classifier", stages=stages)
 
