@@ -108,8 +108,9 @@ rep.table(t1, "1", caption="Insertion / deletion / over-all AUC (Group-CAM Table
 **What to look for.** On VGG19 the paper reports Group-CAM with the best insertion (64.91) and over-all (53.62),
 Score-CAM a close second (64.75 / 53.28), and XRAI the best deletion (10.90 against Group-CAM's 11.29). The margins
 are small — a fraction of a point. In our table look at the over-all column: Group-CAM and Score-CAM should lead the
-gradient methods, with RISE close. Our ResNet-18 sees 32-px synthetic images, few of them, and RISE runs with only
-`rise_masks` masks, so a single image can swap neighbouring ranks.
+gradient methods, with RISE close. The real network (EfficientNet-Lite0, `default`) sees only a few bundled photos,
+the synthetic ResNet-18 few small images (32 px at `ci`, 48 px at `default`), and RISE runs with only `rise_masks`
+masks, so a single image can swap neighbouring ranks.
 """),
 ("md", "## Table 2 — number of groups G (θ = 70)"),
 ("code", """
