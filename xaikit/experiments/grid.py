@@ -21,7 +21,7 @@ from ..core.devices import model_device, synchronize, to_device
 from ..core.targets import logits_of, resolve_targets
 from ..data.base import Batch, collate
 from ..errors import ConfigError
-from ..metrics.recognition import ADCC_PRESETS
+from ..metrics.recognition import adcc_native
 from ..models.hooks import model_guard
 from .store import COLUMNS, MapCache, ResultStore, config_hash
 
@@ -80,10 +80,8 @@ def _score(metric: str, opts: dict, model, x, sal, t, cam, boxes, box_labels) ->
     if metric == "max_sensitivity":
         return {"MS": M.max_sensitivity(cam, x, t, reduce=False, **opts)}
     if metric == "adcc":
-        preset = ADCC_PRESETS.get(opts.get("preset", "paper"))
-        native = opts.get("map_resolution", preset.options.get("map_resolution") if preset else None) == "native"
-        # native: coherency and complexity on the method's own maps, which the attributor computes itself
-        r = M.adcc(model, cam, x, t, sal=None if native else sal, reduce=False, **opts)
+        # native maps: coherency and complexity on the method's own maps, which the attributor computes itself
+        r = M.adcc(model, cam, x, t, sal=None if adcc_native(opts) else sal, reduce=False, **opts)
         return {"ADCC": r["ADCC"], "Coherency": r["Coherency"], "Complexity": r["Complexity"],
                 "Drop": r["AD"], "Increase": r["AI"]}
     if metric == "localization":

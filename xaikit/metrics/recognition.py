@@ -5,6 +5,8 @@ p = probability of the target class on ``x``, o = probability on the masked imag
 """
 from __future__ import annotations
 
+from typing import Mapping
+
 import torch
 import torch.nn.functional as F
 
@@ -151,6 +153,15 @@ ADCC_PRESETS = {
                              "mask is that map resized by PIL's bicubic (Image.resize(BICUBIC)) on the "
                              "normalized tensor; the labels as target."),
 }
+
+
+def adcc_native(options: Mapping) -> bool:
+    """Whether :func:`adcc` called with ``options`` compares the method's own maps (``map_resolution=
+    "native"``): the option when passed, else its ``preset``'s, else the paper's ``"input"``. A caller that
+    precomputes input-size maps must then leave ``sal`` to the attributor."""
+    preset = ADCC_PRESETS.get(options.get("preset", "paper"))
+    default = (preset.options if preset is not None else {}).get("map_resolution", "input")
+    return options.get("map_resolution", default) == "native"
 
 
 def pil_bicubic_matrix(n_in: int, n_out: int) -> torch.Tensor:

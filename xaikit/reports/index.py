@@ -8,13 +8,11 @@ killed runner leaves no half-written row."""
 from __future__ import annotations
 
 import html
-import io
 import os
 from pathlib import Path
 
-import pandas as pd
-
 from . import provenance as prov
+from .tables import read_table
 
 
 #: the landing page's introduction: what these reports are and where they come from
@@ -72,8 +70,7 @@ def _table_html(csv: Path | None) -> str:
     if csv is None or not Path(csv).exists():
         return ""
     try:
-        lines = [ln for ln in Path(csv).read_text().splitlines(keepends=True) if not ln.startswith("# ")]
-        df = pd.read_csv(io.StringIO("".join(lines)))
+        df = read_table(csv)
     except Exception:  # noqa: BLE001 - a damaged CSV must not take the index down
         return "<p><i>(table file unreadable)</i></p>"
     return df.to_html(index=False, na_rep="–", border=0, float_format=lambda v: f"{v:g}")

@@ -1,6 +1,7 @@
 """Tables: published-vs-reproduced views and the CSV / Markdown / LaTeX writers."""
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 from typing import Sequence
@@ -79,6 +80,13 @@ def artefact_name(kind: str, ident: str) -> str:
     return f"{kind}_{safe}"
 
 
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A table written by :func:`write_table` back as a DataFrame: its CSV without the two stamped ``# ``
+    header lines (values may themselves hold ``#``, so the lines are dropped, not cut at ``#``)."""
+    lines = [ln for ln in Path(path).read_text().splitlines(keepends=True) if not ln.startswith("# ")]
+    return pd.read_csv(io.StringIO("".join(lines)))
+
+
 def _readable(df: pd.DataFrame) -> pd.DataFrame:
     """The table as Markdown and LaTeX show it: each metric's direction beside its name (``AD ↓ published``,
     from the published table's arrows that :func:`~xaikit.experiments.study.compare` records in
@@ -100,8 +108,7 @@ def write_table(df: pd.DataFrame, folder: str | Path, ident: str, caption: str, 
                 digits: int = 2) -> dict[str, Path]:
     """Write ``table_<id>.csv|md|tex`` into ``folder``; each file carries ``stamp`` (and the caption).
 
-    CSV keeps full precision after two ``#`` comment lines (read back with
-    ``pd.read_csv(path, comment="#")``); Markdown and LaTeX round floats to ``digits`` decimals.
+    CSV keeps full precision after two ``#`` comment lines (read back with :func:`read_table`); Markdown and LaTeX round floats to ``digits`` decimals.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -84,6 +84,12 @@ def epoch_order(n: int, epoch: int, seed: int) -> list[int]:
     return torch.randperm(int(n), generator=g).tolist()
 
 
+def augment_generator(seed: int, epoch: int, rank: int = 0) -> torch.Generator:
+    """The CPU generator of one rank's augmentation draws in one epoch (seeded by seed, epoch and rank), so a
+    seed gives the same crops on every device."""
+    return torch.Generator().manual_seed(int(seed) * 100003 + int(epoch) * 1009 + int(rank))
+
+
 def shard_indices(n: int, epoch: int, seed: int, *, rank: int | None = None, world_size: int | None = None,
                   order: Sequence[int] | None = None) -> list[int]:
     """This rank's indices for ``epoch``, in the order to read them: positions ``rank::world_size``

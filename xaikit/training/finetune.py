@@ -135,7 +135,7 @@ def finetune(model: nn.Module, dataset: Dataset, num_classes: int | None = None,
         if cfg.max_batches is not None:
             order = order[: cfg.max_batches * cfg.batch_size]
         order = D.shard_indices(n, epoch, cfg.seed, rank=rank, world_size=world, order=order)
-        gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch * 1009 + rank)
+        gen = D.augment_generator(cfg.seed, epoch, rank)
         loader = DataLoader(dataset, batch_size=local_bs, sampler=list(order), collate_fn=collate)
         model.train()
         tot, correct, seen = 0.0, 0, 0

@@ -144,18 +144,22 @@ def regularized_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lam: fl
 
 
 # ---------------------------------------------------------------------------- augmentation
+def _mine(draws, positions, batch: int, what: str) -> tuple:
+    """This rank's share of draws made for a whole global batch (``positions`` of each), one per image."""
+    if positions is not None:
+        draws = tuple(d[positions] for d in draws)
+    if len(draws[0]) != batch:
+        raise InputError(f"{len(draws[0])} {what} draws for {batch} images; positions must pick one per image.")
+    return tuple(draws)
+
+
 def random_rotation(x: torch.Tensor, generator: torch.Generator, degrees: float, positions=None,
                     total: int | None = None) -> torch.Tensor:
     """Batched ``torchvision.transforms.RandomRotation(degrees)``: each image turned about its centre by an
     angle uniform in [-degrees, degrees], nearest-neighbour sampling, zero fill (torchvision's defaults).
     ``positions``/``total`` as :func:`augment_crop_flip`."""
-    B = x.shape[0]
-    n = B if total is None else int(total)
-    ang = (torch.rand(n, generator=generator) * 2 - 1) * float(degrees)
-    if positions is not None:
-        ang = ang[positions]
-    if len(ang) != B:
-        raise InputError(f"{len(ang)} rotation draws for {B} images; positions must pick one per image.")
+    n = x.shape[0] if total is None else int(total)
+    ang, = _mine(((torch.rand(n, generator=generator) * 2 - 1) * float(degrees),), positions, x.shape[0], "rotation")
     t = torch.deg2rad(ang).to(x.device, x.dtype)
     cos, sin = torch.cos(t), torch.sin(t)
     zero = torch.zeros_like(t)
@@ -176,11 +180,7 @@ def augment_crop_flip(x: torch.Tensor, generator: torch.Generator, padding: int 
     oy = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
     ox = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
     flip = torch.rand(n, generator=generator) < 0.5
-    if positions is not None:
-        oy, ox, flip = oy[positions], ox[positions], flip[positions]
-    if len(oy) != B:
-        raise InputError(f"{len(oy)} augmentation draws for {B} images; positions must pick one per image.")
-    oy, ox, flip = oy.to(dev), ox.to(dev), flip.to(dev)
+    oy, ox, flip = (d.to(dev) for d in _mine((oy, ox, flip), positions, B, "augmentation"))
     rows = oy[:, None] + torch.arange(H, device=dev)[None]                       # (B,H)
     cols = ox[:, None] + torch.arange(W, device=dev)[None]                       # (B,W)
     cols = torch.where(flip[:, None], cols.flip(1), cols)

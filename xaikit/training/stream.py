@@ -153,7 +153,7 @@ def train(stream, dataset: Dataset, epochs: int | None = None, *, batch_size: in
         if cfg.max_batches is not None:
             order = order[: cfg.max_batches * cfg.batch_size]
         order = D.shard_indices(n, epoch, cfg.seed, rank=rank, world_size=world_size, order=order)
-        gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch * 1009 + rank)
+        gen = D.augment_generator(cfg.seed, epoch, rank)
         stream.train()
         tot_loss, tot_correct, seen = 0.0, 0, 0
         lr_now = opt.param_groups[0]["lr"]
