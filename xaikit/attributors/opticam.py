@@ -145,12 +145,13 @@ class OptiCAM(CAMFamily):
         y0 = class_score(logits, target, self.score).detach().clone()
         u = torch.zeros(B, K, device=A.device, requires_grad=True)
         opt = torch.optim.Adam([u], lr=float(self.lr))
+        # the bookkeeping stays on the device: the loop waits for it only every `period` steps, to stop early
         active = torch.ones(B, dtype=torch.bool, device=A.device)
-        steps = torch.zeros(B, dtype=torch.long)
-        hist = []
+        steps = torch.zeros(B, dtype=torch.long, device=A.device)
+        hist, alive = [], []
         prev = None
         period = max(1, int(self.max_iter) // 10)
-        checked = torch.full((B,), float("-inf"))  # F at the previous check of the "rise" rule
+        checked = torch.full((B,), float("-inf"), device=A.device)  # F at the previous check of the "rise" rule
         net = self.fast(x)
         params = [p for p in self.model.parameters() if p.requires_grad]
         req = [p.requires_grad for p in params]
@@ -160,32 +161,37 @@ class OptiCAM(CAMFamily):
             with torch.enable_grad():
                 for it in range(int(self.max_iter) + 1):
                     F = self.objective_value(A, x, u, target, y0, net)
-                    Fd = F.detach().cpu()
+                    Fd = F.detach()
                     if prev is not None:
-                        Fd = torch.where(active.cpu(), Fd, hist[-1])
+                        Fd = torch.where(active, Fd, hist[-1])
                         if self.stop == "tol":
                             newly = (Fd - prev).abs() < float(self.tol)
-                            active &= ~newly.to(active.device)
+                            active = active & ~newly
                     if self.stop == "rise" and it < int(self.max_iter) and it % period == 0:
                         # the official rule: the loss (= const - F) rose since the last check -> keep this step
-                        rose = active.cpu() & (Fd < checked)
-                        active &= ~rose.to(active.device)
-                        checked = torch.where(active.cpu(), Fd, checked)
+                        rose = active & (Fd < checked)
+                        active = active & ~rose
+                        checked = torch.where(active, Fd, checked)
                     hist.append(Fd)
+                    alive.append(active.any())
                     prev = Fd
-                    if it == int(self.max_iter) or not bool(active.any()):
+                    if it == int(self.max_iter) or (it % period == 0 and not bool(alive[-1])):
                         break
+                    # once every image is frozen the steps below change nothing (u is restored, steps adds 0)
+                    # and only repeat F; those rows are cut from the history after the loop
                     opt.zero_grad(set_to_none=True)
                     (-F * active.float()).sum().backward()
-                    frozen = u.detach()[~active].clone()
+                    before = u.detach().clone()
                     opt.step()
-                    if frozen.numel():
-                        with torch.no_grad():
-                            u[~active] = frozen
-                    steps += active.cpu().long()
+                    with torch.no_grad():
+                        u.copy_(torch.where(active[:, None], u, before))
+                    steps += active.long()
         finally:
             for p, r in zip(params, req):
                 p.requires_grad_(r)
+        ended = torch.stack(alive).logical_not().nonzero()  # the first step after which no image was active
+        if ended.numel():
+            hist = hist[:int(ended[0, 0]) + 1]
         if extras is not None:
             extras.update(u=u.detach(), history=torch.stack(hist), steps=steps)
         return u.detach().softmax(1)

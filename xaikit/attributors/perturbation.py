@@ -136,30 +136,47 @@ class RISE(Attributor):
             self.grids = (torch.rand(int(self.n_masks), s, s, generator=g) < float(self.p)).float()
             self.shifts = torch.rand(int(self.n_masks), 2, generator=g)
 
-    def mask_chunk(self, sl: slice, size) -> torch.Tensor:
-        """Masks ``sl`` upsampled to ``size`` = (H, W): (k, H, W) in [0, 1]."""
+    def _on(self, name: str, device) -> torch.Tensor:
+        """``self.<name>`` (the grids, shifts or explicit masks) on ``device``, copied there once."""
+        t = getattr(self, name)
+        if device is None or t.device == torch.device(device):
+            return t
+        cache = self.__dict__.setdefault("_device_copies", {})
+        key = (name, str(device))
+        if key not in cache or cache[key][0] is not t:
+            cache[key] = (t, t.to(device))
+        return cache[key][1]
+
+    def mask_chunk(self, sl: slice, size, device=None) -> torch.Tensor:
+        """Masks ``sl`` upsampled to ``size`` = (H, W): (k, H, W) in [0, 1], built on ``device`` (default: where
+        the grids are, the CPU) so that a GPU run copies the low-resolution grids there once, not each chunk."""
         H, W = int(size[0]), int(size[1])
         if self.masks is not None:
             if tuple(self.masks.shape[-2:]) != (H, W):
                 raise InputError(f"rise: the given masks are {tuple(self.masks.shape[-2:])}, the input {H}x{W}")
-            return self.masks[sl]
-        grids = self.grids[sl]
+            return self._on("masks", device)[sl]
+        grids = self._on("grids", device)[sl]
+        dev = grids.device
         s = int(self.grid)
         ch, cw = math.ceil(H / s), math.ceil(W / s)
         if self.mask_resize == "skimage":
-            Wy = skimage_linear_matrix(s, (s + 1) * ch).to(grids.dtype)
-            Wx = skimage_linear_matrix(s, (s + 1) * cw).to(grids.dtype)
+            cache = self.__dict__.setdefault("_device_copies", {})
+            key = ("skimage", s, ch, cw, str(dev), grids.dtype)
+            if key not in cache:  # built on the host once per size and device, not per chunk
+                cache[key] = (None, (skimage_linear_matrix(s, (s + 1) * ch).to(dev, grids.dtype),
+                                     skimage_linear_matrix(s, (s + 1) * cw).to(dev, grids.dtype)))
+            Wy, Wx = cache[key][1]
             up = torch.einsum("ys,ksr,xr->kyx", Wy, grids, Wx)
         else:
             up = F.interpolate(grids[:, None], size=((s + 1) * ch, (s + 1) * cw), mode="bilinear",
                                align_corners=False)[:, 0]
-        sh = self.shifts[sl]
+        sh = self._on("shifts", device)[sl]
         dy = (sh[:, 0] * ch).long().clamp_max(ch - 1)
         dx = (sh[:, 1] * cw).long().clamp_max(cw - 1)
         k = grids.shape[0]
-        rows = (dy[:, None] + torch.arange(H))[:, :, None]
-        cols = (dx[:, None] + torch.arange(W))[:, None, :]
-        return up[torch.arange(k)[:, None, None], rows, cols].clamp_(0.0, 1.0)
+        rows = (dy[:, None] + torch.arange(H, device=dev))[:, :, None]
+        cols = (dx[:, None] + torch.arange(W, device=dev))[:, None, :]
+        return up[torch.arange(k, device=dev)[:, None, None], rows, cols].clamp_(0.0, 1.0)
 
     def _attribute(self, x, t):
         B, _, H, W = x.shape
@@ -171,8 +188,8 @@ class RISE(Attributor):
             per = max(1, self.batch_size // B)
             n = int(self.n_masks)
             sal = torch.zeros(B, H, W, dtype=x.dtype, device=x.device)
-            for sl in chunks(n, per, desc="rise"):
-                m = self.mask_chunk(sl, (H, W)).to(x.device, x.dtype)  # (k, H, W)
+            for sl in chunks(n, per, desc="rise"):  # nothing in the loop waits for the device
+                m = self.mask_chunk(sl, (H, W), x.device).to(x.dtype)  # (k, H, W)
                 k = m.shape[0]
                 mm = m[:, None, None]  # (k, 1, 1, H, W)
                 xs = (x[None] * mm + base[None] * (1 - mm)).reshape(k * B, *x.shape[1:])

@@ -183,15 +183,22 @@ class AblationCAM(CAMFamily):
         super().__init__(model, layer, relu=relu, score=score, batch_size=batch_size, reshape=reshape)
         self._set_options(ablation=one_of("ablation", ablation, ("zero", "gradcam")), twin=check_bool("twin", twin))
 
-    def _ablated(self, raw_b, ks):
-        """Copies of one image's raw layer output (1, ...) with channel ks[i] ablated in copy i."""
+    def _value(self, raw_b):
+        """What an ablated channel of one image's raw layer output (1, ...) is set to: 0, or with
+        ``ablation="gradcam"`` 0 when its minimum is 0 and ``min - 1e7`` otherwise (computed in float64 as
+        grad-cam's Python float, then rounded to the output's dtype; a tensor on the device, no host sync)."""
+        if self.ablation != "gradcam":
+            return 0.0
+        mn = raw_b.min()
+        return torch.where(mn == 0, torch.zeros_like(mn, dtype=torch.float64), mn.double() - 1e7).to(raw_b.dtype)
+
+    def _ablated(self, raw_b, ks, value=None):
+        """Copies of one image's raw layer output (1, ...) with channel ks[i] ablated in copy i (set to
+        ``value``, default :meth:`_value`)."""
         n = len(ks)
         out = raw_b.expand(n, *raw_b.shape[1:]).clone()
         cdim = 1 if out.dim() == 4 else out.dim() - 1  # conv maps (B,C,h,w) or tokens (B,N,C)
-        value = 0.0
-        if self.ablation == "gradcam":
-            mn = raw_b.min()
-            value = 0.0 if mn == 0 else float(mn) - 1e7
+        value = self._value(raw_b) if value is None else value
         idx = torch.arange(n, device=out.device)
         if cdim == 1:
             out[idx, ks] = value
@@ -236,10 +243,11 @@ class AblationCAM(CAMFamily):
         ks_all = torch.arange(K, device=x.device)
         net, lay = self._network(x, raw)
         with torch.inference_mode():
-            for b in range(B):
+            for b in range(B):  # nothing in these loops waits for the device
+                value = self._value(raw[b:b + 1])
                 for sl in chunks(K, self.batch_size):
                     ks = ks_all[sl]
-                    rep = self._ablated(raw[b:b + 1], ks)
+                    rep = self._ablated(raw[b:b + 1], ks, value)
                     with LayerCapture(lay, replace=lambda out, rep=rep: rep):
                         try:
                             lg = net(x[b:b + 1])

@@ -75,18 +75,37 @@ def runner(model: nn.Module, x: torch.Tensor, twin) -> nn.Module:
     return inference_twin(model, x) if check_bool("twin", twin) else model
 
 
-def logits_from(out, batch: int, where: str = "model(x)") -> torch.Tensor:
-    """(B, C) float logits out of what a forward returned (module docstring: the rule), checked finite."""
+def unchecked_logits(out, batch: int, where: str = "model(x)") -> torch.Tensor:
+    """(B, C) float logits out of what a forward returned (module docstring: the rule), shape checked but
+    not yet checked finite (no host synchronisation: chunk loops check once at the end, :func:`check_finite`)."""
     t = output_logits(out, where)
     if t.dim() != 2 or t.shape[0] != batch:
         raise InputError(f"{where} returned logits of shape {tuple(t.shape)}; the metrics need ({batch}, C): "
                          "one row of class scores per image")
-    t = t.detach().float()
-    if not bool(torch.isfinite(t).all()):
-        bad = (~torch.isfinite(t)).any(1).nonzero().flatten().tolist()
-        raise InputError(f"{where} returned NaN or infinite logits (rows {bad[:10]}{' ...' if len(bad) > 10 else ''}); "
-                         "check the model's weights (torch.isfinite(p).all() for p in model.parameters()) "
-                         "and its input")
+    return t.detach().float()
+
+
+def nonfinite_rows(t: torch.Tensor) -> torch.Tensor:
+    """(B,) bool: rows of (B, C) logits holding a NaN or an infinity (on the logits' device, no sync)."""
+    return ~torch.isfinite(t).all(1)
+
+
+def check_finite(bad: torch.Tensor, where) -> None:
+    """Raise the InputError of non-finite logits when any of the (N,) flags ``bad`` is set (one host sync);
+    ``where``: the forward's description, or a callable giving it from the bad rows' indices."""
+    if not bool(bad.any()):
+        return
+    rows = bad.nonzero().flatten().tolist()
+    where = where(rows) if callable(where) else where
+    raise InputError(f"{where} returned NaN or infinite logits (rows {rows[:10]}{' ...' if len(rows) > 10 else ''}); "
+                     "check the model's weights (torch.isfinite(p).all() for p in model.parameters()) "
+                     "and its input")
+
+
+def logits_from(out, batch: int, where: str = "model(x)") -> torch.Tensor:
+    """(B, C) float logits out of what a forward returned (module docstring: the rule), checked finite."""
+    t = unchecked_logits(out, batch, where)
+    check_finite(nonfinite_rows(t), where)
     return t
 
 
@@ -97,9 +116,12 @@ def forward(run: nn.Module, x: torch.Tensor, where: str = "model(x)") -> torch.T
 
 @torch.no_grad()
 def model_logits(run: nn.Module, x: torch.Tensor, batch_size: int, where: str = "model(x)") -> torch.Tensor:
-    """Checked logits of ``run`` on ``x``, in chunks of ``batch_size``."""
-    outs = [forward(run, x[sl], where) for sl in chunks(x.shape[0], batch_size)]
-    return torch.cat(outs) if len(outs) > 1 else outs[0]
+    """Checked logits of ``run`` on ``x``, in chunks of ``batch_size`` (checked finite once, after the last
+    chunk: no host synchronisation per chunk)."""
+    outs = [unchecked_logits(run(x[sl]), sl.stop - sl.start, where) for sl in chunks(x.shape[0], batch_size)]
+    t = torch.cat(outs) if len(outs) > 1 else outs[0]
+    check_finite(nonfinite_rows(t), where)
+    return t
 
 
 # -------------------------------------------------------------------------------------- options

@@ -22,8 +22,8 @@ from ..core.conventions import (Preset, Space, check_images, check_maps, choice,
 from ..core.devices import runs_on_model
 from ..core.targets import resolve_target
 from ..errors import ConfigError
-from ._common import (batch_size_for, check_model, check_substrate, check_target, count, eval_guard, forward,
-                      model_logits, number, runner, substrate_values)
+from ._common import (batch_size_for, check_finite, check_model, check_substrate, check_target, count, eval_guard,
+                      model_logits, nonfinite_rows, number, runner, substrate_values, unchecked_logits)
 
 _STEPS_HINT = ("the curve has steps + 1 points, ceil(H*W / steps) pixels apart; steps >= H*W puts one pixel "
                "per step (the thesis: 224 at 224x224)")
@@ -194,13 +194,16 @@ def _causal(model, x, sal, target=None, *, insert: bool, steps, substrate, score
         counts = step_counts(H * W, steps, pixels_per_step).to(x.device)
         n = counts.numel()
         curves = torch.empty(B * n, device=x.device)
-        for sl in chunks(B * n, bs, desc=name):
+        bad = torch.zeros(B * n, dtype=torch.bool, device=x.device)
+        for sl in chunks(B * n, bs, desc=name):  # nothing in the loop waits for the device
             k = torch.arange(sl.start, sl.stop, device=x.device)
             img, step = k // n, k % n
             m = (rank[img] < counts[step, None]).view(-1, 1, H, W)
             xin = torch.where(m, src[img], dst[img])
-            lg = forward(run, xin, f"model(x) on the {name} images (images {sorted(set(img.tolist()))[:6]})")
+            lg = unchecked_logits(run(xin), xin.shape[0], f"model(x) on the {name} images")
+            bad[sl] = nonfinite_rows(lg)
             curves[sl] = class_score(lg, t[img], score)
+        check_finite(bad, lambda rows: f"model(x) on the {name} images (images {sorted({r // n for r in rows})[:6]})")
     curves = curves.view(B, n)
     return {"auc": auc(curves), "curves": curves, "counts": counts, "target": t}
 
@@ -388,14 +391,17 @@ def _aopc(model, x, sal, target=None, *, patch_size, regions, baseline, score, b
         base = base.expand(B, C, *base.shape[-2:])
         ks = torch.arange(1, L + 1, device=x.device)
         drops = torch.empty(B * L, device=x.device)
-        for sl in chunks(B * L, bs, desc="aopc"):
+        bad = torch.zeros(B * L, dtype=torch.bool, device=x.device)
+        for sl in chunks(B * L, bs, desc="aopc"):  # nothing in the loop waits for the device
             i = torch.arange(sl.start, sl.stop, device=x.device)
             img, k = i // L, ks[i % L]
             pm = (prank[img] < k[:, None]).view(-1, 1, gh, gw).to(x.dtype)
             m = pm.repeat_interleave(ps, 2).repeat_interleave(ps, 3)[..., :H, :W]
             xin = m * base[img] + (1 - m) * x[img]
-            lg = forward(run, xin, f"model(x) on the AOPC images (images {sorted(set(img.tolist()))[:6]})")
+            lg = unchecked_logits(run(xin), xin.shape[0], "model(x) on the AOPC images")
+            bad[sl] = nonfinite_rows(lg)
             drops[sl] = f0[img] - class_score(lg, t[img], score)
+        check_finite(bad, lambda rows: f"model(x) on the AOPC images (images {sorted({r // L for r in rows})[:6]})")
     drops = drops.view(B, L)
     return {"aopc": drops.sum(1) / (L + 1), "curves": drops, "regions": ks, "target": t}
 
