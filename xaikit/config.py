@@ -1,4 +1,4 @@
-"""Paths, verbosity, seeds and threads: the first floor above :mod:`xaikit.errors` (it imports nothing else of
+"""Paths, verbosity, seeds, threads and the forward precision setting: the first floor above :mod:`xaikit.errors` (it imports nothing else of
 xaikit).
 
 One place decides where things live and how chatty xaikit is, so that notebooks behave the same
@@ -8,6 +8,7 @@ devices are resolved by :func:`xaikit.core.devices.resolve_device`.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
@@ -109,3 +110,54 @@ def set_threads(n: int | None = None) -> int:
             n = min(n, int(cap))
     torch.set_num_threads(max(1, int(n)))
     return torch.get_num_threads()
+
+
+# ----------------------------------------------------------------------------- precision
+#: the values of the forward-precision setting (:mod:`xaikit.models.fast`): ``"auto"`` = bf16 on a CUDA
+#: device that supports it, fp32 everywhere else (so CPU results are exactly the full-precision ones)
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+#: environment variable holding the setting for a whole process (``python -m xaikit.run --precision``
+#: sets it for the notebook kernels); default ``"auto"``
+PRECISION_ENV = "XAIKIT_PRECISION"
+_PRECISION_STACK: list[str] = []
+
+
+def check_precision(value, what: str = "precision") -> str:
+    """``value`` as one of :data:`PRECISIONS` (case and surrounding spaces ignored; ``"float32"``,
+    ``"bfloat16"``, ``"float16"`` accepted as aliases), else a ConfigError naming the valid values."""
+    aliases = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "half": "fp16"}
+    v = str(value).strip().lower() if isinstance(value, str) else None
+    v = aliases.get(v, v)
+    if v not in PRECISIONS:
+        raise ConfigError(f"{what}={value!r} is not a forward precision; use one of {list(PRECISIONS)} ('auto': "
+                          "bf16 on a CUDA device that supports it, fp32 elsewhere)")
+    return v
+
+
+def precision_setting() -> str:
+    """The forward precision asked for now: the innermost :func:`precision` block, else the environment
+    variable ``XAIKIT_PRECISION`` (an invalid value is a ConfigError naming it), else ``"auto"``."""
+    if _PRECISION_STACK:
+        return _PRECISION_STACK[-1]
+    env = os.environ.get(PRECISION_ENV, "").strip()
+    return check_precision(env, f"the environment variable {PRECISION_ENV}") if env else "auto"
+
+
+@contextlib.contextmanager
+def precision(value: str):
+    """Within the block the perturbation methods and metrics run their forward passes at ``value``
+    (:data:`PRECISIONS`; see :mod:`xaikit.models.fast`); blocks nest, the innermost wins."""
+    _PRECISION_STACK.append(check_precision(value))
+    try:
+        yield
+    finally:
+        _PRECISION_STACK.pop()
+
+
+def resolve_precision(setting: str, device_type: str, bf16_supported: bool = False) -> str:
+    """The precision ``setting`` means on a device of type ``device_type``: ``"auto"`` is ``"bf16"`` on a
+    CUDA device that supports it (``bf16_supported``) and ``"fp32"`` elsewhere; the others as they are."""
+    setting = check_precision(setting)
+    if setting == "auto":
+        return "bf16" if device_type == "cuda" and bf16_supported else "fp32"
+    return setting

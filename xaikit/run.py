@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .config import repo_root, reports_dir
+from .config import PRECISION_ENV, check_precision, precision_setting, repo_root, reports_dir
 from .errors import ConfigError
 from .core.devices import STRICT_ENV, resolve_device
 from .preflight import check as preflight
@@ -281,13 +281,16 @@ def bless(source: Path, executed: Path) -> Path:
 def run(profile: str = "default", patterns: Sequence[str] | None = None, dry_run: bool = False,
         notebooks: str | os.PathLike | None = None, reports: str | os.PathLike | None = None,
         timeout: float | None = None, log=print, bless_claims: bool = False, device: str | None = None,
-        strict_device: bool | None = None) -> int:
+        strict_device: bool | None = None, precision: str | None = None) -> int:
     """Run (or, with ``dry_run``, only check) the selected notebooks of a profile; returns the exit
     code: 0 only if every notebook passed (or, dry, if the profile checks out). With
     ``bless_claims`` (``ci`` profile only) each passing notebook is rewritten by :func:`bless`.
     ``device`` overrides every notebook's ``device`` parameter (``"cuda"``, ``"cpu"``; checked before any
     notebook starts); ``strict_device=True`` runs the kernels with the strict-device guard
-    (:mod:`xaikit.core.devices`), None keeps the environment's ``XAIKIT_STRICT_DEVICE``."""
+    (:mod:`xaikit.core.devices`), None keeps the environment's ``XAIKIT_STRICT_DEVICE``. ``precision``
+    (``"fp32"``, ``"bf16"``, ``"fp16"``, ``"auto"``; checked before any notebook starts) is the forward precision
+    of the perturbation methods and metrics in every kernel (env ``XAIKIT_PRECISION``, :mod:`xaikit.models.fast`);
+    None keeps the environment's (default ``"auto"``: bf16 on a CUDA device that supports it, fp32 on the CPU)."""
 
     name, prof = load_profile(profile)
     all_nbs = list_notebooks(notebooks)
@@ -298,9 +301,15 @@ def run(profile: str = "default", patterns: Sequence[str] | None = None, dry_run
     if strict_device is not None:
 
         os.environ[STRICT_ENV] = "1" if strict_device else "0"  # inherited by the kernels
+    if precision is not None:  # `--precision bf17`: one clear error naming the valid values, before anything runs
+        precision = check_precision(precision, "--precision")
+    else:
+        precision_setting()  # an invalid XAIKIT_PRECISION inherited by the kernels: the same error, here
     if dry_run:
         problems = check_profile(name, prof, all_nbs)
         missing = [s for s, sec in prof.items() if s != DEFAULTS_KEY and not sec and s not in {n.stem for n in all_nbs}]
+        if precision is not None:
+            log(f"forward precision in every kernel: {precision} ({PRECISION_ENV}={precision})")
         for nb in chosen:
             declared = declared_parameters(nb)
             log(f"would run {nb.name} with {parameters_for(nb.stem, name, prof, declared, device)}")
@@ -325,6 +334,9 @@ def run(profile: str = "default", patterns: Sequence[str] | None = None, dry_run
     if bless_claims and name != "ci":
         raise ConfigError("--bless stores the claims output nbval compares, which is the ci profile's; "
                           "use --profile ci")
+    if bless_claims and precision in ("bf16", "fp16"):
+        raise ConfigError(f"--bless stores the claims output nbval computes in full precision; drop --precision "
+                          f"{precision} (blessing runs the kernels at fp32)")
     root = prov.profile_root(name, reports if reports is not None else reports_dir())
     results = []
     env, scratch = None, None
@@ -333,8 +345,12 @@ def run(profile: str = "default", patterns: Sequence[str] | None = None, dry_run
         # clone: bless in that environment (one thread, an empty cache, quiet, strict device), so the stored
         # output is what CI computes, not what a warm cache or a different thread count gave here
         scratch = tempfile.mkdtemp(prefix="xaikit-bless-")
-        env = {**{v: "1" for v in THREAD_VARS}, "XAIKIT_CACHE": scratch, "XAIKIT_QUIET": "1", STRICT_ENV: "1"}
-    log(f"profile {name}: {len(chosen)} notebook(s) -> {root}")
+        env = {**{v: "1" for v in THREAD_VARS}, "XAIKIT_CACHE": scratch, "XAIKIT_QUIET": "1", STRICT_ENV: "1",
+               PRECISION_ENV: "fp32"}
+    if precision is not None and not bless_claims:  # the kernels read it (xaikit.config.precision_setting); this
+        env = {**(env or {}), PRECISION_ENV: precision}  # process's environment is left as it was
+    log(f"profile {name}: {len(chosen)} notebook(s) -> {root}"
+        + (f", forward precision {precision}" if precision is not None and not bless_claims else ""))
     try:
         for nb in chosen:
             params = parameters_for(nb.stem, name, prof, declared_parameters(nb), device)
@@ -378,6 +394,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=None, help="per-cell timeout in seconds")
     ap.add_argument("--device", default=None,
                     help="override every notebook's device parameter (cuda, cuda:1, cpu, auto)")
+    ap.add_argument("--precision", default=None, metavar="{fp32,bf16,fp16,auto}",
+                    help="forward precision of the perturbation methods and metrics in every notebook (default: "
+                         "$XAIKIT_PRECISION or auto = bf16 on a CUDA device that supports it, fp32 on the CPU)")
     ap.add_argument("--strict-device", action="store_true", default=None,
                     help="fail on any data tensor that reaches a model without being moved to its device "
                          "(the CPU-only check of the device rule; XAIKIT_STRICT_DEVICE=1 does the same)")
@@ -393,7 +412,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.bless:
             os.environ["XAIKIT_QUIET"] = "1"  # no progress bars in the stored claims output
         return run(args.profile, args.notebooks, args.dry_run, args.notebooks_dir, args.reports_dir, args.timeout,
-                   bless_claims=args.bless, device=args.device, strict_device=args.strict_device)
+                   bless_claims=args.bless, device=args.device, strict_device=args.strict_device,
+                   precision=args.precision)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

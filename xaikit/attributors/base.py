@@ -290,6 +290,9 @@ class Attributor:
     uses_layer = True
     #: inference twin for the forward passes of perturbed inputs (methods with a ``twin`` option set it)
     twin = False
+    #: whether those passes may run at a reduced forward precision (:mod:`xaikit.models.fast`); a method whose
+    #: results do not survive bf16 (``tests/test_precision.py``) sets it False and always runs them in fp32
+    reduced_precision = True
 
     def __init__(self, model: nn.Module, layer=None, *, batch_size: int | None = None,
                  reshape: Callable | None = None):
@@ -427,8 +430,12 @@ class Attributor:
         """The network for forward passes of perturbed inputs that need no layer hook: with the ``twin``
         option on, the model's inference twin (:func:`xaikit.models.inference_twin`: BatchNorm folded,
         channels-last, checked on ``x``; the model itself where no twin applies, or under
-        :func:`xaikit.models.fast.disabled`); with ``twin=False`` the model itself."""
-        net = inference_twin(self.model, x) if self.twin else self.model
+        :func:`xaikit.models.fast.disabled`), at the forward precision setting (under bf16 / fp16 the twin
+        run in autocast, when it passed its check; always fp32 for a method with ``reduced_precision =
+        False``); with ``twin=False`` the model itself, in full precision."""
+        if not self.twin:
+            return self.model
+        net = inference_twin(self.model, x, precision=None if self.reduced_precision else "fp32")
         return net if net is self.model else _LogitsOf(net)
 
 

@@ -377,7 +377,8 @@ class GroupCAM(CAMFamily):
         relu: ``h`` = ReLU on the gain-weighted sum; default True (eq. 7).
         score: the class score differentiated for the Grad-CAM weights: ``"logit"`` (default).
         twin: run the G masked and the blurred copies on the model's inference twin (default True;
-            :mod:`xaikit.models.fast`), False: on the model itself.
+            :mod:`xaikit.models.fast`), at the forward precision setting (under bf16 maps keep Pearson >= 0.999
+            to the fp32 ones, ``tests/test_precision.py``); False: on the model itself, in fp32.
         batch_size: forward passes per chunk of masked images; None: from the image size.
         reshape: tokens -> (B, C, h, w) for transformer layers.
 

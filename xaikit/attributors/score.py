@@ -20,6 +20,7 @@ import torch.nn as nn
 
 from ..core.conventions import (Preset, Space, choice, chunks, class_score, one_of, paper, presets_doc,
                                 resolve_preset)
+from ..models.fast import full_precision
 from ..models.hooks import LayerCapture
 from ..models.zoo import layer_name as find_layer_name
 from .base import _LogitsOf, check_bool, check_number, register
@@ -80,8 +81,9 @@ class ScoreCAM(CAMFamily):
             normalize at the layer's resolution, then upsample, as grad-cam). ``explain`` maps are then at the
             input size.
         relu: ``h`` = ReLU on the weighted sum; default True.
-        twin: run the masked copies on the model's inference twin (default True; :mod:`xaikit.models.fast`);
-            False: on the model itself.
+        twin: run the masked copies on the model's inference twin (default True; :mod:`xaikit.models.fast`), at
+            the forward precision setting (under bf16 maps keep Pearson >= 0.999 to the fp32 ones,
+            ``tests/test_precision.py``); False: on the model itself, in fp32.
         batch_size: masked images per forward chunk; None: from the image size (8 at 224 px on CPU).
         reshape: tokens -> (B, C, h, w) for transformer layers.
 
@@ -168,7 +170,10 @@ class AblationCAM(CAMFamily):
         relu: ``h`` = ReLU on the weighted sum; default True.
         twin: run the ablated passes on the model's inference twin when its output at the layer equals the
             model's (checked on the first image; a layer whose BatchNorm the twin folds away is run on the
-            model); default True. False: on the model itself.
+            model); default True. False: on the model itself. Always in fp32, whatever the forward precision
+            setting (:mod:`xaikit.models.fast`): its weights are small differences of scores, which bf16's
+            rounding swamps (maps Pearson 0.9966 to the fp32 maps on EfficientNet-Lite0, below the 0.999 bar
+            of ``tests/test_precision.py``).
         batch_size: ablated channels per forward chunk; default 256.
         reshape: tokens -> (B, C, h, w) for transformer layers.
 
@@ -176,6 +181,7 @@ class AblationCAM(CAMFamily):
     """
 
     needs_grads = False
+    reduced_precision = False  # bf16 swamps the score differences (docstring, ``twin``)
 
     def __init__(self, model: nn.Module, layer=None, *, ablation: str = "zero", score: str = "logit",
                  relu: bool = True, twin: bool = True, batch_size: int | None = 256,
@@ -219,11 +225,14 @@ class AblationCAM(CAMFamily):
         except KeyError:
             return self.model, self.layer
         inner = net.net if isinstance(net, _LogitsOf) else net  # the twin inside its logits wrapper
+        # under a reduced precision the fp32 twin inside the autocast wrapper: its layer output is checked in
+        # fp32 (the wrapper itself passed its own check on the logits), the ablated passes run in the wrapper
+        inner = full_precision(inner)
         lay = dict(inner.named_modules()).get(name)
         if lay is None:
             return self.model, self.layer
         with LayerCapture(lay) as cap, torch.inference_mode():
-            net(x[:1])
+            inner(x[:1])
         got, want = cap.raw, raw[:1].detach()
         if got is None or got.shape != want.shape:
             return self.model, self.layer

@@ -70,7 +70,8 @@ def check_model(model, name: str = "model") -> nn.Module:
 
 def runner(model: nn.Module, x: torch.Tensor, twin) -> nn.Module:
     """The module the metric's forwards go through: :func:`xaikit.models.inference_twin` of ``model``
-    (BatchNorm folded, channels-last, checked against the model on ``x``) when ``twin``, else the model.
+    (BatchNorm folded, channels-last, checked against the model on ``x``; at the forward precision setting,
+    :mod:`xaikit.models.fast`) when ``twin``, else the model (in fp32).
     Call it inside :func:`eval_guard` (a model in train mode has no twin)."""
     return inference_twin(model, x) if check_bool("twin", twin) else model
 

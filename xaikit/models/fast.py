@@ -32,9 +32,36 @@ Choosing: every method that runs perturbed copies of its input (Score-CAM, Ablat
 RISE, Extremal Perturbation) takes ``twin: bool = True``; ``twin=False`` runs them on the model itself
 (``xk.attributors.create("scorecam", model, twin=False)``).  :func:`disabled` switches the twin off for a
 whole block of code at once (benchmarks comparing the two use it); ``XAIKIT_FAST=0`` for a whole process.
+Either way the model itself runs, in full precision.
 
 Layer hooks belong on the model, not on the twin: methods that capture or replace a layer's output
 (Grad-CAM's activations, Ablation-CAM) do that pass on the model itself.
+
+Reduced precision (the GPU fast path):
+
+* the setting ``precision`` is ``"fp32"``, ``"bf16"``, ``"fp16"`` or ``"auto"`` (**default**: bf16 on a
+  CUDA device that supports it, fp32 on the CPU and elsewhere, so CPU results are exactly the
+  full-precision ones).  Set it for a block with the :func:`precision` context manager (blocks nest, the
+  innermost wins), for a process with ``XAIKIT_PRECISION``, for a batch run with ``python -m xaikit.run
+  --precision``; an invalid value is a ConfigError naming the valid ones;
+* under bf16 / fp16, :func:`inference_twin` returns a :class:`ReducedPrecision` network: the fp32 twin
+  above (or, for a vision transformer or wherever no twin applies, the model itself) run under
+  ``torch.autocast(device_type, dtype)``, returning float32 logits; gradients with respect to the input
+  flow through it, as through the twin;
+* it is checked, like the twin, on the first images of the first real input against the model in fp32:
+  every value finite, no softmax probability off by more than 0.05, the logits of each row correlated
+  with the fp32 ones at >= 0.99 (scale-free, so it also catches a model whose probabilities are all near
+  1/C), and the same top-1 class wherever the fp32 top-1 leads the second by more than 0.05.  bf16 keeps 8
+  significant bits (unit roundoff 2^-9): on EfficientNet-Lite0 at 224 px the logits then move by up to
+  0.1-0.5 and the probabilities by up to 0.019 on the 11 bundled photos (top-1 unchanged, even at a
+  0.0006 lead), so 0.01 would reject a sound bf16 twin on half of them, while a broken one (overflow,
+  cancellation, a forward that fails under autocast) is off by O(1).  When the check fails the fp32 twin
+  is used; the outcome is cached per (model state, precision, device) and :func:`describe` says it;
+* methods that cannot keep their results under bf16 ask for ``precision="fp32"`` themselves
+  (``Attributor.reduced_precision = False``; their docstrings give the measurement): Ablation-CAM,
+  Opti-CAM, Extremal Perturbation, ViT-ReciproCAM.  ``tests/test_precision.py`` holds the fidelity bar
+  (maps Pearson >= 0.999 per image, metric values within 0.5 points) that decides it; Score-CAM,
+  Group-CAM, RISE and the metrics run in bf16.
 """
 from __future__ import annotations
 
@@ -46,6 +73,8 @@ import weakref
 import torch
 import torch.nn as nn
 
+from .. import config as _config
+from ..core.targets import output_logits
 from .hooks import LayerCapture
 
 _TWINS: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
@@ -229,13 +258,8 @@ def _build(model: nn.Module, probe: torch.Tensor) -> tuple[nn.Module, str]:
     return model, "the model itself (its twin disagreed with it)"
 
 
-def inference_twin(model: nn.Module, example: torch.Tensor | None = None) -> nn.Module:
-    """The fast forward-only twin of ``model`` (module docstring), or ``model`` itself where no twin
-    applies.  ``example``: a batch of real inputs, used (its first two images) to check the twin
-    when it is built.  Gradients with respect to the *input* flow through the twin as usual; its
-    parameters are frozen."""
-    if not isinstance(model, nn.Module) or not enabled() or model.training or hasattr(model, "xaikit_twin"):
-        return model  # (a twin is its own twin)
+def _fp32_twin(model: nn.Module, example: torch.Tensor | None) -> nn.Module:
+    """The full-precision twin (or the model itself), built, checked and cached as the module docstring says."""
     inf = getattr(model, "xaikit", None)
     if getattr(inf, "is_vit", False) or not any(isinstance(m, nn.Conv2d) for m in model.modules()):
         return model
@@ -245,7 +269,7 @@ def inference_twin(model: nn.Module, example: torch.Tensor | None = None) -> nn.
         return hit[1] if hit[1] is not None else model
     if example is None or next(_capture_hooks(model), None) is not None:
         return model  # never an unchecked twin, nor one checked against a model whose layer is hooked
-    probe = example[:2].detach()
+    probe = example[:PROBE_ROWS].detach()
     twin, how = _build(model, probe)
     if twin is model:  # remembered as None: a value must not hold its weak key alive
         _TWINS[model] = (key, None)
@@ -257,8 +281,194 @@ def inference_twin(model: nn.Module, example: torch.Tensor | None = None) -> nn.
     return twin
 
 
-def describe(model: nn.Module) -> str:
-    """What :func:`inference_twin` currently gives for ``model`` (for provenance and benchmarks)."""
+def inference_twin(model: nn.Module, example: torch.Tensor | None = None, precision: str | None = None) -> nn.Module:
+    """The fast forward-only twin of ``model`` (module docstring), or ``model`` itself where no twin
+    applies.  ``example``: a batch of real inputs, used (its first two images) to check the twin
+    when it is built.  Gradients with respect to the *input* flow through the twin as usual; its
+    parameters are frozen.
+
+    ``precision``: ``"fp32"``, ``"bf16"``, ``"fp16"`` or ``"auto"``; None (default) = the current setting
+    (:func:`precision` block, else ``XAIKIT_PRECISION``, else ``"auto"``: bf16 on a CUDA device that
+    supports it, fp32 on the CPU).  A reduced precision gives the fp32 twin run under
+    ``torch.autocast`` (float32 logits out), checked on ``example`` against the model in fp32, or the
+    fp32 twin where that check fails (section "Reduced precision")."""
+    if not isinstance(model, nn.Module) or not enabled() or model.training or hasattr(model, "xaikit_twin"):
+        return model  # (a twin is its own twin)
+    device = _device_of(model, example)
+    prec = resolve_precision(device, precision)
+    base = _fp32_twin(model, example)
+    if prec == "fp32":
+        return base
+    return _reduced(model, base, example, prec, device)
+
+
+# ---------------------------------------------------------------------------- reduced precision
+#: images of the first real input on which a twin is checked against the model
+PROBE_ROWS = 2
+#: the reduced-precision check (module docstring, "Reduced precision"): largest change of a softmax
+#: probability, smallest Pearson correlation of a row of logits, top-1 margin above which the class must stay
+REDUCED_PROB_TOL = 0.05
+REDUCED_LOGIT_CORR = 0.99
+REDUCED_TOP1_MARGIN = 0.05
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+#: model -> {(precision, device): (state key, wrapper or None, description)}
+_REDUCED: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+precision = _config.precision  # the context manager: ``with xaikit.models.fast.precision("bf16"): ...``
+PRECISIONS = _config.PRECISIONS
+PRECISION_ENV = _config.PRECISION_ENV
+
+
+def _device_of(model: nn.Module, example: torch.Tensor | None = None) -> torch.device:
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return example.device if isinstance(example, torch.Tensor) else torch.device("cpu")
+
+
+def _bf16_supported(device: torch.device) -> bool:
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False
+    try:
+        with torch.cuda.device(device):
+            return bool(torch.cuda.is_bf16_supported())
+    except Exception:  # noqa: BLE001 - an unknown device: no bf16
+        return False
+
+
+def resolve_precision(device=None, precision: str | None = None) -> str:
+    """``"fp32"``, ``"bf16"`` or ``"fp16"``: what ``precision`` (None: the current setting,
+    :func:`xaikit.config.precision_setting`) means on ``device`` (None: the CPU).  ``"auto"`` is bf16 on a
+    CUDA device that supports it and fp32 elsewhere; an invalid value is a ConfigError naming the valid ones."""
+    setting = _config.precision_setting() if precision is None else _config.check_precision(precision)
+    device = torch.device("cpu") if device is None else torch.device(device)
+    return _config.resolve_precision(setting, device.type, _bf16_supported(device) if setting == "auto" else False)
+
+
+class ReducedPrecision(nn.Module):
+    """``net`` (an fp32 inference twin, or the model itself where no twin applies) run under
+    ``torch.autocast(device_type, dtype)``; floating outputs come back as float32.  Gradients with respect
+    to the input flow through it (autocast is differentiable).  Holds the model itself only weakly (the
+    cache of twins must not keep a model alive)."""
+
+    def __init__(self, net: nn.Module, device_type: str, precision: str, owner: nn.Module):
+        super().__init__()
+        if net is owner:
+            self._ref = weakref.ref(net)
+        else:
+            self.twin = net
+            self._ref = None
+        self.device_type, self.precision = device_type, precision
+        self.dtype = _DTYPES[precision]
+        self.xaikit_twin = ""  # set by inference_twin once checked
+
+    @property
+    def net(self) -> nn.Module:
+        """The full-precision network this one runs under autocast."""
+        return self.twin if self._ref is None else self._ref()
+
+    def autocast(self):
+        """The ``torch.autocast`` context its forward passes run in (for code that runs parts of the
+        network by hand, e.g. ViT-ReciproCAM's head)."""
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def forward(self, x):
+        with self.autocast():
+            out = self.net(x)
+        return _as_float32(out)
+
+
+def _as_float32(out):
+    if isinstance(out, torch.Tensor):
+        return out.float() if out.is_floating_point() else out
+    if isinstance(out, (tuple, list)) and not hasattr(out, "_fields"):
+        return type(out)(_as_float32(o) for o in out)
+    if isinstance(out, dict) and type(out) is dict:
+        return {k: _as_float32(v) for k, v in out.items()}
+    return out
+
+
+def autocast_of(net) -> contextlib.AbstractContextManager:
+    """The autocast context of ``net`` when it is a :class:`ReducedPrecision` twin (also inside a thin
+    wrapper with a ``.net``), else a context that changes nothing."""
+    for _ in range(3):
+        if isinstance(net, ReducedPrecision):
+            return net.autocast()
+        net = getattr(net, "net", None)
+    return contextlib.nullcontext()
+
+
+def full_precision(net) -> nn.Module:
+    """The fp32 network inside a :class:`ReducedPrecision` twin (``net`` itself otherwise)."""
+    return net.net if isinstance(net, ReducedPrecision) else net
+
+
+def _reduced_agrees(fast_out, ref_out) -> bool:
+    """The reduced-precision check on the probe rows (module docstring)."""
+    if not (isinstance(fast_out, torch.Tensor) and isinstance(ref_out, torch.Tensor)):
+        return False
+    if fast_out.shape != ref_out.shape or fast_out.dim() != 2:
+        return False
+    a, b = fast_out.detach().float(), ref_out.detach().float()
+    if not (bool(torch.isfinite(a).all()) and bool(torch.isfinite(b).all())):
+        return False
+    pa, pb = a.softmax(1), b.softmax(1)
+    if float((pa - pb).abs().max()) > REDUCED_PROB_TOL:
+        return False
+    if b.shape[1] >= 2:
+        top = pb.topk(2, dim=1)
+        sure = (top.values[:, 0] - top.values[:, 1]) > REDUCED_TOP1_MARGIN
+        if bool((sure & (pa.argmax(1) != top.indices[:, 0])).any()):
+            return False
+        ac, bc = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+        den = ac.norm(dim=1) * bc.norm(dim=1)
+        corr = torch.where(den > 0, (ac * bc).sum(1) / den.clamp_min(1e-30), (ac - bc).abs().amax(1).eq(0).float())
+        if float(corr.min()) < REDUCED_LOGIT_CORR:
+            return False
+    return True
+
+
+def _reduced(model: nn.Module, base: nn.Module, example, prec: str, device: torch.device) -> nn.Module:
+    key = _state_key(model)
+    cache = _REDUCED.setdefault(model, {})
+    slot = (prec, str(device))
+    hit = cache.get(slot)
+    if hit is not None and hit[0] == key and (hit[1] is None or hit[1].net is base):
+        return hit[1] if hit[1] is not None else base
+    if example is None or next(_capture_hooks(model), None) is not None:
+        return base  # never an unchecked reduced twin (nor one checked against a hooked model)
+    wrapper = ReducedPrecision(base, device.type, prec, model)
+    probe = example[:PROBE_ROWS].detach()
+    global _PROBING
+    _PROBING = True
+    try:
+        with torch.inference_mode():
+            ok = _reduced_agrees(output_logits(wrapper(probe)), output_logits(model(probe)))
+    except Exception:  # noqa: BLE001 - a forward that breaks under autocast: full precision
+        ok = False
+    finally:
+        _PROBING = False
+    base_how = getattr(base, "xaikit_twin", None) or "the model itself"
+    if not ok:
+        cache[slot] = (key, None, f"{base_how}, fp32 ({prec} disagreed with the fp32 model on the first images)")
+        return base
+    wrapper.xaikit_twin = f"{base_how}, {prec} autocast"
+    cache[slot] = (key, wrapper, wrapper.xaikit_twin)
+    return wrapper
+
+
+def describe(model: nn.Module, precision: str | None = None) -> str:
+    """What :func:`inference_twin` currently gives for ``model`` (for provenance and benchmarks), at
+    ``precision`` (None: the current setting) on the model's device: the fp32 twin's description (e.g.
+    ``"49 BatchNorm folded, channels-last"``), followed under a reduced precision by ``", bf16 autocast"``,
+    or by ``", fp32 (bf16 disagreed ...)"`` when the reduced twin failed its check."""
+    prec = resolve_precision(_device_of(model), precision) if isinstance(model, nn.Module) else "fp32"
+    if prec != "fp32":
+        hit = _REDUCED.get(model, {}).get((prec, str(_device_of(model))))
+        if hit is not None:
+            return hit[2]
+        return f"no {prec} twin built yet"
     hit = _TWINS.get(model)
     if hit is None:
         return "no twin built yet"

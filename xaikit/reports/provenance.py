@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config import check_name, repo_root, reports_dir
+from ..config import PRECISION_ENV, check_name, precision_setting, repo_root, reports_dir, resolve_precision
+from ..errors import ConfigError
 from .. import __version__
 
 #: profiles whose reports are the committed / published ones; every other profile writes under
@@ -90,8 +91,31 @@ def versions() -> dict:
     return out
 
 
+def precision_info(device: Any = None) -> dict:
+    """The forward precision of the perturbation methods and metrics (:mod:`xaikit.models.fast`): the setting
+    (``XAIKIT_PRECISION``, set by ``python -m xaikit.run --precision``, or the innermost
+    :func:`xaikit.config.precision` block; default ``"auto"``) and what it means on ``device`` (``in_use``:
+    fp32, bf16 or fp16; a model whose reduced-precision twin failed its check still runs in fp32)."""
+    try:
+        setting = precision_setting()
+    except ConfigError as exc:
+        return {"setting": os.environ.get(PRECISION_ENV), "error": str(exc)}
+    torch = sys.modules.get("torch")  # only ask torch about CUDA if the notebook already uses it
+    kind = str(device if device is not None else "cpu").split(":")[0]
+    if kind in ("auto", "", "None"):
+        kind = "cuda" if torch is not None and torch.cuda.is_available() else "cpu"
+    bf16 = False
+    if torch is not None and kind == "cuda" and torch.cuda.is_available():
+        try:
+            bf16 = bool(torch.cuda.is_bf16_supported())
+        except Exception:  # noqa: BLE001 - a device that cannot say: no bf16
+            bf16 = False
+    return {"setting": setting, "in_use": resolve_precision(setting, kind, bf16)}
+
+
 def device_info(device: Any = None) -> dict:
-    """The compute device (``cfg.device`` when given), GPU name when CUDA, CPU and thread count."""
+    """The compute device (``cfg.device`` when given), GPU name when CUDA, CPU and thread count, and the
+    forward precision (:func:`precision_info`)."""
     info = {"device": str(device) if device is not None else "cpu",
             "platform": platform.platform(terse=True), "machine": platform.machine()}
     try:
@@ -104,6 +128,7 @@ def device_info(device: Any = None) -> dict:
         info["threads"] = torch.get_num_threads()
         if str(info["device"]).startswith("cuda") and torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(torch.device(info["device"]))
+    info["precision"] = precision_info(device)
     return info
 
 
