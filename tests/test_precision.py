@@ -284,6 +284,7 @@ KEPT_FP32 = {  # methods that miss the bar in bf16 and keep fp32 (their docstrin
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(REDUCED))
 def test_maps_in_bf16_keep_pearson_0999(lite0, name):
     model, x, y = lite0
@@ -295,6 +296,7 @@ def test_maps_in_bf16_keep_pearson_0999(lite0, name):
     assert r.min() >= 0.999, f"{name}: Pearson per image {r.tolist()}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(KEPT_FP32))
 def test_methods_kept_at_fp32_ignore_reduced_precision(lite0, name):
     model, x, y = lite0
@@ -314,6 +316,7 @@ def sal(lite0):
         return xk.attributors.create("scorecam", model, layer=LAYER)(x, y)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("metric", ["insertion", "deletion"])
 def test_causal_auc_in_bf16_within_half_a_point(lite0, sal, metric):
     model, x, y = lite0
@@ -322,6 +325,7 @@ def test_causal_auc_in_bf16_within_half_a_point(lite0, sal, metric):
     assert abs(float(a.mean() - b.mean())) <= 0.5, f"{metric}: fp32 {a.tolist()} bf16 {b.tolist()}"
 
 
+@pytest.mark.slow
 def test_recognition_in_bf16_within_half_a_point(lite0, sal):
     model, x, y = lite0
     a, b = both(lambda: xk.metrics.recognition(model, x, sal, y))
