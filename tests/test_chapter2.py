@@ -39,3 +39,14 @@ def test_each_claim_fails_on_a_contradicting_table():
         "Opti-CAM has the best AD (excluding Fake-CAM)", "Opti-CAM has the best AG (excluding Fake-CAM)",
         "Opti-CAM has the best AI (excluding Fake-CAM)", "Fake-CAM has near-zero AG (< 5.0%)",
         "Opti-CAM has the best Max-Sensitivity (§2.7)"}
+
+
+def test_a_lead_within_the_intervals_is_reported_within_noise():
+    t21 = _t21([0.8, 14.4, 9.9, 1.4], [1.6, 12.3, 15.8, 66.3], [46.0, 37.6, 45.4, 92.5])
+    wide = t21.assign(**{"AD ±": 10.0, "AG ±": 1.0, "AI ±": 30.0})  # AD and AI leads within noise, AG clear
+    c = ch2.claims(wide, _t26([60.0, 70.0, 65.0, 50.0]), T28, t23=T23)
+    assert c["Opti-CAM has the best AD (excluding Fake-CAM)"] == "within noise"
+    assert c["Opti-CAM has the best AI (excluding Fake-CAM)"] == "within noise"
+    assert c["Opti-CAM has the best AG (excluding Fake-CAM)"] is True
+    t28 = T28.assign(**{"AG ±": [30.0, 30.0, 1.0, 1.0]})  # Range's gap is within noise, Max's is not
+    assert ch2.claims(t21, _t26([60.0] * 4), t28)["Mask beats Diff in AG for every normalization"] == "within noise"

@@ -93,3 +93,37 @@ def test_train_is_cached_by_configuration(tmp_path, monkeypatch):
     assert len(list((tmp_path / "interpretable").glob("*.pt"))) == 2
     with pytest.raises(Exception, match="lambdas has no entry"):
         zoo.table41_lambda("mobilenetv2_cifar")
+
+
+def test_tables_carry_n_intervals_and_arrows_and_the_claim_reads_them():
+    rows = []
+    for reg, lam, ad in (("none", 0.0, 30.0), ("cosine", 1.0, 27.0)):
+        rows.append(_row(regularizer=reg, lam=lam, AD=ad, n=128, **{f"{m} ±": 2.0 for m in ch4.SALIENCY}))
+    t = ch4.side_by_side(pd.DataFrame(rows), "thesis:4.1")
+    assert {"n", "AD ±", "deletion ±"} <= set(t.columns)
+    assert list(t.columns).index("AD ±") == list(t.columns).index("AD reproduced") + 1
+    assert t.attrs["directions"]["AD"] < 0 and t.attrs["directions"]["AG"] > 0  # ↓ / ↑ in the Markdown
+    # the AD gap of 3 points is within the two intervals of 2 points: within noise, not True
+    c = ch4.claims(t, _training(0.1, 0.3), tol=5)
+    assert c["cosine regularization lowers Grad-CAM AD (every model)"] == "within noise"
+
+
+def test_table_42_takes_a_lambda_per_error_function(monkeypatch):
+    class Z:  # records the λ each error function is trained at
+        def __init__(self):
+            self.asked = []
+
+        def baseline(self, arch):
+            return self.get(arch, 0.0)
+
+        def get(self, arch, lam, error="cosine"):
+            self.asked.append((error if lam else "none", lam))
+            return (error, lam)
+
+    monkeypatch.setattr(ch4, "_rows", lambda zoo, t, methods: pd.DataFrame([_row(regularizer=t[0] if t[1] else "none",
+                                                                                  lam=t[1])]))
+    z = Z()
+    ch4.table_42(z, "resnet18_cifar", ["cosine", "mae", "mse"], 1.0, lambdas={"mae": 1e4, "mse": 1e7})
+    assert z.asked == [("none", 0.0), ("cosine", 1.0), ("mae", 1e4), ("mse", 1e7)]
+    with pytest.raises(xk.errors.ConfigError, match="not in errors"):
+        ch4.table_42(z, "resnet18_cifar", ["cosine"], 1.0, lambdas={"mse": 1e7})

@@ -222,7 +222,7 @@ def test_claims_print_stable_lines_and_json(reports, capsys):
     assert capsys.readouterr().out == first
     saved = json.loads((rep.dir / "claims.json").read_text())
     assert saved["claims"] == out and saved["profile"] == "ci"
-    with pytest.raises(InputError, match="True or False"):
+    with pytest.raises(InputError, match="must be True, False"):
         rep.claims({"AG value": 12.5})
 
 

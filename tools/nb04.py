@@ -149,7 +149,7 @@ are noise; `default` trains longer on more images and the signs become meaningfu
 """),
 ("md", "## Table 4.2 — choice of the error function E (Grad-CAM)"),
 ("code", """
-t42 = ch4.table_42(zoo, arch0, errors, error_lambda)
+t42 = ch4.table_42(zoo, arch0, errors, error_lambda, lambdas=error_lambdas)
 rep.table(t42, "4.2", caption="Error function of the regularizer, Grad-CAM (thesis Table 4.2)")
 """),
 ("md", """

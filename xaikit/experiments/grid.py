@@ -22,6 +22,7 @@ from ..core.targets import logits_of, resolve_targets
 from ..data.base import Batch, collate
 from ..errors import ConfigError
 from ..metrics.recognition import adcc_native
+from ..models.fast import resolve_precision
 from ..models.hooks import model_guard
 from .store import COLUMNS, MapCache, ResultStore, config_hash
 
@@ -169,12 +170,16 @@ def evaluate(model, data, methods, metrics=("recognition",), *, target: str = "l
     cams = {row: attributors.create(m, model, layer=opts.pop("layer", layer), **opts) for row, m, opts in rows_spec}
     # a map is keyed by every resolved option (defaults included) and the layer, so a changed default
     # of a method never serves a stale cached map
+    # reduced forward precision (xaikit.models.fast) is part of what a map and a score were computed with;
+    # fp32 adds nothing, so the keys of everything computed before the option stay valid
+    prec = resolve_precision(device)
+    pkey = () if prec == "fp32" else (("precision", prec),)
     mkeys = {row: config_hash(type(c).__name__, {k: v for k, v in c.options.items() if not callable(v)}, c.layer_name,
-                              __version__)
+                              __version__, *pkey)
              for row, c in cams.items()}
     # what a stored value was computed with: the method's options and each metric's options, so a rerun
     # with other options (same store, same row names) computes instead of returning the old values
-    ropts = {row: {"method": mkeys[row], **{m: config_hash(metric_options.get(m, {})) for m in metrics}}
+    ropts = {row: {"method": mkeys[row], **{m: config_hash(metric_options.get(m, {}), *pkey) for m in metrics}}
              for row in cams}
     done = store.done(cols, model_name, dataset_name, opts=ropts) if store is not None else set()
     maps: dict[str, list] = {row: [] for row in cams}

@@ -99,7 +99,8 @@ def synthetic_model(arch: str, cfg, size_key: str | None = None, **data_options)
     """A small model trained on synthetic data at the profile's budget (cached by config hash), on the
     chapter's device. ``size_key``: a key of ``cfg.synthetic_sizes`` whose architecture options build a sized
     variant (chapter 5's DeiT-B/S/T stand-ins)."""
-    kw = dict(num_classes=cfg.synthetic_classes, size=cfg.synthetic_size, seed=cfg.seed, data=dict(data_options) or None,
+    data = {**dict(getattr(cfg, "synthetic_scene", None) or {}), **data_options}  # common.scene (checked there)
+    kw = dict(num_classes=cfg.synthetic_classes, size=cfg.synthetic_size, seed=cfg.seed, data=data or None,
               n_train=cfg.train_images, epochs=cfg.train_epochs)
     if size_key is not None:
         if size_key not in cfg.synthetic_sizes:

@@ -18,6 +18,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -28,6 +29,7 @@ from ..core.targets import predict, resolve_targets
 from ..data.base import Batch
 from ..errors import ConfigError, XaikitError
 from ..reports.figures import saliency_grid
+from ..reports.reporter import WITHIN_NOISE
 from .grid import evaluate, method_rows
 from .specs import ModelSpec
 from .store import MapCache, ResultStore, config_hash
@@ -90,10 +92,13 @@ class EvalSet:
 
     @property
     def fingerprint(self) -> str:
-        """Hash of the spec, the model's weights, the images, labels and names (computed once)."""
+        """Hash of the spec, the model's weights, the images, labels, names and boxes (computed once): boxes
+        annotated apart from the images (the photos', ImageNet's) can change while the images do not."""
         if self._fp is None:
+            boxes = [fingerprint(torch.as_tensor(b, dtype=torch.float32)) for b in (self.data.boxes or [])]
+            labels = [fingerprint(torch.as_tensor(b, dtype=torch.long)) for b in (self.data.box_labels or [])]
             self._fp = config_hash(self.key, self.dataset, list(self.data.names), fingerprint(self.data.images),
-                                   fingerprint(self.data.labels), fingerprint(self.model))
+                                   fingerprint(self.data.labels), fingerprint(self.model), boxes, labels)
         return self._fp
 
     def head(self, n: int) -> "EvalSet":
@@ -155,12 +160,48 @@ class Study:
 
 
 # ----------------------------------------------------------------------------------- tables
-def means(frame: pd.DataFrame, metrics: Sequence[str], by: Sequence[str] = ("model", "method")) -> pd.DataFrame:
-    """Per-group means of the tidy results, one column per metric (NaN = undefined for an image, skipped)."""
+#: suffix of the spread column of a metric: the half-width of its 95 % bootstrap interval (``AD ±``)
+SPREAD = "±"
+#: bootstrap resamples behind every interval (seeded: a rerun gives the same interval)
+BOOTSTRAP = 1000
+
+
+def bootstrap_halfwidth(values, resamples: int = BOOTSTRAP, seed: int = 0, level: float = 0.95) -> float:
+    """Half the width of the percentile bootstrap interval of the mean of ``values`` (NaN skipped): the
+    ``±`` beside a mean in every table. Seeded (``seed``), vectorized (one ``(resamples, n)`` draw); 0 for a
+    single value, NaN for none."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return float("nan")
+    if v.size == 1:
+        return 0.0
+    rng = np.random.default_rng(seed)
+    m = v[rng.integers(0, v.size, size=(int(resamples), v.size))].mean(1)
+    lo, hi = np.quantile(m, [(1 - level) / 2, (1 + level) / 2])
+    return float(hi - lo) / 2
+
+
+def means(frame: pd.DataFrame, metrics: Sequence[str], by: Sequence[str] = ("model", "method"),
+          spread: bool = True) -> pd.DataFrame:
+    """Per-group means of the tidy results, one column per metric (NaN = undefined for an image, skipped).
+    With ``spread`` (default) also ``n`` (images per group) and ``<metric> ±``, the half-width of the 95 %
+    bootstrap interval of the mean (:func:`bootstrap_halfwidth`), which :func:`compare` keeps beside the
+    reproduced mean and :func:`verdict` uses to tell a lead from noise."""
     df = frame[frame.metric.isin(metrics)]
     wide = df.pivot_table(index=list(by), columns="metric", values="value", aggfunc="mean", sort=False)
     wide.columns.name = None
-    return wide[[m for m in metrics if m in wide.columns]].reset_index()
+    cols = [m for m in metrics if m in wide.columns]
+    out = wide[cols].reset_index()
+    if not spread or out.empty:
+        return out
+    groups = {k if isinstance(k, tuple) else (k,): g for k, g in df.groupby(list(by), sort=False)}
+    keys = [tuple(r) for r in out[list(by)].itertuples(index=False)]
+    out.insert(len(by), "n", [int(groups[k]["image"].nunique()) if k in groups else 0 for k in keys])
+    for m in cols:
+        out[f"{m} {SPREAD}"] = [bootstrap_halfwidth(groups[k].loc[groups[k].metric == m, "value"]) if k in groups
+                                else float("nan") for k in keys]
+    return out
 
 
 def compare(reproduced: pd.DataFrame, published_id: str | None, keys: Mapping[str, str] | Sequence[str],
@@ -172,8 +213,9 @@ def compare(reproduced: pd.DataFrame, published_id: str | None, keys: Mapping[st
     that identify a published cell, each mapped to the published table's column (``{"paper model":
     "model", "method": "method"}``; a list means same names). Values are compared as strings, so ``32`` and
     ``"32"`` match. ``metric_names``: our metric column -> the published ``metric`` (``{"I": "insertion"}``).
-    Output columns: the non-metric columns of ``reproduced`` (in order), then ``<m> published``,
-    ``<m> reproduced`` for each metric; published cells the paper lacks are NaN (shown as "–").
+    Output columns: the non-metric columns of ``reproduced`` (in order; ``n`` from :func:`means`), then
+    ``<m> published``, ``<m> reproduced`` and, where ``reproduced`` has it, ``<m> ±`` (the 95 % interval's
+    half-width of :func:`means`) for each metric; published cells the paper lacks are NaN (shown as "–").
     ``order``: ``{column: [values in display order]}`` to sort the rows (stable; the first column is the
     primary key; values not listed go last). ``relabel``: a column of
     xaikit method names shown with the paper's spelling (:func:`label`) after the join. ``protocol``
@@ -191,7 +233,8 @@ def compare(reproduced: pd.DataFrame, published_id: str | None, keys: Mapping[st
         lookup = {}
         for _, r in pub.iterrows():
             lookup[(tuple(r[c] for c in keys.values()), str(r["metric"]))] = float(r["value"])
-    other = [c for c in reproduced.columns if c not in metrics]
+    spreads = {m: f"{m} {SPREAD}" for m in metrics if f"{m} {SPREAD}" in reproduced.columns}
+    other = [c for c in reproduced.columns if c not in metrics and c not in spreads.values()]
     rows = []
     for _, r in reproduced.iterrows():
         row = {c: r[c] for c in other}
@@ -199,8 +242,11 @@ def compare(reproduced: pd.DataFrame, published_id: str | None, keys: Mapping[st
         for m in metrics:
             row[f"{m} published"] = lookup.get((k, names.get(m, m)), float("nan")) if pub is not None else float("nan")
             row[f"{m} reproduced"] = float(r[m]) if m in r and pd.notna(r[m]) else float("nan")
+            if m in spreads:
+                row[spreads[m]] = float(r[spreads[m]]) if pd.notna(r[spreads[m]]) else float("nan")
         rows.append(row)
-    out = pd.DataFrame(rows, columns=other + [f"{m} {w}" for m in metrics for w in ("published", "reproduced")])
+    cols = other + [c for m in metrics for c in (f"{m} published", f"{m} reproduced") + ((spreads[m],) if m in spreads else ())]
+    out = pd.DataFrame(rows, columns=cols)
     for col, values in reversed(list((order or {}).items())):
         rank = {v: i for i, v in enumerate(values)}
         out = out.sort_values(col, key=lambda s: s.map(lambda v: rank.get(v, len(rank))), kind="stable")
@@ -274,3 +320,58 @@ def best(table: pd.DataFrame, metric: str, higher: bool, exclude: Sequence[str] 
         v = g[col].max() if higher else g[col].min()
         out.extend(g[g[col] == v].method.tolist())
     return out
+
+
+def combine(*verdicts):
+    """One verdict of several that must all hold: False if any is False, True if all are True, else
+    :data:`WITHIN_NOISE`."""
+    vs = list(verdicts)
+    if any(v is False for v in vs):
+        return False
+    return True if all(v is True for v in vs) else WITHIN_NOISE
+
+
+def ahead(a: float, a_hw: float, b: float, b_hw: float, higher: bool = True):
+    """Is mean ``a`` (95 % half-width ``a_hw``) ahead of ``b`` (``b_hw``)? True when ``a``'s interval lies
+    wholly beyond ``b``'s, False when ``b``'s lies wholly beyond ``a``'s, :data:`WITHIN_NOISE` when they overlap.
+    NaN half-widths (no interval known) compare the means alone (a tie is False)."""
+    s = 1.0 if higher else -1.0
+    a, b = s * float(a), s * float(b)
+    if not (np.isfinite(a_hw) and np.isfinite(b_hw)):
+        return bool(a > b)
+    if a - a_hw > b + b_hw:
+        return True
+    if b - b_hw > a + a_hw:
+        return False
+    return WITHIN_NOISE
+
+
+def verdict(table: pd.DataFrame, metric: str, higher: bool, method: str, exclude: Sequence[str] = ("Fake-CAM",),
+            by: str | None = "model"):
+    """Does ``method`` have the best ``metric`` (among rows not in ``exclude``) in every ``by`` group, judged
+    with the 95 % intervals that :func:`means` puts beside the means (``<metric> ±``)?
+
+    Per group: True when ``method``'s mean is best and its interval clears every other method's; False when
+    another method's interval lies wholly beyond ``method``'s (the table contradicts the claim beyond noise);
+    :data:`WITHIN_NOISE` otherwise (they overlap: the ranking is within noise). Groups combine with
+    :func:`combine`. Intervals of separate means are compared (a conservative rule: the images are shared, so a
+    paired interval of the difference would be narrower). A table without ``±`` columns is judged by the means
+    alone (True / False, ties False)."""
+    col = f"{metric} reproduced" if f"{metric} reproduced" in table.columns else metric
+    hw = f"{metric} {SPREAD}"
+    t = table[~table.method.isin(exclude)]
+    groups = [g for _, g in t.groupby(by, sort=False)] if by and by in t.columns else [t]
+    out = []
+    for g in groups:
+        me, others = g[g.method == method], g[g.method != method]
+        if me.empty:
+            raise ConfigError(f"verdict: no row of method {method!r} in the table; rows: {sorted(set(g.method))}")
+        if others.empty:
+            out.append(True)
+            continue
+        v = float(me[col].iloc[0])
+        h = float(me[hw].iloc[0]) if hw in g.columns else float("nan")
+        out.append(combine(*[ahead(v, h, float(r[col]), float(r[hw]) if hw in g.columns else float("nan"), higher)
+                             for _, r in others.iterrows()]))
+    return combine(*out)
+

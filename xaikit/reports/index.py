@@ -140,8 +140,26 @@ def _summary(rec: dict) -> dict:
         "device": d.get("device", "?") + (f" ({d['gpu']})" if d.get("gpu") else "") + f", {d.get('cpus', '?')} CPUs",
         "versions": ", ".join(f"{k} {val}" for k, val in v.items() if val),
         "finished": run.get("finished", rec.get("updated", "?")),
-        "claims": (f"{sum(bool(x) for x in claims.values())}/{len(claims)} hold" if claims else "none"),
+        "claims": claims_summary(claims),
     }
+
+
+def claim_mark(value) -> tuple[str, str]:
+    """(symbol, css class) of a claim value: True ✓, False ✗, "within noise" ≈."""
+    if value is True:
+        return "✓", "yes"
+    if value is False:
+        return "✗", "no"
+    return "≈", "noise"
+
+
+def claims_summary(claims) -> str:
+    """``"7/12 hold, 3 within noise"`` (``"none"`` without claims)."""
+    if not claims:
+        return "none"
+    held = sum(v is True for v in claims.values())
+    noise = sum(v not in (True, False) for v in claims.values())
+    return f"{held}/{len(claims)} hold" + (f", {noise} within noise" if noise else "")
 
 
 def write_index(root: str | os.PathLike, title: str | None = None) -> tuple[Path, Path]:
@@ -176,7 +194,7 @@ def write_index(root: str | os.PathLike, title: str | None = None) -> tuple[Path
             md.append(f"- **executed notebook**: [{e['executed'].name}]({rel(e['executed'])})")
         claims = e["prov"].get("claims") or {}
         if claims:
-            md += ["", "Claims:", ""] + [f"- {'✓' if v else '✗'} {k}" for k, v in claims.items()]
+            md += ["", "Claims:", ""] + [f"- {claim_mark(v)[0]} {k}" for k, v in claims.items()]
         if e["tables"]:
             md += ["", "Tables:", ""]
             for t in e["tables"]:
@@ -197,7 +215,7 @@ def write_index(root: str | os.PathLike, title: str | None = None) -> tuple[Path
          ".passed{color:#080}.failed,.interrupted{color:#c00;font-weight:bold}"
          "figure{display:inline-block;margin:6px;vertical-align:top;max-width:540px}"
          "figure img{max-width:530px;border:1px solid #ddd}figcaption{font-size:85%}"
-         ".claims{list-style:none}.yes{color:#080}.no{color:#c00}details{margin:4px 0}"
+         ".claims{list-style:none}.yes{color:#080}.no{color:#c00}.noise{color:#a60}details{margin:4px 0}"
          "details table{font-size:85%;margin:6px 0 12px}summary{cursor:pointer}"
          "code{background:#f4f4f4}</style></head><body>", f"<h1>{esc(title)}</h1>",
          f"<p><small>index written {esc(prov.now())}</small></p>", _intro(INTRO_HTML, root),
@@ -227,7 +245,7 @@ def write_index(root: str | os.PathLike, title: str | None = None) -> tuple[Path
         claims = e["prov"].get("claims") or {}
         if claims:
             h.append("<h3>Claims</h3><ul class='claims'>")
-            h += [f"<li class='{'yes' if v else 'no'}'>{'✓' if v else '✗'} {esc(k)}</li>" for k, v in claims.items()]
+            h += [f"<li class='{claim_mark(v)[1]}'>{claim_mark(v)[0]} {esc(k)}</li>" for k, v in claims.items()]
             h.append("</ul>")
         if e["tables"]:
             h.append("<h3>Tables</h3>")

@@ -13,6 +13,10 @@ from ..errors import InputError
 from . import provenance as prov
 from .tables import artefact_name, side_by_side, write_table
 
+#: the third claim value, beside True and False: the table's 95 % intervals neither support nor contradict
+#: the claim (:func:`xaikit.experiments.verdict`)
+WITHIN_NOISE = "within noise"
+
 
 def palette_png(path, meta: Mapping | None = None, colors: int = 256, source=None) -> None:
     """Write ``path`` as a PNG with a ``colors``-colour palette (median cut) and Floyd-Steinberg
@@ -146,16 +150,19 @@ class Reporter:
         return FigureOutput(png, pdf_path, str(ident), caption)
 
     # ---------------------------------------------------------------------------------- claims
-    def claims(self, claims: Mapping[str, bool]) -> dict:
-        """Print ``claim text: True|False`` once per claim (byte-stable, for nbval), write
-        ``claims.json`` and return the dict. Values must be booleans: put numbers in tables."""
+    def claims(self, claims: Mapping[str, object]) -> dict:
+        """Print ``claim text: True|False|within noise`` once per claim (byte-stable, for nbval), write
+        ``claims.json`` and return the dict. Values: booleans, or ``"within noise"``
+        (:data:`xaikit.experiments.WITHIN_NOISE`) when the table's 95 % intervals neither support nor
+        contradict the claim (:func:`xaikit.experiments.verdict`). Put numbers in tables."""
         out = {}
         for text, value in claims.items():
             if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
                 value = value.item()  # numpy / torch boolean scalar
-            if not isinstance(value, bool):
+            if not (isinstance(value, bool) or value == WITHIN_NOISE):
                 raise InputError(f"claim {text!r} has value {value!r} ({type(value).__name__}); a claim "
-                                 "must be True or False, e.g. {'Opti-CAM has the best AG': ag_opt > ag_gradcam}")
+                                 f"must be True, False or {WITHIN_NOISE!r}, e.g. {{'Opti-CAM has the best AG': "
+                                 "ag_opt > ag_gradcam}")
             out[str(text)] = value
         # the profile first: a committed claims output says at which scale it holds
         print(f"[claims at profile {self.profile!r}]")

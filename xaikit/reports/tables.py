@@ -94,7 +94,7 @@ def _readable(df: pd.DataFrame) -> pd.DataFrame:
     column) as integers. The CSV keeps the machine-readable names and values."""
     out = df.copy()
     for c in out.columns:
-        if (pd.api.types.is_float_dtype(out[c]) and not str(c).endswith((" published", " reproduced"))
+        if (pd.api.types.is_float_dtype(out[c]) and not str(c).endswith((" published", " reproduced", " ±"))
                 and out[c].notna().any() and bool((out[c].dropna() % 1 == 0).all())):
             out[c] = out[c].astype("Int64")
     arrows = {m: "↑" if d > 0 else "↓" for m, d in (df.attrs.get("directions") or {}).items()}
