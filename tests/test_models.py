@@ -150,3 +150,20 @@ def test_auto_batch_is_a_pixel_budget():
     assert auto_batch((32, 32)) == 256            # 512, capped
     assert auto_batch((224, 224), "cuda:0") == 64
     assert auto_batch((4096, 4096)) == 1
+
+
+def test_labelled_photos_carry_hand_annotated_boxes_that_grad_cam_points_into(lite0):
+    from xaikit.data.samples import PHOTO_BOXES, PHOTOS
+
+    names = [n for n, v in PHOTOS.items() if v[1] >= 0]
+    assert sorted(PHOTO_BOXES) == sorted(names)  # every labelled photo, and only those
+    b = xk.data.load_batch(xk.data.samples(names, size=224))
+    for boxes, labels, n in zip(b.boxes, b.box_labels, names):
+        assert len(boxes) == len(PHOTO_BOXES[n]) and (labels == PHOTOS[n][1]).all()
+        assert ((boxes >= 0) & (boxes <= 224)).all() and ((boxes[:, 2:] - boxes[:, :2]) > 10).all()
+    # the coffee box after resize (shorter side 400 -> 256) and centre crop (x offset 80, y offset 16)
+    assert torch.allclose(b.boxes[1], torch.tensor([[165 * 0.64 - 80, 0.0, 355 * 0.64 - 80, 285 * 0.64 - 16]]),
+                          atol=0.01)
+    sal = xk.attributors.create("gradcam", lite0)(lite0.xaikit.normalize(b.images), b.labels)
+    hits = xk.metrics.pointing_game(sal, b.boxes, b.labels, box_labels=b.box_labels, tolerance=0, reduce=False)
+    assert hits.tolist() == [100.0] * len(names)
