@@ -152,7 +152,7 @@ def test_auto_batch_is_a_pixel_budget():
     assert auto_batch((4096, 4096)) == 1
 
 
-def test_labelled_photos_carry_hand_annotated_boxes_that_grad_cam_points_into(lite0):
+def test_labelled_photos_carry_hand_annotated_boxes_grad_cam_points_into_all_but_one(lite0):
     from xaikit.data.samples import PHOTO_BOXES, PHOTOS
 
     names = [n for n, v in PHOTOS.items() if v[1] >= 0]
@@ -166,4 +166,6 @@ def test_labelled_photos_carry_hand_annotated_boxes_that_grad_cam_points_into(li
                           atol=0.01)
     sal = xk.attributors.create("gradcam", lite0)(lite0.xaikit.normalize(b.images), b.labels)
     hits = xk.metrics.pointing_game(sal, b.boxes, b.labels, box_labels=b.box_labels, tolerance=0, reduce=False)
-    assert hits.tolist() == [100.0] * len(names)
+    # every box holds Grad-CAM's maximum except the rocket's: for "missile" Lite0 looks at the launch towers,
+    # outside the rocket's box -- what a pointing game on real photos is there to show
+    assert dict(zip(names, hits.tolist())) == {n: 0.0 if n == "rocket" else 100.0 for n in names}

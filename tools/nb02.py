@@ -17,7 +17,7 @@ Which data and networks are used depends on the **profile** (set by `python -m x
 | profile | classification tables | localization / bounding-box tables | transformers |
 |---|---|---|---|
 | `ci` (the defaults below) | EfficientNet-Lite0 (real ImageNet weights, bundled) on 2 bundled photos; ResNet-18 trained on synthetic data | synthetic images with exact boxes | tiny DeiT trained on synthetic data |
-| `default` | same networks on 4 photos at 224 px, 100 Opti-CAM steps (the thesis' budget); insertion/deletion with 56 steps (the thesis uses 224: set `insertion_steps=224` for the exact protocol) | same, 16 images | same |
+| `default` | same networks on the 7 labelled photos at 224 px (hand-annotated boxes), 100 Opti-CAM steps (the thesis' budget); insertion/deletion with 56 steps (the thesis uses 224: set `insertion_steps=224` for the exact protocol); 128 synthetic images of the harder scenes (`synthetic_scene`: photo backgrounds, distractors, occlusion) | same, 128 images | same |
 | `full` | ImageNet validation, ResNet-50 and VGG16 | ImageNet boxes | ViT-B/16, DeiT-B/16 |
 
 At `ci`/`default` the *paper model* column says which published column our model stands beside: the
@@ -193,8 +193,8 @@ rep.table(t25, "2.5", caption="Bounding-box study (thesis Table 2.5)")
 **What to look for.** The surprising published result: the ground-truth box used as a map is a poor explanation
 (VGG16: AD 67.2, AI 9.2), *worse* than its complement (AD 44.0, AI 16.3) — the network uses the context. Look at
 whether, in our rows, S restricted to the box (B∩S) loses against S itself and against S∖B. On our synthetic
-images the object is a shape on a textured background, so the context may carry less signal than on ImageNet and
-the effect can be weaker.
+images the object is a shape on a crop of a photo, with distractor shapes and occluders (at `default`), so the
+context carries less class signal than on ImageNet and the effect can be weaker.
 """),
 ("md", "## Tables 2.6 and 2.7 — localization metrics (CNNs, transformers)"),
 ("code", """
@@ -205,7 +205,8 @@ rep.table(t26, "2.6", caption="Localization metrics, CNNs (thesis Table 2.6)")
 **What to look for.** In the thesis Opti-CAM is best on OM and LE (VGG16: 69.1 / 59.9) but weaker on F1, BA and SP
 (SP 61.4 against Score-CAM's 68.2): a map that spreads over object *and* context gives a good big box but a less
 precise peak. Notice Fake-CAM: SP 99.8, because a constant map's "maximum" lands in the box — pointing game alone
-is easy to game. Our boxes are exact boxes of synthetic shapes, which makes localization far easier than ImageNet's.
+is easy to game. Our boxes are exact boxes of synthetic shapes, which makes localization easier than ImageNet's,
+although at `default` distractor shapes compete with the object for the map's maximum.
 """),
 ("code", """
 t27 = ch2.localization_table(study, loc_vit, vit_methods, "thesis:2.7")
@@ -270,7 +271,9 @@ Score-CAM's stays on it.
 """),
 ("md", """
 ## Claims
-The chapter's qualitative claims, checked on the tables above (nbval compares this cell's output).
+The chapter's qualitative claims, checked on the tables above (nbval compares this cell's output). A ranking claim is judged with the 95 % intervals
+beside the means: *True* when the claimed leader's interval clears the others', *False* when another's lies wholly
+beyond it, *within noise* when they overlap (this scale can neither confirm nor refute it).
 """),
 ("claims", """
 claims = rep.claims(ch2.claims(t21, t26, t28, t23=t23))

@@ -18,7 +18,7 @@ trained cross-attention stream replacing it (**CA**). The **profile** decides th
 | profile | Tables 3.1, 3.3–3.6 | Table 3.2 (VOC, CUB) | Lite0 |
 |---|---|---|---|
 | `ci` (the defaults below) | ResNet-18 (CIFAR-style) trained on synthetic 32-px images, streams trained 2 epochs | synthetic multi-label (`classes_per_image=2`) and fine-grained stand-ins | complexity at 224 px; untrained vs GAP-initialized stream on the bundled photos |
-| `default` | + MobileNet-V2, more images and epochs | same, larger | same |
+| `default` | + MobileNet-V2, more images and epochs, 48 px harder scenes (`synthetic_scene`: photo backgrounds, distractors, occlusion), 32 explained images per model | same, larger | same |
 | `full` | ResNet-18/50 on ImageNet (thesis protocol, 90 epochs, CUDA) | Pascal VOC 2012, CUB-200-2011 | — |
 
 At `ci`/`default` the *paper model* column names the published column ours stands beside: the numbers are
@@ -185,7 +185,9 @@ training. Look whether the attention still finds the object on these images.
 """),
 ("md", """
 ## Claims
-The chapter's qualitative claims, checked on the reproduced tables above (nbval compares this cell's output).
+The chapter's qualitative claims, checked on the reproduced tables above (nbval compares this cell's output). A ranking claim is judged with the 95 % intervals
+beside the means: *True* when the claimed leader's interval clears the others', *False* when another's lies wholly
+beyond it, *within noise* when they overlap (this scale can neither confirm nor refute it).
 """),
 ("claims", """
 claims = rep.claims(ch3.claims(t31, t33, t36))

@@ -19,7 +19,7 @@ trained networks with AD (↓), AG (↑), AI (↑), insertion (↑) and deletion
 | profile | data | networks | training |
 |---|---|---|---|
 | `ci` (the defaults below) | synthetic 32 px, 10 classes, 64 training images | CIFAR ResNet-18 (width 8) | 1 epoch: a smoke test, accuracy near chance |
-| `default` | synthetic 32 px, 10 classes | CIFAR ResNet-18 (width 16), MobileNet-V2 (×0.5) | a few CPU minutes per model |
+| `default` | synthetic 32 px, 10 classes, harder scenes (`synthetic_scene`), 128 explained test images; MAE and MSE at their own λ (`error_lambdas`) | CIFAR ResNet-18 (width 16), MobileNet-V2 (×0.5) | a few CPU minutes per model |
 | `full` | CIFAR-100 (`cifar_root`) | CIFAR ResNet-18 / MobileNet-V2 at full width | thesis §4.3.1: SGD, lr 0.1 ÷5 at 60/120/160, 200 epochs, batch 128, GPU |
 
 Trained models are cached by their full configuration (`xk.config.cache_dir()/interpretable`), so a rerun
@@ -188,8 +188,10 @@ rep.table(training, "4.x-training", caption="Trained networks: accuracy, losses,
 **What to look for.** This table has no published counterpart: it checks the mechanism. The regularized models'
 `cos(∇L, guided ∇L)` should be higher than the baseline's (a claim below): training pushed the standard gradient
 towards the guided one. Their final L_R is negative (−1 would be perfect alignment for cosine), and their top-1
-should stay close to the baseline's. At `ci` one epoch on 64 images leaves accuracy near chance (10 classes: ≈ 10 %),
-so only the alignment column is informative.
+should stay close to the baseline's. MAE's and MSE's L_R are orders of magnitude smaller than cosine's (they show as
+0.00): the `λ·L_R` column is the weight each regularizer had in the loss, which is why `error_lambdas` gives them
+their own λ. At `ci` one epoch on 64 images leaves accuracy near chance (10 classes: ≈ 10 %), so only the
+alignment column is informative.
 """),
 ("code", """
 cost = ch4.cost_table(zoo, models, batch=cost_batch, repeats=cost_repeats)
@@ -242,7 +244,9 @@ is only a few cells wide, so every map is a handful of blocks (the thesis notes 
 """),
 ("md", """
 ## Claims
-The chapter's robust claims, checked on the reproduced tables above (nbval compares this cell's output).
+The chapter's robust claims, checked on the reproduced tables above (nbval compares this cell's output). A ranking claim is judged with the 95 % intervals
+beside the means: *True* when the claimed leader's interval clears the others', *False* when another's lies wholly
+beyond it, *within noise* when they overlap (this scale can neither confirm nor refute it).
 At `ci` the networks are trained for one epoch on 64 images, so these are a smoke test of the pipeline:
 a `False` here says the effect is not visible at that scale, not that the code is wrong.
 """),

@@ -20,7 +20,7 @@ Regenerates Tables 1–4 and Figures 3–6, each table next to the published num
 | profile | models | images |
 |---|---|---|
 | `ci` (the defaults below) | one tiny DeiT trained on synthetic data (32 px, 8×8 tokens) | 8 synthetic images |
-| `default` | three tiny DeiTs of different width/depth ("Base/Small/Tiny") trained on synthetic data | more synthetic images |
+| `default` | three tiny DeiTs of different width/depth ("Base/Small/Tiny") trained on synthetic data (harder scenes, `synthetic_scene`) | 128 synthetic images |
 | `full` | timm `deit_base/small/tiny_patch16_224` | ImageNet validation (`imagenet_root`) |
 
 At `ci`/`default` the *paper model* column names the DeiT our model stands beside: values are not expected to

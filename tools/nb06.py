@@ -19,7 +19,7 @@ weights each group by the gain in class confidence (eqs. 1–7). Data and networ
 | profile | Tables 1–3, Figures 2–5 | Table 4 (pointing game) | §5 fine-tuning |
 |---|---|---|---|
 | `ci` (the defaults below) | ResNet-18 (CIFAR-style) trained on 32 px synthetic data, 6 images | same model, synthetic images with exact boxes | 1 epoch on 128 synthetic images |
-| `default` | EfficientNet-Lite0 (real ImageNet weights, bundled) on the bundled photos + the synthetic ResNet-18 | synthetic images with exact boxes | a few epochs, small CNN, synthetic data |
+| `default` | EfficientNet-Lite0 (real ImageNet weights, bundled) on the bundled photos + the synthetic ResNet-18 (64 images of the harder scenes; Table 2 and Figure 5 on it: `sweep_model`) | 128 synthetic images with exact boxes | a few epochs, small CNN, synthetic data |
 | `full` | VGG19 on ImageNet validation (paper: 10k / 5k images) | ResNet-50 (paper: COCO val2017) | ResNet-50 on ImageNet (paper: 20 epochs) |
 
 At `ci`/`default` the *paper model* column says which published column our model stands beside: values are not
@@ -247,7 +247,9 @@ epoch-0 column with the last: with a single epoch here the change may be slight.
 """),
 ("md", """
 ## Claims
-The paper's qualitative claims, checked on the tables above (nbval compares this cell's output).
+The paper's qualitative claims, checked on the tables above (nbval compares this cell's output). A ranking claim is judged with the 95 % intervals
+beside the means: *True* when the claimed leader's interval clears the others', *False* when another's lies wholly
+beyond it, *within noise* when they overlap (this scale can neither confirm nor refute it).
 """),
 ("claims", """
 claims = rep.claims(ch6.claims(t1, t3, t4))

@@ -305,8 +305,8 @@ def alignment(g: torch.Tensor, gg: torch.Tensor) -> torch.Tensor:
 
 
 def training_table(zoo: Zoo) -> pd.DataFrame:
-    """Every model trained in this session: accuracy, final L_R, gradient/guided alignment on the
-    evaluation images, training time."""
+    """Every model trained in this session: accuracy, final L_R and λ·L_R (its weight in the loss),
+    gradient/guided alignment on the evaluation images, training time."""
     out = []
     for (arch, lam, err), t in zoo._models.items():
         data = zoo.eval_set(t).data
@@ -315,9 +315,11 @@ def training_table(zoo: Zoo) -> pd.DataFrame:
         out.append({"model": arch, "regularizer": REG_LABELS.get(t.regularizer, t.regularizer), "λ": lam,
                     "epochs": len(ep), "top1": t.top1, "final train L_C": ep[-1]["train_ce"],
                     "final train L_R": ep[-1]["train_reg"] if lam else float("nan"),
+                    # what the regularizer weighs in the loss: MAE/MSE's L_R is tiny, λ·L_R is not
+                    "final train λ·L_R": lam * ep[-1]["train_reg"] if lam else float("nan"),
                     "cos(∇L, guided ∇L) on test": float(alignment(g, gg).mean()),
                     "train time (s)": sum(e["time_s"] for e in ep)})
-    return pd.DataFrame(out).round(3)
+    return pd.DataFrame(out).round(6)
 
 
 def cost_table(zoo: Zoo, archs: Sequence[str], batch: int = 32, repeats: int = 3) -> pd.DataFrame:

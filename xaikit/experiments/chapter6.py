@@ -118,7 +118,9 @@ def _io_means(study: Study, es: EvalSet, table: Mapping, tag: str, pid: str = "g
     p = protocol(pid, study.cfg.protocol)
     f = _with_overall(study.evaluate(es, table, ["insertion", "deletion"], metric_options=_io(study.cfg, es, pid),
                                      target=p.target, tag=tag))
-    return means(f, ["I", "D", "overall"]).rename(columns={"I": "insertion", "D": "deletion"})
+    names = {"I": "insertion", "D": "deletion"}
+    return means(f, ["I", "D", "overall"]).rename(columns={**names, **{f"{k} {SPREAD}": f"{v} {SPREAD}"
+                                                                     for k, v in names.items()}})
 
 
 def _with_spread(r) -> dict:
