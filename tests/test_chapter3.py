@@ -71,3 +71,28 @@ def test_claims_true_and_false_cases():
     assert c == [False, False, False, False, False]
     # ties are not improvements
     assert not ch3.claims(*_tables(ag_ca=3.0))["CA-Stream improves AG over GAP for Grad-CAM and Score-CAM"]
+
+
+def test_stream_checkpoints_are_keyed_by_the_backbone_they_were_trained_on(monkeypatch, tmp_path):
+    """A stream checkpoint holds the stream's weights only: loading one trained on another backbone (e.g. a
+    backbone trained on other scenes) would silently evaluate a mismatched pair (the bug this pins)."""
+    import xaikit as xk
+
+    monkeypatch.setenv("XAIKIT_CACHE", str(tmp_path))
+    seen = []
+    monkeypatch.setattr(ch3, "train_stream", lambda s, tr, **kw: seen.append(kw["checkpoint_dir"]))
+    cfg = ch3.Params.create(synthetic_size=32, train_images=8, device="cpu")
+    nets = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        nets.append(xk.models.load("resnet18_cifar", weights="random", num_classes=cfg.synthetic_classes, width=4).eval())
+    for i, net in enumerate(nets + [nets[0]]):
+        ch3._CACHE.clear()
+        monkeypatch.setattr(ch3, "backbone", lambda cfg, spec, setting="imagenet", net=net: net)
+        ch3.stream(cfg, "resnet18_cifar@synthetic")
+    assert seen[0] != seen[1] and seen[0] == seen[2]  # other weights, other checkpoint; same weights, same one
+    ch3._CACHE.clear()
+    ch3.stream(ch3.Params.create(synthetic_size=32, train_images=8, device="cpu",
+                                 synthetic_scene={"background": "photos"}), "resnet18_cifar@synthetic")
+    assert seen[3] != seen[0]  # other training scenes, other checkpoint
+    ch3._CACHE.clear()

@@ -36,7 +36,8 @@ from .params import param
 from .protocols import protocol
 from .specs import ModelSpec, load_model
 from .store import config_hash
-from .study import SPREAD, EvalSet, Study, ahead, combine, compare, concat_compared, label, means, paper_model
+from .study import (SPREAD, EvalSet, Study, ahead, combine, compare, concat_compared, fingerprint, label, means,
+                    paper_model)
 
 METHODS = ["gradcam", "gradcampp", "scorecam"]
 #: synthetic settings standing in for the thesis' datasets
@@ -130,7 +131,7 @@ def finetuned(cfg: Params, model, spec: str, setting: str):
     fc = FinetuneConfig(epochs=cfg.finetune_epochs, lr=cfg.finetune_lr, lr_step=cfg.finetune_lr_step,
                         batch_size=cfg.finetune_batch_size, seed=cfg.seed)
     key = config_hash("ch3-finetune", spec, setting, fc.key(), fc.epochs, len(tr), str(getattr(tr, "root", "")),
-                      cfg.random_weights, cfg.image_size)
+                      cfg.random_weights, cfg.image_size, fingerprint(model))  # the weights it starts from
     finetune(model, tr, num_classes=tr.num_classes, config=fc, class_names=tr.class_names,
              checkpoint_dir=cache_dir() / "finetune" / key)
     return model.eval()
@@ -143,12 +144,15 @@ def stream(cfg: Params, spec: str, setting: str = "imagenet", start_stage: int =
     key = config_hash("ca-stream", spec, setting, start_stage, variant, class_specific, init, train, cfg.to_dict())
     if key in _CACHE:
         return _CACHE[key]
-    s = CAStream.wrap(copy.deepcopy(backbone(cfg, spec, setting)), start_stage=start_stage, variant=variant,
+    base = backbone(cfg, spec, setting)
+    s = CAStream.wrap(copy.deepcopy(base), start_stage=start_stage, variant=variant,
                       class_specific=class_specific, init=init, seed=cfg.seed)
     if train:
         tr, _ = datasets(cfg, spec, setting)
+        # the checkpoint holds the stream's weights only: it is keyed by the backbone's weights it was trained
+        # on (a checkpoint of another backbone, e.g. one trained on other scenes, must never be loaded)
         ckpt = config_hash("ca-stream", spec, setting, start_stage, variant, class_specific, init,
-                           _stream_train_keys(cfg))
+                           _stream_train_keys(cfg), fingerprint(base))
         train_stream(s, tr, epochs=cfg.stream_epochs, batch_size=cfg.stream_batch_size, lr=cfg.stream_lr,
                      lr_step=max(1, cfg.stream_lr_step or cfg.stream_epochs), seed=cfg.seed,
                      augment=cfg.stream_augment, checkpoint_dir=cache_dir() / "streams" / ckpt)
@@ -164,6 +168,8 @@ def _stream_train_keys(cfg: Params) -> dict:
                                          "finetune_lr_step", "finetune_batch_size")}
     if cfg.stream_augment:  # absent when off: the checkpoints trained before the option keep their keys
         keys["stream_augment"] = True
+    if cfg.synthetic_scene:  # the stream's training images
+        keys["scene"] = scene(cfg)
     return keys
 
 

@@ -45,7 +45,8 @@ from .params import param
 from .protocols import protocol
 from .specs import ModelSpec, load_model
 from .grid import method_rows
-from .study import SPREAD, EvalSet, Study, bootstrap_halfwidth, compare, config_hash, label, means, paper_model, verdict
+from .study import (SPREAD, EvalSet, Study, bootstrap_halfwidth, compare, config_hash, fingerprint, label, means,
+                    paper_model, verdict)
 
 METHODS = ["gradcam", "gradcampp", "rise", "scorecam", "groupcam"]
 #: at the small tiers, which column of the paper each of our models stands beside
@@ -392,6 +393,7 @@ def finetune(study: Study, snapshots: list | None = None) -> tuple[pd.DataFrame,
                         augment=ModelSpec.parse(cfg.finetune_model).pretrained)
     out = [{"model": "base (before fine-tuning)", "training": "none", "paper model": "resnet50", "epochs": 0,
             "top1": top1_of(base, test) * 100}]
+    base_fp = fingerprint(base)
     for kind in ("plain", "groupcam"):
         model = copy.deepcopy(base)
         model.xaikit = copy.deepcopy(base.xaikit)
@@ -402,9 +404,11 @@ def finetune(study: Study, snapshots: list | None = None) -> tuple[pd.DataFrame,
         finetune_run(model, train, config=fc,
                      transform=(lambda x, y, m: groupcam_augment(m, x, y)) if kind == "groupcam" else None,
                      on_epoch=(lambda e, m: snapshots.append((e, _state(m)))) if keep else None,
+                     # keyed by the weights it starts from and its training scenes: never another base's run
                      checkpoint_dir=cache_dir() / "finetune" / config_hash("ch6", kind, cfg.finetune_model, fc.key(),
                                                                            fc.epochs, len(train), cfg.random_weights,
-                                                                           cfg.image_size, cfg.synthetic_size)
+                                                                           cfg.image_size, cfg.synthetic_size,
+                                                                           base_fp, scene(cfg))
                      if not keep else None)
         out.append({"model": f"fine-tuned, {'Group-CAM-masked' if kind == 'groupcam' else 'plain'} images",
                     "training": kind, "paper model": "resnet50", "epochs": cfg.finetune_epochs,
