@@ -109,3 +109,8 @@ def test_synthetic_scene_reaches_evaluation_and_training_data_and_is_checked(mon
     c4 = chapter4.Params.create(synthetic_scene=dict(HARD))
     assert chapter4._train_config(c4, "resnet18_cifar", 1.0, "cosine")["scene"] == HARD
     assert "scene" not in chapter4._train_config(chapter4.Params.create(), "resnet18_cifar", 1.0, "cosine")
+
+
+def test_bootstrap_takes_per_image_tensors():
+    t = torch.tensor([100.0, 0.0, float("nan"), 100.0, 100.0])
+    assert bootstrap_halfwidth(t) == bootstrap_halfwidth([100.0, 0.0, 100.0, 100.0])

@@ -170,6 +170,8 @@ def bootstrap_halfwidth(values, resamples: int = BOOTSTRAP, seed: int = 0, level
     """Half the width of the percentile bootstrap interval of the mean of ``values`` (NaN skipped): the
     ``±`` beside a mean in every table. Seeded (``seed``), vectorized (one ``(resamples, n)`` draw); 0 for a
     single value, NaN for none."""
+    if isinstance(values, torch.Tensor):  # a metric's per-image values, wherever they were computed
+        values = values.detach().float().cpu()
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
     if v.size == 0:
