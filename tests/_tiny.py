@@ -1,4 +1,5 @@
-"""The tiny GAP + linear CNN shared by the attributor tests (16 px inputs, 5 classes).
+"""Tiny models shared by tests: the GAP + linear CNN of the attributor tests (16 px inputs, 5 classes), and
+a BatchNorm with random statistics for the inference-twin tests.
 
 conv(3->hidden) -> ReLU -> conv(hidden->k, stride 2) -> ReLU (``features.3``, the feature layer)
 -> global average pooling -> linear ``fc``: CAM decomposes its logits exactly.
@@ -27,3 +28,15 @@ def tiny_gap(seed=0, **kw) -> TinyGAP:
     m.xaikit = xk.models.zoo.ModelInfo(name="tiny", num_classes=m.fc.out_features, default_layer="features.3",
                                        feature_layer="features.3", classifier="fc", input_size=16)
     return m
+
+
+def random_bn(c, seed) -> nn.BatchNorm2d:
+    """A BatchNorm2d over ``c`` channels with seeded random running statistics and affine parameters (so
+    that folding it into a convolution is a real test)."""
+    g = torch.Generator().manual_seed(seed)
+    bn = nn.BatchNorm2d(c)
+    bn.running_mean.copy_(torch.randn(c, generator=g))
+    bn.running_var.copy_(torch.rand(c, generator=g) + 0.5)
+    bn.weight.data.copy_(torch.randn(c, generator=g))
+    bn.bias.data.copy_(torch.randn(c, generator=g))
+    return bn

@@ -6,16 +6,7 @@ import torch.nn as nn
 
 import xaikit as xk
 from xaikit.models import fast
-
-
-def _bn(c, seed):
-    g = torch.Generator().manual_seed(seed)
-    bn = nn.BatchNorm2d(c)
-    bn.running_mean.copy_(torch.randn(c, generator=g))
-    bn.running_var.copy_(torch.rand(c, generator=g) + 0.5)
-    bn.weight.data.copy_(torch.randn(c, generator=g))
-    bn.bias.data.copy_(torch.randn(c, generator=g))
-    return bn
+from _tiny import random_bn
 
 
 class ConvBN(nn.Module):
@@ -23,9 +14,9 @@ class ConvBN(nn.Module):
         super().__init__()
         torch.manual_seed(0)
         self.conv = nn.Conv2d(3, 4, 3, padding=1, bias=False)
-        self.bn = _bn(4, 1)
+        self.bn = random_bn(4, 1)
         self.conv2 = nn.Conv2d(4, 5, 1, bias=True)
-        self.bn2 = _bn(5, 2)
+        self.bn2 = random_bn(5, 2)
         self.fc = nn.Linear(5, 3)
 
     def forward(self, x):

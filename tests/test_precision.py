@@ -29,6 +29,7 @@ from xaikit import config
 from xaikit import run as xr
 from xaikit.errors import ConfigError
 from xaikit.models import fast
+from _tiny import random_bn
 from xaikit.reports import provenance as prov
 
 torch.set_num_threads(1)
@@ -43,22 +44,12 @@ def _no_env_precision(monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------- tiny models
-def _bn(c, seed):
-    g = torch.Generator().manual_seed(seed)
-    bn = nn.BatchNorm2d(c)
-    bn.running_mean.copy_(torch.randn(c, generator=g))
-    bn.running_var.copy_(torch.rand(c, generator=g) + 0.5)
-    bn.weight.data.copy_(torch.randn(c, generator=g))
-    bn.bias.data.copy_(torch.randn(c, generator=g))
-    return bn
-
-
 class ConvBN(nn.Module):
     def __init__(self, classes=5):
         super().__init__()
         torch.manual_seed(0)
         self.conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
-        self.bn = _bn(8, 1)
+        self.bn = random_bn(8, 1)
         self.fc = nn.Linear(8, classes)
 
     def forward(self, x):
