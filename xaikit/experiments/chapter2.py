@@ -19,7 +19,8 @@ from ..reports.figures import curves, overlay, saliency_colorbar
 from .common import ModelParams, PhotoParams, SyntheticParams
 from .params import param
 from .protocols import protocol
-from .study import EvalSet, Study, ahead, best, combine, compare, label, means, paper_model, row_titles, verdict
+from .study import (EvalSet, Study, ahead, best, combine, compare, label, mean_and_spread, means, paper_model,
+                    row_titles, verdict)
 
 CNN_METHODS = ["fakecam", "gradcam", "gradcampp", "scorecam", "ablationcam", "xgradcam", "layercam",
                "extremal", "opticam"]
@@ -255,11 +256,8 @@ def claims(t21: pd.DataFrame, t26: pd.DataFrame, t28: pd.DataFrame, fake_tol: fl
     op = t28[t28.method == "Opti-CAM"]
     mask = op[op.objective == "Mask"].set_index("normalization")
     diff = op[op.objective == "Diff"].set_index("normalization")
-
-    def ag(df, k):  # (mean, 95 % half-width; NaN when the table has no interval)
-        return float(df.loc[k, "AG reproduced"]), float(df.loc[k, "AG ±"]) if "AG ±" in df.columns else float("nan")
-
-    mask_wins = [ahead(*ag(mask, k), *ag(diff, k)) for k in mask.index if k in diff.index]
+    mask_wins = [ahead(*mean_and_spread(mask.loc[k], "AG"), *mean_and_spread(diff.loc[k], "AG"))
+                 for k in mask.index if k in diff.index]
     return {
         "Opti-CAM has the best AD (excluding Fake-CAM)": verdict(t21, "AD", False, "Opti-CAM"),
         "Opti-CAM has the best AG (excluding Fake-CAM)": verdict(t21, "AG", True, "Opti-CAM"),

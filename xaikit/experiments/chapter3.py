@@ -36,8 +36,8 @@ from .params import param
 from .protocols import protocol
 from .specs import ModelSpec, load_model
 from .store import config_hash
-from .study import (SPREAD, EvalSet, Study, ahead, combine, compare, concat_compared, fingerprint, label, means,
-                    paper_model)
+from .study import (EvalSet, Study, ahead, combine, compare, concat_compared, fingerprint, label,
+                    mean_and_spread, means, paper_model)
 
 METHODS = ["gradcam", "gradcampp", "scorecam"]
 #: synthetic settings standing in for the thesis' datasets
@@ -418,13 +418,11 @@ def claims(t31: pd.DataFrame, t33: pd.DataFrame, t36: pd.DataFrame, tol: float =
         index="model", columns="pool", values="top1 reproduced")
 
     def improves(metric):  # CA ahead of GAP beyond the 95 % intervals, for every (model, data, method)
-        col, hw = f"{metric} reproduced", f"{metric} {SPREAD}"
         out = []
         for _, g in t31[t31.method.isin(["Grad-CAM", "Score-CAM"])].groupby(["model", "paper dataset", "method"]):
             ca, gap = g[g.pool == "CA"], g[g.pool == "GAP"]
             if len(ca) and len(gap):
-                h = (lambda d: float(d[hw].iloc[0]) if hw in d.columns else float("nan"))
-                out.append(ahead(ca[col].iloc[0], h(ca), gap[col].iloc[0], h(gap)))
+                out.append(ahead(*mean_and_spread(ca, metric), *mean_and_spread(gap, metric)))
         return combine(*out) if out else False
 
     r = t36[t36.method == "none"].set_index("representation")

@@ -32,7 +32,7 @@ from ..training.interpretable import step_cost, train_interpretable
 from .common import dataset_root, rows_for, scene
 from .params import ChapterParams, param
 from .store import config_hash
-from .study import SPREAD, EvalSet, Study, ahead, combine, compare, label, means
+from .study import SPREAD, EvalSet, Study, ahead, combine, compare, label, mean_and_spread, means
 
 METHODS = ["gradcam", "gradcampp", "scorecam", "ablationcam", "xgradcam"]
 #: the thesis calls XGrad-CAM "Axiom-CAM"
@@ -418,8 +418,7 @@ def claims(t41: pd.DataFrame, training: pd.DataFrame, tol: float) -> dict:
         b, c = base[base.model == model], cos[cos.model == model]
         acc.append(abs(c["top1 reproduced"].iloc[0] - b["top1 reproduced"].iloc[0]) <= tol)
         bg, cg = b[b.method == "Grad-CAM"], c[c.method == "Grad-CAM"]
-        hw = (lambda d: float(d[f"AD {SPREAD}"].iloc[0]) if f"AD {SPREAD}" in d.columns else float("nan"))
-        ad_gc.append(ahead(cg["AD reproduced"].iloc[0], hw(cg), bg["AD reproduced"].iloc[0], hw(bg), higher=False)
+        ad_gc.append(ahead(*mean_and_spread(cg, "AD"), *mean_and_spread(bg, "AD"), higher=False)
                      if len(bg) and len(cg) else False)
         ad_mean.append(c["AD reproduced"].mean() < b["AD reproduced"].mean())
     col = "cos(∇L, guided ∇L) on test"

@@ -333,6 +333,16 @@ def combine(*verdicts):
     return True if all(v is True for v in vs) else WITHIN_NOISE
 
 
+def mean_and_spread(row, metric: str) -> tuple[float, float]:
+    """``(mean, 95 % half-width)`` of ``metric`` in one row of a :func:`compare` table (a Series, or the first
+    row of a frame); the half-width is NaN where the table has no ``<metric> ±`` column."""
+    if isinstance(row, pd.DataFrame):
+        row = row.iloc[0]
+    col = f"{metric} reproduced" if f"{metric} reproduced" in row.index else metric
+    hw = f"{metric} {SPREAD}"
+    return float(row[col]), float(row[hw]) if hw in row.index else float("nan")
+
+
 def ahead(a: float, a_hw: float, b: float, b_hw: float, higher: bool = True):
     """Is mean ``a`` (95 % half-width ``a_hw``) ahead of ``b`` (``b_hw``)? True when ``a``'s interval lies
     wholly beyond ``b``'s, False when ``b``'s lies wholly beyond ``a``'s, :data:`WITHIN_NOISE` when they overlap.
@@ -359,8 +369,6 @@ def verdict(table: pd.DataFrame, metric: str, higher: bool, method: str, exclude
     :func:`combine`. Intervals of separate means are compared (a conservative rule: the images are shared, so a
     paired interval of the difference would be narrower). A table without ``±`` columns is judged by the means
     alone (True / False, ties False)."""
-    col = f"{metric} reproduced" if f"{metric} reproduced" in table.columns else metric
-    hw = f"{metric} {SPREAD}"
     t = table[~table.method.isin(exclude)]
     groups = [g for _, g in t.groupby(by, sort=False)] if by and by in t.columns else [t]
     out = []
@@ -371,9 +379,7 @@ def verdict(table: pd.DataFrame, metric: str, higher: bool, method: str, exclude
         if others.empty:
             out.append(True)
             continue
-        v = float(me[col].iloc[0])
-        h = float(me[hw].iloc[0]) if hw in g.columns else float("nan")
-        out.append(combine(*[ahead(v, h, float(r[col]), float(r[hw]) if hw in g.columns else float("nan"), higher)
-                             for _, r in others.iterrows()]))
+        mine = mean_and_spread(me, metric)
+        out.append(combine(*[ahead(*mine, *mean_and_spread(r, metric), higher) for _, r in others.iterrows()]))
     return combine(*out)
 
