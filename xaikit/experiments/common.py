@@ -16,11 +16,11 @@ from ..data.base import Batch, load_batch
 from ..data.miniature import resolve_root
 from ..data.samples import PHOTOS, samples
 from ..data.subsets import stratified_indices
-from ..data.synthetic import SCENE_OPTIONS, synthetic
+from ..data.synthetic import synthetic
 from ..errors import ConfigError
 from ..models.fast import observe
 from .params import ChapterParams, param
-from .specs import ModelSpec, load_model
+from .specs import ModelSpec, load_model, scene  # noqa: F401 - scene: the chapters import it from here
 from .study import EvalSet
 
 
@@ -57,19 +57,6 @@ class SyntheticParams(ChapterParams):
 
 
 # ------------------------------------------------------------------------------ models and data
-def scene(cfg, **task_options) -> dict:
-    """The options of a chapter's synthetic sets: its ``synthetic_scene`` (checked: keys of
-    :data:`xaikit.data.synthetic.SCENE_OPTIONS`) under the table's own ``task_options`` (classes per image,
-    context, ...). The same for training and evaluation, so a small model is evaluated on the scenes it
-    learned."""
-    sc = dict(getattr(cfg, "synthetic_scene", None) or {})
-    bad = sorted(set(sc) - set(SCENE_OPTIONS))
-    if bad:
-        raise ConfigError(f"synthetic_scene has unknown option(s) {bad}; scene options are {list(SCENE_OPTIONS)} "
-                          "(e.g. synthetic_scene: {background: photos, distractors: [0, 2]})")
-    return {**sc, **task_options}
-
-
 def synthetic_eval_data(cfg: SyntheticParams, n: int | None = None, **data_options) -> Batch:
     """Synthetic test images (exact boxes) of the chapter's size, classes and scene (:func:`scene`)."""
     ds = synthetic(n=int(n or cfg.synthetic_images), num_classes=cfg.synthetic_classes, size=cfg.synthetic_size,

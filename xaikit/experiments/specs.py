@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch.nn as nn
 
 from .. import models
+from ..data.synthetic import SCENE_OPTIONS
 from ..errors import ConfigError
 from ..training.small import train as train_small
 
@@ -95,11 +96,24 @@ def _size_kwargs(spec: ModelSpec, size) -> dict:
     return {"image_size": int(size)} if spec.library == "torchvision" else {"img_size": int(size)}
 
 
+def scene(cfg, **task_options) -> dict:
+    """The options of a chapter's synthetic sets: its ``synthetic_scene`` (checked: keys of
+    :data:`xaikit.data.synthetic.SCENE_OPTIONS`) under the table's own ``task_options`` (classes per image,
+    context, ...). The same for training and evaluation, so a small model is evaluated on the scenes it
+    learned."""
+    sc = dict(getattr(cfg, "synthetic_scene", None) or {})
+    bad = sorted(set(sc) - set(SCENE_OPTIONS))
+    if bad:
+        raise ConfigError(f"synthetic_scene has unknown option(s) {bad}; scene options are {list(SCENE_OPTIONS)} "
+                          "(e.g. synthetic_scene: {background: photos, distractors: [0, 2]})")
+    return {**sc, **task_options}
+
+
 def synthetic_model(arch: str, cfg, size_key: str | None = None, **data_options) -> nn.Module:
     """A small model trained on synthetic data at the profile's budget (cached by config hash), on the
     chapter's device. ``size_key``: a key of ``cfg.synthetic_sizes`` whose architecture options build a sized
     variant (chapter 5's DeiT-B/S/T stand-ins)."""
-    data = {**dict(getattr(cfg, "synthetic_scene", None) or {}), **data_options}  # common.scene (checked there)
+    data = scene(cfg, **data_options)
     kw = dict(num_classes=cfg.synthetic_classes, size=cfg.synthetic_size, seed=cfg.seed, data=data or None,
               n_train=cfg.train_images, epochs=cfg.train_epochs)
     if size_key is not None:
