@@ -124,11 +124,8 @@ def _io_means(study: Study, es: EvalSet, table: Mapping, tag: str, pid: str = "g
                                                                      for k, v in names.items()}})
 
 
-def _with_spread(r) -> dict:
-    """``n`` and the insertion / deletion / over-all means with their 95 % half-widths of an :func:`_io_means`
-    row (``r=None``: the column names)."""
-    cols = ["n"] + [c for m in ("insertion", "deletion", "overall") for c in (m, f"{m} {SPREAD}")]
-    return cols if r is None else {c: r[c] for c in cols}
+#: the columns of an :func:`_io_means` row that the sweeps keep: ``n`` and each mean with its 95 % half-width
+IO_COLUMNS = ["n"] + [c for m in ("insertion", "deletion", "overall") for c in (m, f"{m} {SPREAD}")]
 
 
 # ---------------------------------------------------------------------------------------- tables
@@ -156,8 +153,8 @@ def groups_table(study: Study, es: EvalSet, groups: Sequence[int], theta: float 
     for G in groups:
         if G <= K:
             r = _io_means(study, es, _groupcam(study, groups=int(G), theta=float(theta)), "groups", "groupcam:2").iloc[0]
-            out.append({"model": es.name, "G": int(G), **_with_spread(r)})
-    return compare(pd.DataFrame(out, columns=["model", "G", *_with_spread(None)]), "groupcam:2",
+            out.append({"model": es.name, "G": int(G), **r[IO_COLUMNS].to_dict()})
+    return compare(pd.DataFrame(out, columns=["model", "G", *IO_COLUMNS]), "groupcam:2",
                    {"G": "groups"}, ["insertion", "deletion", "overall"], relabel=None,
                    protocol=protocol("groupcam:2", study.cfg.protocol))
 
@@ -174,7 +171,7 @@ def theta_table(study: Study, es: EvalSet, thetas: Sequence[float], groups: int 
     out = []
     for th in thetas:
         r = _io_means(study, es, _groupcam(study, groups=G, theta=float(th)), "theta", "groupcam:2").iloc[0]
-        out.append({"model": es.name, "theta": float(th), "G": G, **_with_spread(r)})
+        out.append({"model": es.name, "theta": float(th), "G": G, **r[IO_COLUMNS].to_dict()})
     return pd.DataFrame(out).round(2)
 
 
