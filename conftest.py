@@ -15,6 +15,9 @@ os.environ.setdefault("XAIKIT_ROOT", str(_ROOT))      # nbval kernels start in n
 # the strict-device guard (xaikit.core.devices): data that reaches a model without being moved to its
 # device fails here as it would on a GPU; inherited by nbval's kernels and the rehearsal's runner
 os.environ.setdefault("XAIKIT_STRICT_DEVICE", "1")
+# "auto" precision stays fp32 on the CPU under test, whatever the machine's CPU: the reference
+# comparisons and the blessed claims outputs are fp32 (tests/test_precision.py switches bf16 on itself)
+os.environ.setdefault("XAIKIT_CPU_BF16", "0")
 # pytest-xdist runs one worker per core: one thread each avoids oversubscription
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
     os.environ.setdefault(_var, "1")

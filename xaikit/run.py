@@ -290,7 +290,8 @@ def run(profile: str = "default", patterns: Sequence[str] | None = None, dry_run
     (:mod:`xaikit.core.devices`), None keeps the environment's ``XAIKIT_STRICT_DEVICE``. ``precision``
     (``"fp32"``, ``"bf16"``, ``"fp16"``, ``"auto"``; checked before any notebook starts) is the forward precision
     of the perturbation methods and metrics in every kernel (env ``XAIKIT_PRECISION``, :mod:`xaikit.models.fast`);
-    None keeps the environment's (default ``"auto"``: bf16 on a CUDA device that supports it, fp32 on the CPU)."""
+    None keeps the environment's (default ``"auto"``: bf16 for the perturbation methods on a CUDA device that
+    supports it or a CPU that runs bf16 natively, fp32 elsewhere and for the metrics)."""
 
     name, prof = load_profile(profile)
     all_nbs = list_notebooks(notebooks)
@@ -396,7 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="override every notebook's device parameter (cuda, cuda:1, cpu, auto)")
     ap.add_argument("--precision", default=None, metavar="{fp32,bf16,fp16,auto}",
                     help="forward precision of the perturbation methods and metrics in every notebook (default: "
-                         "$XAIKIT_PRECISION or auto = bf16 on a CUDA device that supports it, fp32 on the CPU)")
+                         "$XAIKIT_PRECISION or auto = bf16 for the perturbation methods on a CUDA device or a CPU that runs "
+                         "it natively, fp32 elsewhere and for the metrics)")
     ap.add_argument("--strict-device", action="store_true", default=None,
                     help="fail on any data tensor that reaches a model without being moved to its device "
                          "(the CPU-only check of the device rule; XAIKIT_STRICT_DEVICE=1 does the same)")

@@ -16,7 +16,7 @@ import torch
 
 from .. import __version__, attributors
 from .. import metrics as M
-from ..config import progress
+from ..config import metric_setting, progress
 from ..core.devices import model_device, synchronize, to_device
 from ..core.targets import logits_of, resolve_targets
 from ..data.base import Batch, collate
@@ -174,12 +174,14 @@ def evaluate(model, data, methods, metrics=("recognition",), *, target: str = "l
     # fp32 adds nothing, so the keys of everything computed before the option stay valid
     prec = resolve_precision(device)
     pkey = () if prec == "fp32" else (("precision", prec),)
+    mprec = resolve_precision(device, metric_setting())  # the metrics stay fp32 under "auto"
+    mpkey = () if mprec == "fp32" else (("precision", mprec),)
     mkeys = {row: config_hash(type(c).__name__, {k: v for k, v in c.options.items() if not callable(v)}, c.layer_name,
                               __version__, *pkey)
              for row, c in cams.items()}
     # what a stored value was computed with: the method's options and each metric's options, so a rerun
     # with other options (same store, same row names) computes instead of returning the old values
-    ropts = {row: {"method": mkeys[row], **{m: config_hash(metric_options.get(m, {}), *pkey) for m in metrics}}
+    ropts = {row: {"method": mkeys[row], **{m: config_hash(metric_options.get(m, {}), *mpkey) for m in metrics}}
              for row in cams}
     done = store.done(cols, model_name, dataset_name, opts=ropts) if store is not None else set()
     maps: dict[str, list] = {row: [] for row in cams}

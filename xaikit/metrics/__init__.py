@@ -22,8 +22,8 @@ Presets: ``insertion``/``deletion``/``overall`` (``"rise"``, ``"author"``, ``"gr
 ``preset=``; ``"paper"`` (the default) is the text (``docs/CONVENTIONS.md``).
 
 Every metric that runs a model runs it in eval mode, on :func:`xaikit.models.inference_twin` unless
-``twin=False`` (at the forward precision setting of :mod:`xaikit.models.fast`: fp32 on the CPU by default, bf16
-on a CUDA device that supports it; under bf16 the means over images of insertion/deletion AUC and AD/AG/AI stay
+``twin=False`` (in fp32 under the default ``"auto"`` precision, :func:`xaikit.config.metric_setting`; at an
+explicit ``bf16`` / ``fp16`` setting of :mod:`xaikit.models.fast` in that precision: then the means over images of insertion/deletion AUC and AD/AG/AI stay
 within 0.5 points of fp32's, ``tests/test_precision.py``, while a single image's value moves more: up to 1.2
 points of AUC and 4 of AD on EfficientNet-Lite0's 4 labelled bundled photos at 224 px), and leaves it as it
 found it (train/eval flag of every submodule, ``.grad`` fields, state);

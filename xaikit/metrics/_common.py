@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..config import metric_setting
 from ..core.conventions import SUBSTRATES, auto_batch, check_count, choice, chunks, substrate
 from ..core.targets import check_target as _core_check_target
 from ..core.targets import output_logits
@@ -70,10 +71,11 @@ def check_model(model, name: str = "model") -> nn.Module:
 
 def runner(model: nn.Module, x: torch.Tensor, twin) -> nn.Module:
     """The module the metric's forwards go through: :func:`xaikit.models.inference_twin` of ``model``
-    (BatchNorm folded, channels-last, checked against the model on ``x``; at the forward precision setting,
-    :mod:`xaikit.models.fast`) when ``twin``, else the model (in fp32).
+    (BatchNorm folded, channels-last, checked against the model on ``x``; fp32 under the default ``"auto"``
+    precision, an explicit bf16/fp16 setting as asked: :func:`xaikit.config.metric_setting`) when ``twin``,
+    else the model (in fp32).
     Call it inside :func:`eval_guard` (a model in train mode has no twin)."""
-    return inference_twin(model, x) if check_bool("twin", twin) else model
+    return inference_twin(model, x, precision=metric_setting()) if check_bool("twin", twin) else model
 
 
 def unchecked_logits(out, batch: int, where: str = "model(x)") -> torch.Tensor:

@@ -39,9 +39,13 @@ Layer hooks belong on the model, not on the twin: methods that capture or replac
 
 Reduced precision (the GPU fast path):
 
-* the setting ``precision`` is ``"fp32"``, ``"bf16"``, ``"fp16"`` or ``"auto"`` (**default**: bf16 on a
-  CUDA device that supports it, fp32 on the CPU and elsewhere, so CPU results are exactly the
-  full-precision ones).  Set it for a block with the :func:`precision` context manager (blocks nest, the
+* the setting ``precision`` is ``"fp32"``, ``"bf16"``, ``"fp16"`` or ``"auto"`` (**default**: bf16 for the
+  perturbation methods on a CUDA device that supports it and on a CPU that runs bf16 natively,
+  AVX512-BF16 or AMX (:func:`xaikit.config.cpu_bf16`; ``XAIKIT_CPU_BF16=0`` / ``1`` overrides), where it
+  runs them ~2x faster; fp32 elsewhere, where emulated bf16 would be slower.  The metrics' forwards stay
+  fp32 under auto (:func:`xaikit.config.metric_setting`): bf16 logits moved EfficientNet-Lite0's mean
+  insertion AUC on the 7 bundled photos at 224 px by 0.8 points, above the 0.5 bar, while bf16 maps scored
+  in fp32 stay within 0.13 of the fp32 maps' AUCs; an explicit bf16 / fp16 reaches the metrics too).  Set it for a block with the :func:`precision` context manager (blocks nest, the
   innermost wins), for a process with ``XAIKIT_PRECISION``, for a batch run with ``python -m xaikit.run
   --precision``; an invalid value is a ConfigError naming the valid ones;
 * under bf16 / fp16, :func:`inference_twin` returns a :class:`ReducedPrecision` network: the fp32 twin
@@ -289,7 +293,7 @@ def inference_twin(model: nn.Module, example: torch.Tensor | None = None, precis
 
     ``precision``: ``"fp32"``, ``"bf16"``, ``"fp16"`` or ``"auto"``; None (default) = the current setting
     (:func:`precision` block, else ``XAIKIT_PRECISION``, else ``"auto"``: bf16 on a CUDA device that
-    supports it, fp32 on the CPU).  A reduced precision gives the fp32 twin run under
+    supports it or a CPU that runs it natively, fp32 elsewhere).  A reduced precision gives the fp32 twin run under
     ``torch.autocast`` (float32 logits out), checked on ``example`` against the model in fp32, or the
     fp32 twin where that check fails (section "Reduced precision")."""
     if not isinstance(model, nn.Module) or not enabled() or model.training or hasattr(model, "xaikit_twin"):
@@ -328,6 +332,8 @@ def _device_of(model: nn.Module, example: torch.Tensor | None = None) -> torch.d
 
 
 def _bf16_supported(device: torch.device) -> bool:
+    if device.type == "cpu":
+        return _config.cpu_bf16()
     if device.type != "cuda" or not torch.cuda.is_available():
         return False
     try:
@@ -340,7 +346,8 @@ def _bf16_supported(device: torch.device) -> bool:
 def resolve_precision(device=None, precision: str | None = None) -> str:
     """``"fp32"``, ``"bf16"`` or ``"fp16"``: what ``precision`` (None: the current setting,
     :func:`xaikit.config.precision_setting`) means on ``device`` (None: the CPU).  ``"auto"`` is bf16 on a
-    CUDA device that supports it and fp32 elsewhere; an invalid value is a ConfigError naming the valid ones."""
+    CUDA device that supports it or a CPU that runs it natively (:func:`xaikit.config.cpu_bf16`) and fp32
+    elsewhere; an invalid value is a ConfigError naming the valid ones."""
     setting = _config.precision_setting() if precision is None else _config.check_precision(precision)
     device = torch.device("cpu") if device is None else torch.device(device)
     return _config.resolve_precision(setting, device.type, _bf16_supported(device) if setting == "auto" else False)

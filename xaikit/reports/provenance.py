@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config import PRECISION_ENV, check_name, precision_setting, repo_root, reports_dir, resolve_precision
+from ..config import PRECISION_ENV, check_name, cpu_bf16, metric_setting, precision_setting, repo_root, reports_dir, resolve_precision
 from ..errors import ConfigError
 from .. import __version__
 
@@ -95,7 +95,8 @@ def precision_info(device: Any = None) -> dict:
     """The forward precision of the perturbation methods and metrics (:mod:`xaikit.models.fast`): the setting
     (``XAIKIT_PRECISION``, set by ``python -m xaikit.run --precision``, or the innermost
     :func:`xaikit.config.precision` block; default ``"auto"``) and what it means on ``device`` (``in_use``:
-    fp32, bf16 or fp16; a model whose reduced-precision twin failed its check still runs in fp32)."""
+    fp32, bf16 or fp16 for the perturbation methods, ``metrics``: for the metrics' forwards, fp32 under auto;
+    a model whose reduced-precision twin failed its check still runs in fp32)."""
     try:
         setting = precision_setting()
     except ConfigError as exc:
@@ -104,13 +105,14 @@ def precision_info(device: Any = None) -> dict:
     kind = str(device if device is not None else "cpu").split(":")[0]
     if kind in ("auto", "", "None"):
         kind = "cuda" if torch is not None and torch.cuda.is_available() else "cpu"
-    bf16 = False
+    bf16 = cpu_bf16() if kind == "cpu" else False
     if torch is not None and kind == "cuda" and torch.cuda.is_available():
         try:
             bf16 = bool(torch.cuda.is_bf16_supported())
         except Exception:  # noqa: BLE001 - a device that cannot say: no bf16
             bf16 = False
-    return {"setting": setting, "in_use": resolve_precision(setting, kind, bf16)}
+    return {"setting": setting, "in_use": resolve_precision(setting, kind, bf16),
+            "metrics": resolve_precision(metric_setting(setting), kind, bf16)}
 
 
 def device_info(device: Any = None) -> dict:
