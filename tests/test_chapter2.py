@@ -50,3 +50,18 @@ def test_a_lead_within_the_intervals_is_reported_within_noise():
     assert c["Opti-CAM has the best AG (excluding Fake-CAM)"] is True
     t28 = T28.assign(**{"AG ±": [30.0, 30.0, 1.0, 1.0]})  # Range's gap is within noise, Max's is not
     assert ch2.claims(t21, _t26([60.0] * 4), t28)["Mask beats Diff in AG for every normalization"] == "within noise"
+
+
+def test_localization_wins_are_counted_per_model():
+    # Opti-CAM wins 3 of the 7 metrics (OM, LE, SM) on each of two models: a minority on each, although the
+    # pooled count (6) would be most of 7; winning 4 on one model is a majority there
+    def t26(model, le_sm):
+        t = _t26([60.0, 70.0, 65.0, 50.0]).assign(model=model)
+        return t.assign(**{"LE reproduced": le_sm, "SM reproduced": le_sm})
+    t21 = _t21([0.8, 14.4, 9.9, 1.4], [1.6, 12.3, 15.8, 66.3], [46.0, 37.6, 45.4, 92.5])
+    two = pd.concat([t26("a", [50.0, 30.0, 45.0, 20.0]), t26("b", [50.0, 30.0, 45.0, 20.0])], ignore_index=True)
+    claim = "Opti-CAM does not win most localization metrics"
+    assert ch2.claims(t21, two, T28)[claim] is True
+    four = two.copy()
+    four.loc[(four.model == "b") & (four.method == "Opti-CAM"), "F1 reproduced"] = 99.0
+    assert ch2.claims(t21, four, T28)[claim] is False

@@ -91,3 +91,15 @@ def test_claims_true_and_false():
                "b": {"Relevance": 66, "ViT-ReciproCAM": 65, "ViT-ReciproCAM [3x3]": 65}})  # tie is not a win
     c = ch5.claims(bad, t2.assign(**{"GFLOP reproduced": [1.0, 1.0, 2.0]}))
     assert list(c.values()) == [False, False, False]
+
+
+def test_claims_within_noise_and_table_spread(tiny, tmp_path):
+    t2 = pd.DataFrame({"method": list(ch5.VARIANTS), "GFLOP reproduced": [3.0, 1.0, 1.0]})
+    good = _t1({"a": {"Relevance": 60, "ViT-ReciproCAM": 62, "ViT-ReciproCAM [3x3]": 70}})
+    c = ch5.claims(good.assign(**{"ADCC ±": [1.0, 5.0, 3.0]}), t2)  # 70 ± 3 vs 62 ± 5 overlap; vs 60 ± 1 not
+    assert c["ViT-ReciproCAM [3x3] has a higher ADCC than the single-token mask (every model)"] == "within noise"
+    assert c["ViT-ReciproCAM [3x3] has a higher ADCC than Relevance (every model)"] is True
+    # Table 1 carries n and an interval beside every mean (the 2 tiny images: n = 2)
+    t1 = ch5.adcc_table(_study(tmp_path), [tiny])
+    assert (t1["n"] == 2).all() and {f"{k} ±" for k in ch5.ADCC_METRICS} <= set(t1.columns)
+    assert (t1.filter(like="±") >= 0).all().all()

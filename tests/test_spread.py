@@ -114,3 +114,22 @@ def test_synthetic_scene_reaches_evaluation_and_training_data_and_is_checked(mon
 def test_bootstrap_takes_per_image_tensors():
     t = torch.tensor([100.0, 0.0, float("nan"), 100.0, 100.0])
     assert bootstrap_halfwidth(t) == bootstrap_halfwidth([100.0, 0.0, 100.0, 100.0])
+
+
+def test_joint_bootstrap_of_a_statistic_of_means():
+    from xaikit.experiments.study import bootstrap_halfwidth, bootstrap_halfwidth_of
+    from xaikit.metrics import adcc_of_means
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(50, 10, 40), rng.normal(20, 5, 40)
+    # the statistic "mean of one column" is the plain bootstrap of that column (same seed, same draws)
+    assert bootstrap_halfwidth_of(lambda m: m, [a]) == pytest.approx(bootstrap_halfwidth(a))
+    # resampled jointly: a - a is 0 in every resample, whatever the spread of a
+    assert bootstrap_halfwidth_of(lambda x, y: x - y, [a, a]) == 0.0
+    # a NaN in any column drops that image from every column; one image: 0; none: NaN
+    assert bootstrap_halfwidth_of(lambda x, y: x + y, [[1.0, np.nan], [2.0, 3.0]]) == 0.0
+    assert np.isnan(bootstrap_halfwidth_of(lambda x: x, [[np.nan]]))
+    # ADCC of means: arrays give arrays equal to the scalar formula element by element
+    arr = adcc_of_means(np.array([60.0, 70.0]), np.array([30.0, 20.0]), np.array([10.0, 5.0]))
+    assert arr.shape == (2,) and arr[1] == pytest.approx(adcc_of_means(70.0, 20.0, 5.0))
+    assert adcc_of_means(60.0, 30.0, 10.0) == pytest.approx(300 / (100 / 60 + 100 / 70 + 100 / 90))
+    assert 0 < bootstrap_halfwidth_of(adcc_of_means, [a, b, b / 4]) < 10

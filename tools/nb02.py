@@ -183,18 +183,21 @@ noise.
 ("md", """
 ## Table 2.5 — the bounding-box study
 Classification metrics when the ground-truth box B itself is the map, its complement I∖B, and each map S
-restricted to the box (B∩S) or to its complement (S∖B). Synthetic images carry exact boxes.
+restricted to the box (B∩S) or to its complement (S∖B), for each model of `loc_models`. Synthetic images carry
+exact boxes; the bundled photos carry boxes annotated by hand (`xk.data.samples.PHOTO_BOXES`), so at `default`
+the study also runs on real photos with a real ImageNet network (EfficientNet-Lite0), on 7 images.
 """),
 ("code", """
-t25 = ch2.box_study_table(study, loc[0], cnn_methods)
+t25 = ch2.box_study_table(study, loc, cnn_methods)
 rep.table(t25, "2.5", caption="Bounding-box study (thesis Table 2.5)")
 """),
 ("md", """
 **What to look for.** The surprising published result: the ground-truth box used as a map is a poor explanation
 (VGG16: AD 67.2, AI 9.2), *worse* than its complement (AD 44.0, AI 16.3) — the network uses the context. Look at
-whether, in our rows, S restricted to the box (B∩S) loses against S itself and against S∖B. On our synthetic
-images the object is a shape on a crop of a photo, with distractor shapes and occluders (at `default`), so the
-context carries less class signal than on ImageNet and the effect can be weaker.
+whether, in our rows, S restricted to the box (B∩S) loses against S itself and against S∖B. On the real photos the
+context is real (the rocket's launch towers, the palace's sky), as on ImageNet; on our synthetic images the object
+is a shape on a crop of a photo, with distractor shapes and occluders (at `default`), so the context carries less
+class signal and the effect can be weaker. Seven photos make the photo rows noisy: read their ± columns.
 """),
 ("md", "## Tables 2.6 and 2.7 — localization metrics (CNNs, transformers)"),
 ("code", """
@@ -205,8 +208,9 @@ rep.table(t26, "2.6", caption="Localization metrics, CNNs (thesis Table 2.6)")
 **What to look for.** In the thesis Opti-CAM is best on OM and LE (VGG16: 69.1 / 59.9) but weaker on F1, BA and SP
 (SP 61.4 against Score-CAM's 68.2): a map that spreads over object *and* context gives a good big box but a less
 precise peak. Notice Fake-CAM: SP 99.8, because a constant map's "maximum" lands in the box — pointing game alone
-is easy to game. Our boxes are exact boxes of synthetic shapes, which makes localization easier than ImageNet's,
-although at `default` distractor shapes compete with the object for the map's maximum.
+is easy to game. At `default` the first rows are EfficientNet-Lite0 on the bundled photos with hand-annotated boxes (a real network
+on real objects, 7 images); the synthetic rows have exact boxes of shapes, where distractor shapes compete with the
+object for the map's maximum.
 """),
 ("code", """
 t27 = ch2.localization_table(study, loc_vit, vit_methods, "thesis:2.7")

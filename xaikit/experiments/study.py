@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -181,6 +181,27 @@ def bootstrap_halfwidth(values, resamples: int = BOOTSTRAP, seed: int = 0, level
     rng = np.random.default_rng(seed)
     m = v[rng.integers(0, v.size, size=(int(resamples), v.size))].mean(1)
     lo, hi = np.quantile(m, [(1 - level) / 2, (1 + level) / 2])
+    return float(hi - lo) / 2
+
+
+def bootstrap_halfwidth_of(statistic: Callable, columns: Sequence, resamples: int = BOOTSTRAP, seed: int = 0,
+                           level: float = 0.95) -> float:
+    """Half-width of the percentile bootstrap interval of ``statistic(*column means)``, the images resampled
+    jointly (one draw of image indices for every column, so paired per-image values stay paired): the ``±``
+    of a number computed from several means, like ADCC as the harmonic mean of dataset means.
+    ``columns``: equal-length per-image arrays (a row with a NaN in any column is skipped); ``statistic``
+    takes one ``(resamples,)`` array per column and returns ``(resamples,)`` values."""
+    v = np.stack([np.asarray(c.detach().float().cpu() if isinstance(c, torch.Tensor) else c, dtype=np.float64)
+                  for c in columns])
+    v = v[:, np.isfinite(v).all(0)]
+    n = v.shape[1]
+    if n == 0:
+        return float("nan")
+    if n == 1:
+        return 0.0
+    idx = np.random.default_rng(seed).integers(0, n, size=(int(resamples), n))
+    s = np.asarray(statistic(*[c[idx].mean(1) for c in v]), dtype=np.float64)
+    lo, hi = np.quantile(s, [(1 - level) / 2, (1 + level) / 2])
     return float(hi - lo) / 2
 
 

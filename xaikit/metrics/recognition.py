@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -318,11 +319,13 @@ def adcc(model, explainer, x, target=None, *, preset: str = "paper", sal=None, r
     return out_
 
 
-def adcc_of_means(coherency: float, complexity: float, ad: float) -> float:
+def adcc_of_means(coherency, complexity, ad):
     """ADCC of a whole dataset as sybyun/vitcam computes it (``aggregate="dataset"``): the harmonic mean of the
-    dataset means of coherency, 1 - complexity and 1 - AD, all in percent; 0 when a term is <= 0."""
-    terms = [float(coherency) / 100, 1 - float(complexity) / 100, 1 - float(ad) / 100]
-    return float(_harmonic(*[torch.tensor(t, dtype=torch.float64) for t in terms])) * 100
+    dataset means of coherency, 1 - complexity and 1 - AD, all in percent; 0 when a term is <= 0.  Numbers
+    give a float; arrays of means (a bootstrap's resamples) give a NumPy array, element by element."""
+    c, x, a = (torch.as_tensor(np.asarray(v, dtype=np.float64)) for v in (coherency, complexity, ad))
+    out = _harmonic(c / 100, 1 - x / 100, 1 - a / 100) * 100
+    return float(out) if out.dim() == 0 else out.numpy()
 
 
 def _harmonic(a, b, c):
