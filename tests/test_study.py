@@ -86,6 +86,24 @@ def test_study_results_are_keyed_by_content(tmp_path):
     assert imgs.shape[0] == 2 and maps["gradcam"].shape == (2, 32, 32) and t.shape == (2,)
 
 
+def test_cached_maps_are_keyed_by_the_classes_explained(tmp_path):
+    # a table explaining the predicted class (Group-CAM's protocol) and a figure explaining the ground truth
+    # on the same images: the figure must get ground-truth maps, not the table's (it did before the fix)
+    torch.manual_seed(0)
+    model = xk.models.load("resnet18_cifar", weights="random", num_classes=4, input_size=32, width=8).eval()
+    data = load_batch(synthetic(n=4, num_classes=4, size=32, seed=1))
+    study = Study("06_test", ch6.Params.create(device="cpu", batch_size=4), root=tmp_path)
+    es = EvalSet("resnet18_cifar@synthetic", model, data, "synthetic")
+    _, pred_maps, pred = study.maps(es, {"gradcam": {}}, target="pred")
+    _, label_maps, lab = study.maps(es, {"gradcam": {}}, target="label")
+    differ = pred != lab
+    assert differ.any() and (~differ).any(), "the random model must get some images right and some wrong"
+    fresh = xk.attributors.create("gradcam", model)(model.xaikit.normalize(data.images), lab)
+    stored = xk.experiments.store.MapCache.stored
+    assert torch.equal(label_maps["gradcam"], stored(fresh))  # every image: the ground-truth class's map
+    assert not torch.equal(label_maps["gradcam"][differ], pred_maps["gradcam"][differ])
+
+
 # ------------------------------------------------------------------------------------------- subsets
 def test_stratified_subset_covers_classes_and_is_seeded():
     labels = [c for c in range(1000) for _ in range(50)]  # a 50 000-image, 1000-class validation set

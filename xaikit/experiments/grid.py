@@ -196,9 +196,10 @@ def evaluate(model, data, methods, metrics=("recognition",), *, target: str = "l
             items = to_device(_get_items(data, bidx), device)  # one move per batch (core.devices)
             x = model.xaikit.normalize(items.images) if hasattr(model, "xaikit") else items.images
             t = resolve_targets(model, x, items.labels, target)
+            classes = t.tolist() if map_cache is not None else None  # part of a map's cache key
             for row in todo:
                 cam = cams[row]
-                hit = map_cache.get(mkeys[row], ids) if map_cache is not None else None
+                hit = map_cache.get(mkeys[row], ids, classes) if map_cache is not None else None
                 if hit is not None:
                     sal, dt = hit[0].to(device), hit[1]
                 else:
@@ -207,7 +208,7 @@ def evaluate(model, data, methods, metrics=("recognition",), *, target: str = "l
                     synchronize(device)
                     dt = time.perf_counter() - t0
                     if map_cache is not None:
-                        map_cache.put(mkeys[row], ids, sal, dt)
+                        map_cache.put(mkeys[row], ids, classes, sal, dt)
                         # score the map as the cache returns it (float16): a table computed now and
                         # one read from the cache later are identical
                         sal = MapCache.stored(sal)

@@ -188,21 +188,27 @@ class ResultStore:
 
 
 class MapCache:
-    """Saliency maps cached on disk per (eval set key, method key, batch of images), with the time it took
-    to compute them, so every table of a chapter reuses the same maps (and their T column)."""
+    """Saliency maps cached on disk per (eval set key, method key, batch of images, classes explained), with
+    the time it took to compute them, so every table of a chapter reuses the same maps (and their T column).
+    The classes are part of the key: a table explaining the predicted class (Group-CAM's protocol) and a
+    figure explaining the ground truth share a map only where the two classes agree."""
 
     def __init__(self, key: str, root: str | os.PathLike | None = None):
         base = Path(root) if root is not None else cache_dir() / "maps"
         self.dir = _contained(base, str(key))
         self.dir.mkdir(parents=True, exist_ok=True)
 
-    def _path(self, method_key: str, ids) -> Path:
-        return self.dir / f"{config_hash(method_key, list(ids))}.pt"
+    def _path(self, method_key: str, ids, targets) -> Path:
+        t = targets.tolist() if isinstance(targets, torch.Tensor) else [int(c) for c in targets]
+        if len(t) != len(list(ids)):
+            raise ValueError(f"{len(t)} target classes for {len(list(ids))} images")
+        return self.dir / f"{config_hash(method_key, list(ids), t)}.pt"
 
-    def get(self, method_key: str, ids):
-        """``(maps float32 (B, H, W) on the CPU, seconds)`` or None when not cached (or damaged: named in a
-        warning, removed, recomputed)."""
-        p = self._path(method_key, ids)
+    def get(self, method_key: str, ids, targets):
+        """``(maps float32 (B, H, W) on the CPU, seconds)`` of the images ``ids`` explained for the classes
+        ``targets`` ((B,) tensor or ints), or None when not cached (or damaged: named in a warning, removed,
+        recomputed)."""
+        p = self._path(method_key, ids, targets)
         if not p.exists():
             return None
         try:
@@ -221,8 +227,8 @@ class MapCache:
         """``sal`` as :meth:`get` will return it (stored as float16, read back as float32), on its device."""
         return sal.detach().to(torch.float16).float()
 
-    def put(self, method_key: str, ids, sal: torch.Tensor, seconds: float) -> None:
-        p = self._path(method_key, ids)
+    def put(self, method_key: str, ids, targets, sal: torch.Tensor, seconds: float) -> None:
+        p = self._path(method_key, ids, targets)
         tmp = p.with_suffix(f".{os.getpid()}.tmp")
         torch.save({"sal": sal.detach().to("cpu", torch.float16), "seconds": float(seconds)}, tmp)
         os.replace(tmp, p)  # atomic: a reader never sees half a file
