@@ -339,10 +339,10 @@ def _():
 
     mc = MapCache("k", root=d("1f"))
     m = d("1f") / "ran"
-    planted_torch(mc._path("gradcam", ["a"]), m)
+    planted_torch(mc._path("gradcam", ["a"], [0]), m)
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
-        r = no_code(m, mc.get, "gradcam", ["a"])
+        r = no_code(m, mc.get, "gradcam", ["a"], [0])
     if r is not None or not w:
         wrong(f"planted map cache served silently: {_short(r)}")
     return "correct", "named in a warning, removed, recomputed"
