@@ -1,5 +1,6 @@
 # The two commands of the README:
-#   make reports   installs what is missing, then reruns every notebook (default profile, CPU, no download)
+#   make reports   installs what is missing, then reruns every notebook (default profile, CPU, no download,
+#                  JOBS=2 notebooks side by side, the cores shared between them)
 #   make test      installs what is missing (with test oracles), then runs unit tests + nbval on notebooks
 PYTHON ?= python3
 VENV   ?= .venv
@@ -31,7 +32,7 @@ install: $(VENV)/.stamp-base
 install-test: $(VENV)/.stamp-test
 
 reports: install
-	$(BIN)/python -m xaikit.run --profile $(PROFILE) $(if $(DEVICE),--device $(DEVICE),)
+	$(BIN)/python -m xaikit.run --profile $(PROFILE) --jobs $(JOBS) $(if $(DEVICE),--device $(DEVICE),)
 
 test: install-test
 	XAIKIT_QUIET=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope \

@@ -176,3 +176,43 @@ def test_bless_runs_kernels_as_nbval_does(monkeypatch, tmp_path):
     seen.clear()
     xr.run(str(PROFILE), ["01"], notebooks=NBS, reports=tmp_path, log=lambda *a: None)
     assert seen == [{}]  # an ordinary run keeps the caller's threads and cache
+
+
+@pytest.mark.slow
+def test_jobs_run_notebooks_side_by_side_with_shared_cores(tmp_path, monkeypatch):
+    """--jobs 2: both fixture notebooks run in processes of their own, each kernel with cores // 2 threads;
+    the outcome (exit code, failure named with its cell, reports, index) is the sequential run's."""
+    monkeypatch.setenv("XAIKIT_REPORTS", str(tmp_path))
+    monkeypatch.setattr(xr, "available_cores", lambda: 4)
+    lines = []
+    code = xr.run(str(PROFILE), notebooks=NBS, log=lines.append, jobs=2)
+    assert code == 1 and "2 notebooks at a time, 2 thread(s) each" in lines
+    assert any(ln.startswith("PASSED  01_pass") for ln in lines)
+    assert any(ln.startswith("FAILED  02_fail in cell 3: ZeroDivisionError") for ln in lines)
+    rec = json.loads((tmp_path / "_ci" / "01_pass" / "provenance.json").read_text())
+    assert rec["run"]["status"] == "passed"
+    assert "01_pass" in (tmp_path / "_ci" / "index.md").read_text()
+    with pytest.raises(SystemExit):
+        xr.main(["--profile", str(PROFILE), "--jobs", "0"])
+
+
+def test_file_lock_is_exclusive_across_processes(tmp_path):
+    import multiprocessing as mp
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_hold_lock, args=(str(tmp_path), i)) for i in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    spans = sorted(tuple(map(float, ln.split())) for ln in (tmp_path / "spans").read_text().splitlines())
+    assert len(spans) == 2 and spans[0][1] <= spans[1][0], spans  # one after the other, never overlapping
+
+
+def _hold_lock(folder, i):
+    import time
+    from xaikit.config import file_lock
+    with file_lock(Path(folder) / "model.pt"):
+        t0 = time.time()
+        time.sleep(0.5)
+        with open(Path(folder) / "spans", "a") as f:
+            f.write(f"{t0} {time.time()}\n")

@@ -196,3 +196,24 @@ def _cpuinfo_bf16() -> bool:
     except OSError:
         pass
     return False
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike):
+    """Hold an exclusive lock on ``<path>.lock`` for the block (``fcntl.flock``; where there is no ``fcntl``, a
+    no-op): notebooks run side by side (``python -m xaikit.run --jobs 2``) that need the same cached
+    artefact, a trained model, wait for the one that makes it instead of making it twice."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    lock = Path(f"{os.fspath(path)}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+

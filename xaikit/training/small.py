@@ -20,6 +20,7 @@ MobileNet-V2 and the DeiT patch embedding (kernel = stride) ran clean.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -31,7 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import cache_dir, progress, seed_everything
+from ..config import cache_dir, file_lock, progress, seed_everything
 from ..data.base import load_batch
 from ..data.synthetic import GENERATOR_VERSION, synthetic
 from ..errors import ConfigError, DataError, WeightsError
@@ -216,6 +217,12 @@ def train(arch: str = "resnet18_cifar", *, num_classes: int | None = None, size:
                  epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, optimizer=optimizer,
                  seed=seed, arch_kwargs=arch_kwargs, augment=augment, label_smoothing=label_smoothing)
     path = checkpoint_path(cfg)
+    with file_lock(path) if cache else contextlib.nullcontext():  # notebooks side by side train it once
+        return _train(cfg, path, device, cache, retrain)
+
+
+def _train(cfg: dict, path: Path, device, cache: bool, retrain: bool) -> nn.Module:
+    arch = cfg["arch"]
     train_ds, test_ds = _datasets(cfg)
     if cache and path.exists() and not retrain:
         cached = _load_cached(cfg, path, train_ds.class_names)
