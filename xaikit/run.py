@@ -8,7 +8,7 @@
 
 ``profiles/<profile>.yaml`` maps notebook stems to papermill parameters; a ``_defaults`` section
 is merged into every notebook that declares those parameters. Each notebook runs in its own
-``python3`` kernel, sequentially, with ``profile`` injected, threads capped to the available cores,
+``python3`` kernel, sequentially (``--jobs N``: N side by side, the cores shared), with ``profile`` injected, threads capped to the available cores,
 ``XAIKIT_REPORTS``/``XAIKIT_ROOT`` set so the kernel resolves paths through xaikit. The executed copy
 goes to ``reports/<nb>/<nb>.ipynb`` (``reports/_<profile>/...`` for ``ci``). A failing notebook is
 reported with its cell number and error line and the run goes on; the exit code is 0 only if every
@@ -404,7 +404,15 @@ def run(profile: str = "default", patterns: Sequence[str] | None = None, dry_run
                 futures[pool.submit(run_notebook, nb, params, root / nb.stem, reports_root, timeout=timeout,
                                     env=env)] = nb
             for fut in cf.as_completed(futures):
-                finished(futures[fut], fut.result())
+                try:
+                    res = fut.result()
+                except KeyboardInterrupt:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a runner process that died: that notebook failed
+                    nb = futures[fut]
+                    res = Result(nb.stem, "failed", 0.0, root / nb.stem / f"{nb.stem}.ipynb",
+                                 error=f"runner process: {type(exc).__name__}: {exc}"[:300])
+                finished(futures[fut], res)
             pool.shutdown()
             order = {nb.stem: i for i, nb in enumerate(chosen)}
             results.sort(key=lambda r: order.get(r.notebook, 0))
