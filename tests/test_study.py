@@ -82,8 +82,12 @@ def test_study_results_are_keyed_by_content(tmp_path):
     es2 = EvalSet("resnet18_cifar@synthetic", other, data, "synthetic")
     assert es2.fingerprint != es.fingerprint
     # a figure reads the tables' maps (same map cache) and returns host tensors
+    files = sorted(study.map_cache(es).dir.glob("*.pt"))
     imgs, maps, t = study.maps(es, {"gradcam": {}}, 2)
     assert imgs.shape[0] == 2 and maps["gradcam"].shape == (2, 32, 32) and t.shape == (2,)
+    one = study.maps(es, {"gradcam": {}}, 1)  # part of a batch of the table's (batch_size 2): read, cut to 1
+    assert one[0].shape[0] == 1 and torch.equal(one[1]["gradcam"], maps["gradcam"][:1])
+    assert sorted(study.map_cache(es).dir.glob("*.pt")) == files  # nothing recomputed, nothing new cached
 
 
 def test_cached_maps_are_keyed_by_the_classes_explained(tmp_path):

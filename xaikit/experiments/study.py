@@ -142,14 +142,19 @@ class Study:
 
     def maps(self, es: EvalSet, methods, n: int | None = None, target: str = "label"):
         """``(images01, {row: (n, H, W) maps}, targets)`` of the first ``n`` images, from the same map cache
-        as the tables (a figure never recomputes a map a table has), all on the host."""
-        sub = es if n is None else es.head(n)
+        as the tables (a figure never recomputes a map a table has), all on the host.  Maps are cached per
+        batch of the tables' batching, so the first ``n`` images are read as the whole batches that hold them
+        (``n = 4`` of batches of 8: the first batch), then cut to ``n``; asking for exactly ``n`` images
+        would miss the cache and recompute them."""
         bs = int(getattr(self.cfg, "batch_size", 8) or 8)
+        k = len(es.data) if n is None else min(int(n), len(es.data))
+        sub = es.head(min(len(es.data), -(-k // bs) * bs))
         _, maps = evaluate(es.model, sub.data, methods, [], batch_size=bs, model_name=es.name,
                            dataset_name=es.dataset, target=target, map_cache=self.map_cache(es), keep_maps=True)
-        x = es.model.xaikit.normalize(sub.data.images)
-        t = resolve_targets(es.model, x, sub.data.labels, target)
-        return sub.data.images, maps, t
+        maps = {row: (v[:k] if v is not None else None) for row, v in maps.items()}
+        x = es.model.xaikit.normalize(sub.data.images[:k])
+        t = resolve_targets(es.model, x, sub.data.labels[:k], target)
+        return sub.data.images[:k], maps, t
 
     def saliency_figure(self, es: EvalSet, methods, n: int, suptitle: str):
         """The first ``n`` images (rows) explained by every method (columns, the paper's names), from the
