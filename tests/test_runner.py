@@ -183,14 +183,22 @@ def test_jobs_run_notebooks_side_by_side_with_shared_cores(tmp_path, monkeypatch
     """--jobs 2: both fixture notebooks run in processes of their own, each kernel with cores // 2 threads;
     the outcome (exit code, failure named with its cell, reports, index) is the sequential run's."""
     monkeypatch.setenv("XAIKIT_REPORTS", str(tmp_path))
+    real = xr.available_cores()
     monkeypatch.setattr(xr, "available_cores", lambda: 4)
     lines = []
     code = xr.run(str(PROFILE), notebooks=NBS, log=lines.append, jobs=2)
-    assert code == 1 and "2 notebooks at a time, 2 thread(s) each" in lines
+    assert code == 1 and "2 notebook(s) at a time, 2 thread(s) each" in lines
     assert any(ln.startswith("PASSED  01_pass") for ln in lines)
     assert any(ln.startswith("FAILED  02_fail in cell 3: ZeroDivisionError") for ln in lines)
     rec = json.loads((tmp_path / "_ci" / "01_pass" / "provenance.json").read_text())
     assert rec["run"]["status"] == "passed"
+    assert rec["device"]["omp_num_threads"] == str(min(2, real))  # 4 cores // 2 (capped to the real ones)
+    # one notebook rerun alone with the same --jobs keeps the threads it had beside the other
+    one = []
+    assert xr.run(str(PROFILE), ["01"], notebooks=NBS, log=one.append, jobs=2) == 0
+    assert "1 notebook(s) at a time, 2 thread(s) each" in one
+    rec = json.loads((tmp_path / "_ci" / "01_pass" / "provenance.json").read_text())
+    assert rec["device"]["omp_num_threads"] == "2"
     assert "01_pass" in (tmp_path / "_ci" / "index.md").read_text()
     with pytest.raises(SystemExit):
         xr.main(["--profile", str(PROFILE), "--jobs", "0"])
