@@ -170,7 +170,9 @@ then falling at the largest θ.
 ("md", """
 ## Figure 2 — visual comparison
 As in the paper (§4.2): gradient-based methods (Guided Backpropagation, Integrated Gradients, SmoothGrad), the
-region-based RISE, and the activation-based Grad-CAM, Grad-CAM++, Score-CAM and Group-CAM.
+region-based RISE, and the activation-based Grad-CAM, Grad-CAM++, Score-CAM and Group-CAM. Each map explains the
+class Table 1 explains (`protocol="authors"`: the predicted class, as Group-CAM's code does), so these are the
+very maps Table 1 scored.
 """),
 ("code", """
 rep.figure(ch6.saliency_figure(study, io[0], methods, figure_images), "2",

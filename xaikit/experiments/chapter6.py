@@ -257,9 +257,14 @@ FIGURE_GRADIENT_METHODS = ("guided_backprop", "integrated_gradients", "smoothgra
 def saliency_figure(study: Study, es: EvalSet, names: Sequence[str], n: int,
                     gradients: Sequence[str] = FIGURE_GRADIENT_METHODS):
     """Figure 2: images (rows) explained by the paper's gradient-based methods (Guided Backpropagation,
-    Integrated Gradients, SmoothGrad) and every compared method (columns), target = ground truth where known."""
+    Integrated Gradients, SmoothGrad) and every compared method (columns), for Table 1's target rule (under
+    ``protocol="authors"`` the predicted class, as Group-CAM's code explains it; the paper's text: the ground
+    truth), so the maps are Table 1's own, read from its cache."""
     names = list(dict.fromkeys([*gradients, *names]))
-    return study.saliency_figure(es, rows(study.cfg, names), n, f"{es.name}: saliency maps")
+    p = protocol("groupcam:1", study.cfg.protocol)
+    shown = "predicted class" if p.target == "pred" else "ground truth"
+    return study.saliency_figure(es, rows(study.cfg, names), n, f"{es.name}: saliency maps (target = {shown})",
+                                 target=p.target)
 
 
 def two_classes(study: Study, es: EvalSet, n: int = 2):

@@ -156,10 +156,11 @@ class Study:
         t = resolve_targets(es.model, x, sub.data.labels[:k], target)
         return sub.data.images[:k], maps, t
 
-    def saliency_figure(self, es: EvalSet, methods, n: int, suptitle: str):
-        """The first ``n`` images (rows) explained by every method (columns, the paper's names), from the
+    def saliency_figure(self, es: EvalSet, methods, n: int, suptitle: str, target: str = "label"):
+        """The first ``n`` images (rows) explained by every method (columns, the paper's names) for the
+        classes of the rule ``target`` (the table's, so its cached maps are read, not recomputed), from the
         tables' map cache; row titles give the ground truth (where known) and the prediction."""
-        imgs, maps, _ = self.maps(es, methods, n)
+        imgs, maps, _ = self.maps(es, methods, n, target=target)
         return saliency_grid(imgs, {label(m): v for m, v in maps.items()},
                              row_titles=row_titles(es.model, imgs, es.data.labels[: imgs.shape[0]]), suptitle=suptitle)
 
