@@ -126,6 +126,28 @@ def test_training_is_deterministic_and_config_keyed(cache):
         T.train("resnet50")
 
 
+def test_training_runs_on_one_thread_whatever_the_caller_has(cache, monkeypatch):
+    # the thread count changes a CPU's float rounding, which a few epochs of SGD amplify: one thread makes a
+    # trained model the same on any core count or --jobs (config.training_threads)
+    cfg = dict(TINY, n_train=96, n_test=32, epochs=1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        a = T.train("resnet18_cifar", cache=False, **cfg)
+        assert a.train_record["threads"] == 1 and torch.get_num_threads() == 2  # restored afterwards
+        torch.set_num_threads(1)
+        b = T.train("resnet18_cifar", cache=False, **cfg)
+        for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(va, vb), k
+        monkeypatch.setenv("XAIKIT_TRAIN_THREADS", "2")
+        assert T.train("resnet18_cifar", cache=False, **cfg).train_record["threads"] == 2
+        monkeypatch.setenv("XAIKIT_TRAIN_THREADS", "many")
+        with pytest.raises(ConfigError, match="XAIKIT_TRAIN_THREADS='many'"):
+            T.train("resnet18_cifar", cache=False, **cfg)
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("arch,kw", [("mobilenetv2_cifar", dict(arch_kwargs={"width_mult": 0.25})),
                                      ("deit_tiny_synth", dict(arch_kwargs=ARCHS["deit_tiny_synth"], lr=2e-3))])
 def test_other_archs_train_and_reload(cache, arch, kw):

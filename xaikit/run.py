@@ -304,9 +304,9 @@ def run(profile: str = "default", patterns: Sequence[str] | None = None, dry_run
     supports it or a CPU that runs bf16 natively, fp32 elsewhere and for the metrics). ``jobs``: notebooks run
     side by side, each in its own process with ``cores // jobs`` threads (the longest first, by the last
     recorded run); a model two of them need is trained once (:func:`xaikit.config.file_lock`). The threads
-    follow the ``jobs`` asked for, also when fewer notebooks are chosen: a kernel's thread count changes the
-    float rounding of the small models' training (chapter 4's MobileNet-V2: 20.3 % top-1 with 2 threads, 16.0 %
-    with 1), so a notebook rerun alone must get the threads it had in the full run. Two 1-thread
+    follow the ``jobs`` asked for, also when fewer notebooks are chosen, so a notebook rerun alone evaluates
+    with the threads it had in the full run (training always runs on one thread,
+    :func:`xaikit.config.training_threads`, since SGD amplifies the rounding of a thread count). Two 1-thread
     kernels do more than one 2-thread kernel: the Python between the tensor operations runs on one core, and
     EfficientNet-Lite0's convolutions gain 1.6x, not 2x, from a second thread."""
 
@@ -372,7 +372,7 @@ def run(profile: str = "default", patterns: Sequence[str] | None = None, dry_run
     jobs = max(1, int(jobs))
     if jobs > 1:  # the cores shared between the kernels that run side by side (blessing keeps CI's one thread)
         # by the jobs asked for, not by how many notebooks are chosen: a kernel's thread count changes the
-        # float rounding of training, so one notebook rerun alone must get the threads it had in the batch
+        # float rounding of its evaluation, so one notebook rerun alone gets the threads it had in the batch
         threads = 1 if bless_claims else max(1, available_cores() // jobs)
         env = {**(env or {}), **{v: str(threads) for v in THREAD_VARS}}
         log(f"{min(jobs, len(chosen) or 1)} notebook(s) at a time, {threads} thread(s) each")
@@ -464,7 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--jobs", type=_positive_int, default=2, metavar="N",
                     help="notebooks run side by side, each kernel with cores // N threads, also when fewer "
                          "notebooks are chosen (default 2, as make reports: a notebook rerun alone gets the "
-                         "threads it had in the full run, so its tables are the same)")
+                         "threads it had in the full run)")
     ap.add_argument("--device", default=None,
                     help="override every notebook's device parameter (cuda, cuda:1, cpu, auto)")
     ap.add_argument("--precision", default=None, metavar="{fp32,bf16,fp16,auto}",

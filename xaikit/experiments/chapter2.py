@@ -19,8 +19,8 @@ from ..reports.figures import curves, overlay, saliency_colorbar
 from .common import ModelParams, PhotoParams, SyntheticParams
 from .params import param
 from .protocols import protocol
-from .study import (EvalSet, Study, ahead, best, combine, compare, label, mean_and_spread, means, paper_model,
-                    row_titles, verdict)
+from .study import (EvalSet, Study, ahead, best, combine, compare, concat_compared, label, mean_and_spread, means,
+                    paper_model, row_titles, verdict)
 
 CNN_METHODS = ["fakecam", "gradcam", "gradcampp", "scorecam", "ablationcam", "xgradcam", "layercam",
                "extremal", "opticam"]
@@ -146,7 +146,7 @@ def box_study_table(study: Study, sets: EvalSet | Sequence[EvalSet], methods: Se
     rows one after the other)."""
     if isinstance(sets, EvalSet):
         return _box_study(study, sets, methods)
-    return pd.concat([_box_study(study, es, methods) for es in sets], ignore_index=True)
+    return concat_compared([_box_study(study, es, methods) for es in sets])
 
 
 def _box_study(study: Study, es: EvalSet, methods: Sequence[str]) -> pd.DataFrame:

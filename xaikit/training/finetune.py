@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from ..config import progress
+from ..config import progress, training_threads
 from ..core.devices import model_device, to_device
 from ..data.base import collate
 from ..errors import ConfigError, DataError
@@ -91,6 +91,7 @@ def _loss(logits, y):
     return F.cross_entropy(logits, y), (logits.argmax(1) == y).sum()
 
 
+@training_threads()  # one intra-op thread: the trained weights do not depend on the core count
 def finetune(model: nn.Module, dataset: Dataset, num_classes: int | None = None, *,
              config: FinetuneConfig | None = None, checkpoint_dir: str | os.PathLike | None = None,
              transform: Callable | None = None, class_names=None, on_epoch: Callable | None = None,

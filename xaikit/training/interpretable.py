@@ -45,7 +45,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import progress
+from ..config import progress, training_threads
 from ..data.base import collate
 from ..errors import ConfigError, DataError, InputError
 from ..models.zoo import plain_checkpoint, read_checkpoint
@@ -278,6 +278,7 @@ def evaluate(model: nn.Module, dataset, batch_size: int = 256, normalize=None, d
     return {"acc": 100.0 * correct / max(n, 1), "loss": loss / max(n, 1), "n": n}
 
 
+@training_threads()  # one intra-op thread: the trained weights do not depend on the core count
 def train_interpretable(model: nn.Module, train_dataset, test_dataset=None, lam: float = 0.0,
                         error: str = "cosine", epochs: int = 200, lr: float = 0.1,
                         milestones=(60, 120, 160), gamma: float = 0.2, batch_size: int = 128,

@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import cache_dir, file_lock, progress, seed_everything
+from ..config import cache_dir, file_lock, progress, seed_everything, training_threads
 from ..data.base import load_batch
 from ..data.synthetic import GENERATOR_VERSION, synthetic
 from ..errors import ConfigError, DataError, WeightsError
@@ -221,6 +221,7 @@ def train(arch: str = "resnet18_cifar", *, num_classes: int | None = None, size:
         return _train(cfg, path, device, cache, retrain)
 
 
+@training_threads()  # one intra-op thread: the trained weights do not depend on the core count
 def _train(cfg: dict, path: Path, device, cache: bool, retrain: bool) -> nn.Module:
     arch = cfg["arch"]
     train_ds, test_ds = _datasets(cfg)

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from ..config import progress
+from ..config import progress, training_threads
 from ..core.devices import resolve_device
 from ..data.base import collate
 from ..errors import ConfigError, DataError
@@ -103,6 +103,7 @@ def _forward(model, x, labels, runner=None):
     return run(x)
 
 
+@training_threads()  # one intra-op thread: the trained weights do not depend on the core count
 def train(stream, dataset: Dataset, epochs: int | None = None, *, batch_size: int = 256, lr: float = 0.1,
           momentum: float = 0.9, weight_decay: float = 1e-4, lr_step: int = 30, lr_gamma: float = 0.1,
           seed: int = 0, max_batches: int | None = None, checkpoint_dir: str | os.PathLike | None = None,
