@@ -397,3 +397,9 @@ def test_concatenated_comparisons_keep_what_they_record():
     t = concat_compared([a, b])
     assert t.attrs["published_id"] == "thesis:2.4" and t.attrs["published_empty"] == ["D"]
     assert t.attrs["directions"] == {"I": 1, "D": -1} and len(t) == 2
+    # the same metric on two models, one with no published counterpart: the column is not empty
+    with pytest.warns(UserWarning):
+        c = compare(pd.DataFrame({"paper model": ["nope"], "method": ["gradcam"], "I": [40.0]}), "thesis:2.4", keys,
+                    ["I"], metric_names={"I": "insertion"})
+    assert c.attrs["published_empty"] == ["I"] and concat_compared([a, c]).attrs["published_empty"] == []
+    assert concat_compared([c, c]).attrs["published_empty"] == ["I"]

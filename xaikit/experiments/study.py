@@ -308,14 +308,19 @@ def compare(reproduced: pd.DataFrame, published_id: str | None, keys: Mapping[st
 
 def concat_compared(frames: Sequence[pd.DataFrame], **kw) -> pd.DataFrame:
     """``pd.concat`` of :func:`compare` outputs keeping what they record (``pd.concat`` drops ``attrs`` as
-    soon as they differ): the published table, the union of published columns left empty and of metric
-    directions, the first protocol caption."""
+    soon as they differ): the published table, the published columns every part that has them left empty,
+    the union of metric directions, the first protocol caption."""
     out = pd.concat(list(frames), **{"ignore_index": True, **kw})
     attrs = [f.attrs for f in frames]
     ids = {a["published_id"] for a in attrs if a.get("published_id")}
     if len(ids) == 1:
         out.attrs["published_id"] = ids.pop()
-        out.attrs["published_empty"] = sorted({m for a in attrs for m in a.get("published_empty", [])})
+        # a published column is empty when every part that has it left it empty: one model's rows with
+        # no published counterpart (a stand-in beside a model the paper did not run) do not empty another's
+        empty = {m for a in attrs for m in a.get("published_empty", [])}
+        out.attrs["published_empty"] = sorted(
+            m for m in empty if all(m in a.get("published_empty", []) for f, a in zip(frames, attrs)
+                                    if f"{m} published" in f.columns))
         out.attrs["directions"] = {k: v for a in attrs for k, v in (a.get("directions") or {}).items()}
     proto = next((a["protocol"] for a in attrs if a.get("protocol")), None)
     if proto:
