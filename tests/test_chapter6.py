@@ -143,6 +143,20 @@ def test_finetune_snapshots_record_every_epoch_and_do_not_change_the_run(tmp_pat
     assert images[1].get_title().startswith("epoch 0: p=")
     with pytest.raises(xk.errors.InputError, match="snapshots"):
         ch6.finetune_figure(study, base, [], n=2)
+    # a rerun reads the snapshots, the final weights and the seconds from the cache: no fine-tuning again
+    import xaikit.experiments.chapter6 as mod
+    real = mod.finetune_run
+
+    def no_groupcam_run(*a, **k):
+        if k.get("transform") is not None:
+            raise AssertionError("fine-tuned with Group-CAM again")
+        return real(*a, **k)  # the plain run reads its own checkpoint
+
+    monkeypatch.setattr(mod, "finetune_run", no_groupcam_run)
+    again, _ = ch6.finetune(study, snapshots=(snaps2 := []))
+    pd.testing.assert_series_equal(again["top1 reproduced"], with_snaps["top1 reproduced"])
+    assert again["time_s"].iloc[-1] == with_snaps["time_s"].iloc[-1]  # the recorded training seconds
+    assert [e for e, _ in snaps2] == [0, 1, 2] and all(torch.equal(snaps2[-1][1][k], v) for k, v in snaps[-1][1].items())
 
 
 def test_composite_puts_the_centre_halves_side_by_side():

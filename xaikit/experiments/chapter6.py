@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
 import time
+import warnings
 import weakref
 from dataclasses import dataclass
 from typing import Mapping, Sequence
@@ -400,24 +402,50 @@ def finetune(study: Study, snapshots: list | None = None) -> tuple[pd.DataFrame,
         model = copy.deepcopy(base)
         model.xaikit = copy.deepcopy(base.xaikit)
         keep = snapshots is not None and kind == "groupcam"
-        if keep:
-            snapshots.append((0, _state(model)))
+        # keyed by the weights it starts from and its training scenes: never another base's run
+        ckdir = cache_dir() / "finetune" / config_hash("ch6", kind, cfg.finetune_model, fc.key(), fc.epochs, len(train),
+                                                       cfg.random_weights, cfg.image_size, cfg.synthetic_size, base_fp,
+                                                       scene(cfg))
         t0 = time.perf_counter()
-        finetune_run(model, train, config=fc,
-                     transform=(lambda x, y, m: groupcam_augment(m, x, y)) if kind == "groupcam" else None,
-                     on_epoch=(lambda e, m: snapshots.append((e, _state(m)))) if keep else None,
-                     # keyed by the weights it starts from and its training scenes: never another base's run
-                     checkpoint_dir=cache_dir() / "finetune" / config_hash("ch6", kind, cfg.finetune_model, fc.key(),
-                                                                           fc.epochs, len(train), cfg.random_weights,
-                                                                           cfg.image_size, cfg.synthetic_size,
-                                                                           base_fp, scene(cfg))
-                     if not keep else None)
+        if keep:  # every epoch's weights (Figure 8), cached as one file: a rerun does not fine-tune again
+            seconds = _snapshot_run(model, snapshots, ckdir.with_name(ckdir.name + "-snapshots.pt"),
+                                    lambda on_epoch: finetune_run(model, train, config=fc, on_epoch=on_epoch,
+                                                                  transform=lambda x, y, m: groupcam_augment(m, x, y)))
+        else:
+            finetune_run(model, train, config=fc, checkpoint_dir=ckdir)
+            seconds = time.perf_counter() - t0
         out.append({"model": f"fine-tuned, {'Group-CAM-masked' if kind == 'groupcam' else 'plain'} images",
                     "training": kind, "paper model": "resnet50", "epochs": cfg.finetune_epochs,
-                    "top1": top1_of(model, test) * 100, "time_s": time.perf_counter() - t0})
+                    "top1": top1_of(model, test) * 100, "time_s": seconds})
     table = compare(pd.DataFrame(out), "groupcam:7", {"training": "training", "paper model": "model"}, ["top1"],
                     relabel=None)
     return table.drop(columns=["training"]), base
+
+
+def _snapshot_run(model: torch.nn.Module, snapshots: list, path, run) -> float:
+    """Fine-tune ``model`` by ``run(on_epoch)`` collecting ``(epoch, state)`` into ``snapshots`` (epoch 0 = the
+    start), or read them, the final weights and the training seconds from ``path`` when an earlier run saved
+    them there; returns the training seconds (the recorded ones when read)."""
+    if path.exists():
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            states, seconds = [(int(e), s) for e, s in saved["snapshots"]], float(saved["seconds"])
+            model.load_state_dict(states[-1][1])
+            snapshots.extend(states)
+            return seconds
+        except Exception as e:  # noqa: BLE001 - a torn or foreign file: say which, then fine-tune again
+            warnings.warn(f"fine-tuning snapshots {path} unreadable ({type(e).__name__}); fine-tuning again",
+                          stacklevel=2)
+    mine = [(0, _state(model))]
+    t0 = time.perf_counter()
+    run(lambda e, m: mine.append((e, _state(m))))
+    seconds = time.perf_counter() - t0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    torch.save({"snapshots": mine, "seconds": seconds}, tmp)
+    os.replace(tmp, path)
+    snapshots.extend(mine)
+    return seconds
 
 
 def _state(model: torch.nn.Module) -> dict:
