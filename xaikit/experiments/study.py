@@ -176,18 +176,7 @@ def bootstrap_halfwidth(values, resamples: int = BOOTSTRAP, seed: int = 0, level
     """Half the width of the percentile bootstrap interval of the mean of ``values`` (NaN skipped): the
     ``±`` beside a mean in every table. Seeded (``seed``), vectorized (one ``(resamples, n)`` draw); 0 for a
     single value, NaN for none."""
-    if isinstance(values, torch.Tensor):  # a metric's per-image values, wherever they were computed
-        values = values.detach().float().cpu()
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return float("nan")
-    if v.size == 1:
-        return 0.0
-    rng = np.random.default_rng(seed)
-    m = v[rng.integers(0, v.size, size=(int(resamples), v.size))].mean(1)
-    lo, hi = np.quantile(m, [(1 - level) / 2, (1 + level) / 2])
-    return float(hi - lo) / 2
+    return bootstrap_halfwidth_of(lambda m: m, [values], resamples, seed, level)  # the mean itself
 
 
 def bootstrap_halfwidth_of(statistic: Callable, columns: Sequence, resamples: int = BOOTSTRAP, seed: int = 0,
@@ -197,6 +186,7 @@ def bootstrap_halfwidth_of(statistic: Callable, columns: Sequence, resamples: in
     of a number computed from several means, like ADCC as the harmonic mean of dataset means.
     ``columns``: equal-length per-image arrays (a row with a NaN in any column is skipped); ``statistic``
     takes one ``(resamples,)`` array per column and returns ``(resamples,)`` values."""
+    # per-image values as tensors (a metric's, wherever computed) or arrays
     v = np.stack([np.asarray(c.detach().float().cpu() if isinstance(c, torch.Tensor) else c, dtype=np.float64)
                   for c in columns])
     v = v[:, np.isfinite(v).all(0)]

@@ -26,7 +26,8 @@ Every metric that runs a model runs it in eval mode, on :func:`xaikit.models.inf
 explicit ``bf16`` / ``fp16`` setting of :mod:`xaikit.models.fast` in that precision: then the means over images
 of insertion/deletion AUC and AD/AG/AI moved by up to 0.5 points on 2 photos at 128 px, ``tests/test_precision.py``,
 but by 0.8 on Group-CAM's insertion curves of the 7 photos at 224 px, and a single image's value by up to 1.2
-points of AUC and 4 of AD), and leaves it as it found it (train/eval flag of every submodule, ``.grad`` fields, state);
+points of AUC and 4 of AD), and leaves it as it found it (train/eval flag of every submodule, ``.grad``
+fields, state);
 it reads the logits from tensors, ``.logits``, ``["logits"]`` or a tuple's first element
 (:func:`xaikit.metrics._common.logits_from`). NaN or infinite images, maps and model outputs raise an
 :class:`~xaikit.errors.InputError` naming where they came from.

@@ -45,7 +45,8 @@ Reduced precision (the GPU fast path):
   runs them ~2x faster; fp32 elsewhere, where emulated bf16 would be slower.  The metrics' forwards stay
   fp32 under auto (:func:`xaikit.config.metric_setting`): bf16 logits moved EfficientNet-Lite0's mean
   insertion AUC on the 7 bundled photos at 224 px by 0.8 points, above the 0.5 bar, while bf16 maps scored
-  in fp32 stay within 0.13 of the fp32 maps' AUCs; an explicit bf16 / fp16 reaches the metrics too).  Set it for a block with the :func:`precision` context manager (blocks nest, the
+  in fp32 stay within 0.13 of the fp32 maps' AUCs; an explicit bf16 / fp16 reaches the metrics too).
+  Set it for a block with the :func:`precision` context manager (blocks nest, the
   innermost wins), for a process with ``XAIKIT_PRECISION``, for a batch run with ``python -m xaikit.run
   --precision``; an invalid value is a ConfigError naming the valid ones;
 * under bf16 / fp16, :func:`inference_twin` returns a :class:`ReducedPrecision` network: the fp32 twin
@@ -293,8 +294,8 @@ def inference_twin(model: nn.Module, example: torch.Tensor | None = None, precis
 
     ``precision``: ``"fp32"``, ``"bf16"``, ``"fp16"`` or ``"auto"``; None (default) = the current setting
     (:func:`precision` block, else ``XAIKIT_PRECISION``, else ``"auto"``: bf16 on a CUDA device that
-    supports it or a CPU that runs it natively, fp32 elsewhere).  A reduced precision gives the fp32 twin run under
-    ``torch.autocast`` (float32 logits out), checked on ``example`` against the model in fp32, or the
+    supports it or a CPU that runs it natively, fp32 elsewhere).  A reduced precision gives the fp32 twin run
+    under ``torch.autocast`` (float32 logits out), checked on ``example`` against the model in fp32, or the
     fp32 twin where that check fails (section "Reduced precision")."""
     if not isinstance(model, nn.Module) or not enabled() or model.training or hasattr(model, "xaikit_twin"):
         return model  # (a twin is its own twin)
