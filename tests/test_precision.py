@@ -99,19 +99,22 @@ def test_default_on_cpu_is_fp32_and_changes_nothing(monkeypatch):
     with fast.precision("fp32"):
         explicit = cam.explain(x)
     assert torch.equal(auto.maps, explicit.maps) and torch.equal(auto.extras["scores"], explicit.extras["scores"])
-    assert prov.device_info("cpu")["precision"] == {"setting": "auto", "in_use": "fp32", "metrics": "fp32"}
+    assert prov.device_info("cpu")["precision"] == {"setting": "auto", "in_use": "fp32", "metrics": "fp32",
+                                                          "training": "fp32"}
 
 
 def test_auto_on_a_cpu_with_native_bf16(monkeypatch):
-    """auto = bf16 for the perturbation methods on a CPU that runs it natively, fp32 for the metrics (whose
-    means bf16 logits move by up to 0.8 points on Lite0 at 224 px); an explicit bf16 reaches the metrics too."""
+    """auto = bf16 for the perturbation methods on a CPU that runs it natively, for the metrics only after their
+    own check (bf16 logits move Lite0's means by up to 0.8 points at 224 px); an explicit bf16 reaches the
+    metrics unchecked."""
     from xaikit.metrics._common import runner
     monkeypatch.setenv("XAIKIT_CPU_BF16", "1")
-    assert config.cpu_bf16() and fast.resolve_precision("cpu") == "bf16" and config.metric_setting() == "fp32"
-    assert prov.device_info("cpu")["precision"] == {"setting": "auto", "in_use": "bf16", "metrics": "fp32"}
+    assert config.cpu_bf16() and fast.resolve_precision("cpu") == "bf16" and config.metric_setting() == "auto"
+    assert prov.device_info("cpu")["precision"] == {
+        "setting": "auto", "in_use": "bf16", "metrics": "bf16 where its check passed, else fp32", "training": "fp32"}
     m, x = ConvBN().eval(), _x()
     assert isinstance(xk.models.inference_twin(m, x), fast.ReducedPrecision)
-    assert not isinstance(runner(m, x, True), fast.ReducedPrecision)
+    assert isinstance(runner(m, x, True), fast.CheckedReduced)
     cam = xk.attributors.create("scorecam", m, layer="conv")
     with fast.precision("bf16"):
         explicit = cam.explain(x)
@@ -131,7 +134,8 @@ def test_context_env_and_invalid_values(monkeypatch):
         with fast.precision("fp32"):  # blocks nest, the innermost wins
             assert fast.resolve_precision("cpu") == "fp32"
         assert fast.resolve_precision("cpu") == "bf16"
-        assert prov.device_info("cpu")["precision"] == {"setting": "bf16", "in_use": "bf16", "metrics": "bf16"}
+        assert prov.device_info("cpu")["precision"] == {"setting": "bf16", "in_use": "bf16", "metrics": "bf16",
+                                                              "training": "fp32"}  # its own setting
     assert config.precision_setting() == "auto"
     monkeypatch.setenv(config.PRECISION_ENV, "BF16")
     assert fast.resolve_precision("cpu") == "bf16"
@@ -346,3 +350,82 @@ def test_recognition_in_bf16_within_half_a_point(lite0, sal):
     a, b = both(lambda: xk.metrics.recognition(model, x, sal, y))
     for k in ("AD", "AG", "AI"):
         assert abs(a[k] - b[k]) <= 0.5, f"{k}: fp32 {a[k]} bf16 {b[k]}"
+
+
+def _scaled(s):
+    m = ConvBN(classes=10).eval()
+    with torch.no_grad():
+        m.fc.weight.mul_(s)
+        m.fc.bias.mul_(s)
+    return m
+
+
+def test_metrics_use_bf16_under_auto_only_after_their_own_check(monkeypatch):
+    # the clean-image probe of inference_twin passes both models; the metric's check on its own first 64 inputs
+    # keeps bf16 for the sound one and sends the other (logits ~120 wide: bf16 moves them by ~0.3) to fp32
+    from xaikit.metrics._common import runner
+    monkeypatch.setenv("XAIKIT_CPU_BF16", "1")
+    x = _x(64, 16, seed=2)
+    for scale, trusted in ((1, True), (50, False)):
+        m = _scaled(scale)
+        full, red = fast.inference_twin(m, x, precision="fp32"), fast.inference_twin(m, x)
+        assert isinstance(red, fast.ReducedPrecision)  # the probe alone would have used bf16
+        run = runner(m, x, True, "insertion")
+        with torch.no_grad():
+            first = run(x[:40])
+            assert run.verdict is None and torch.equal(first, full(x[:40]))  # checking: the fp32 outputs
+            assert torch.equal(run(x[40:]), full(x[40:])) and run.verdict is trusted
+            again = runner(m, x, True, "insertion")(x[:8])  # the verdict holds for later calls of the metric
+            assert torch.equal(again, (red if trusted else full)(x[:8]))
+            assert not torch.equal(red(x[:8]), full(x[:8]))  # (bf16 and fp32 do differ)
+            assert runner(m, x, True, "deletion").verdict is None  # another metric checks for itself
+        chk = fast.metric_checks(m)[("insertion", 16, 16, "bf16", "cpu")]
+        assert chk["rows"] == 64 and chk["verdict"] is trusted and chk["mean_dlogit"] > 0
+        with torch.no_grad():
+            m.fc.bias.add_(0.0)  # new weights (version bump): checked again
+        assert runner(m, x, True, "insertion").verdict is None
+        assert fast.metric_checks(m)[("insertion", 16, 16, "bf16", "cpu")]["rows"] == 0
+    monkeypatch.setenv("XAIKIT_CPU_BF16", "0")  # no native bf16: auto is the plain fp32 twin
+    m = _scaled(1)
+    assert runner(m, x, True, "insertion") is fast.inference_twin(m, x, precision="fp32")
+
+
+def test_metric_values_under_auto_stay_within_the_bar_or_equal_fp32(monkeypatch):
+    # whole metric calls: the sound model's insertion AUCs under auto move by far less than 0.5 points, the
+    # refused one's equal fp32 exactly
+    monkeypatch.setenv("XAIKIT_CPU_BF16", "1")
+    x = _x(16, 16, seed=3)
+    sal = torch.rand(16, 16, 16, generator=torch.Generator().manual_seed(0))
+    for scale in (1, 50):
+        m = _scaled(scale)
+        with fast.precision("fp32"):
+            ref = xk.metrics.insertion(m, x, sal, 0, steps=16, substrate="mean", space="normalized")
+        auto = xk.metrics.insertion(m, x, sal, 0, steps=16, substrate="mean", space="normalized")
+        checked = fast.metric_checks(m)[("insertion", 16, 16, "bf16", "cpu")]
+        assert checked["rows"] >= 64
+        if checked["verdict"]:
+            assert (auto - ref).abs().mean() * 100 < 0.5 and not torch.equal(auto, ref)
+        else:
+            assert scale == 50 and torch.equal(auto, ref)
+
+
+def test_metrics_take_the_prediction_from_fp32_clean_passes_under_checked_bf16(monkeypatch):
+    # target None (the prediction): the class scored is the fp32 prediction even after the check trusted bf16,
+    # so a near tie cannot flip the class (the clean pass runs on fast.exact(run))
+    monkeypatch.setenv("XAIKIT_CPU_BF16", "1")
+    m = _scaled(1)
+    x = _x(64, 16, seed=2)
+    sal = torch.rand(64, 16, 16, generator=torch.Generator().manual_seed(0))
+    xk.metrics.insertion(m, x, sal, steps=16, substrate="mean", space="normalized")  # the check runs, passes
+    assert fast.metric_checks(m)[("insertion", 16, 16, "bf16", "cpu")]["verdict"] is True
+    full = fast.inference_twin(m, x, precision="fp32")
+    calls = []
+    # (the bf16 twin runs this very fp32 twin under autocast)
+    h = full.register_forward_hook(lambda mod, a, out: calls.append((a[0].shape[0], torch.is_autocast_enabled("cpu"))))
+    try:
+        curves = xk.metrics.insertion_curves(m, x[:8], sal[:8], steps=16, substrate="mean", space="normalized")
+    finally:
+        h.remove()
+    assert calls == [(8, False), (136, True)]  # the clean images in fp32; the 8 x 17 perturbed ones in bf16
+    with fast.precision("fp32"):
+        assert torch.equal(curves.target, m(x[:8]).argmax(1))

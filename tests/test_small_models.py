@@ -217,3 +217,51 @@ def test_mobilenetv2_pytorch_cifar100_layout_is_the_reference_architecture():
     assert get_layer(m, m.xaikit.feature_layer)(torch.zeros(1, 320, 5, 5)).shape[-1] == 5  # 32 px -> 5x5
     with pytest.raises(ConfigError, match="layout"):
         xk.models.load("mobilenetv2_cifar", weights="random", layout="v3")
+
+
+def _conv_dtypes():
+    """Patch Conv2d.forward to record the dtypes of its outputs while training."""
+    seen = set()
+    orig = nn.Conv2d.forward
+
+    def fwd(self, x):
+        out = orig(self, x)
+        if self.training:
+            seen.add(out.dtype)
+        return out
+    return seen, orig, fwd
+
+
+def test_train_precision_setting_and_bf16_training_is_another_cached_model(cache, monkeypatch):
+    from xaikit import config as C
+    monkeypatch.setenv("XAIKIT_CPU_BF16", "0")
+    monkeypatch.delenv("XAIKIT_TRAIN_PRECISION", raising=False)
+    assert C.train_precision("cpu") == "fp32" and C.train_tag("cpu") == () and C.train_key("k", "cpu") == "k"
+    monkeypatch.setenv("XAIKIT_CPU_BF16", "1")
+    assert C.train_precision("cpu") == "fp32"  # the default: models the same on every machine
+    monkeypatch.setenv("XAIKIT_TRAIN_PRECISION", "auto")  # auto: bf16 on a CPU that runs it natively, fp32 on CUDA
+    assert C.train_precision("cpu") == "bf16" and C.train_precision("cuda") == "fp32"
+    assert C.train_key("k", torch.device("cpu")) == "k-bf16" and C.train_key("k", "cuda:0") == "k"
+    monkeypatch.setenv("XAIKIT_TRAIN_PRECISION", "fp32")
+    assert C.train_precision("cpu") == "fp32"
+    monkeypatch.setenv("XAIKIT_TRAIN_PRECISION", "half")
+    with pytest.raises(ConfigError, match="XAIKIT_TRAIN_PRECISION='half'"):
+        C.train_precision("cpu")
+
+    cfg = dict(TINY, n_train=64, n_test=32, epochs=1)
+    seen, orig, fwd = _conv_dtypes()
+    monkeypatch.setattr(nn.Conv2d, "forward", fwd)
+    monkeypatch.setenv("XAIKIT_TRAIN_PRECISION", "fp32")
+    a = T.train("resnet18_cifar", **cfg)
+    assert seen == {torch.float32} and a.train_record["precision"] == "fp32"
+    seen.clear()
+    monkeypatch.setenv("XAIKIT_TRAIN_PRECISION", "bf16")
+    b = T.train("resnet18_cifar", **cfg)
+    # the convolutions ran in bf16 (autocast), the weights stay fp32, and it is a second checkpoint, not the first
+    assert seen == {torch.bfloat16} and b.train_record["precision"] == "bf16"
+    assert all(p.dtype == torch.float32 for p in b.parameters())
+    assert len(list((cache / "models").glob("*.pt"))) == 2
+    assert any(not torch.equal(u, v) for u, v in zip(a.state_dict().values(), b.state_dict().values()))
+    monkeypatch.setenv("XAIKIT_TRAIN_PRECISION", "fp32")  # back to fp32: the first checkpoint is loaded again
+    c = T.train("resnet18_cifar", **cfg)
+    assert all(torch.equal(u, v) for u, v in zip(a.state_dict().values(), c.state_dict().values()))

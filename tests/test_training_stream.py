@@ -124,3 +124,21 @@ def test_class_specific_trains_with_labels():
 def test_train_rejects_plain_model():
     with pytest.raises(ConfigError, match="CAStream.wrap"):
         ts.train(_model(), Spots(n=4), epochs=1)
+
+
+def test_bf16_training_is_tagged_and_never_resumed_as_fp32(tmp_path, monkeypatch):
+    # XAIKIT_TRAIN_PRECISION=bf16: autocast in the stream's forward; the checkpoint's key says so, and an fp32 run
+    # refuses to continue it (a bf16-trained stream is another model, config.train_key)
+    m = _model()
+    data = Spots(n=16)
+    monkeypatch.setenv("XAIKIT_TRAIN_PRECISION", "bf16")
+    dtypes = set()
+    s = _fresh_stream(m)
+    h = s.register_forward_hook(lambda mod, a, out: dtypes.add(out.dtype))
+    ts.train(s, data, epochs=1, batch_size=8, seed=0, checkpoint_dir=tmp_path)
+    h.remove()
+    assert dtypes == {torch.bfloat16}
+    assert torch.load(tmp_path / ts.CHECKPOINT, weights_only=True)["config_key"].endswith("-bf16")
+    monkeypatch.setenv("XAIKIT_TRAIN_PRECISION", "fp32")
+    with pytest.raises(ConfigError, match="other hyper-parameters"):
+        ts.train(_fresh_stream(m), data, epochs=2, batch_size=8, seed=0, checkpoint_dir=tmp_path)

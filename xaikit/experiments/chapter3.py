@@ -20,7 +20,8 @@ import torch
 from torch.utils.data import Subset
 
 from .. import published as P
-from ..config import cache_dir
+from ..config import cache_dir, train_key, train_tag
+from ..core.devices import model_device
 from ..core.targets import logits_of, predict
 from ..data import folders
 from ..data.base import collate, load_batch
@@ -130,7 +131,8 @@ def finetuned(cfg: Params, model, spec: str, setting: str):
     tr, _ = datasets(cfg, spec, setting)
     fc = FinetuneConfig(epochs=cfg.finetune_epochs, lr=cfg.finetune_lr, lr_step=cfg.finetune_lr_step,
                         batch_size=cfg.finetune_batch_size, seed=cfg.seed)
-    key = config_hash("ch3-finetune", spec, setting, fc.key(), fc.epochs, len(tr), str(getattr(tr, "root", "")),
+    key = config_hash("ch3-finetune", spec, setting, train_key(fc.key(), model_device(model)), fc.epochs, len(tr),
+                      str(getattr(tr, "root", "")),
                       cfg.random_weights, cfg.image_size, fingerprint(model))  # the weights it starts from
     finetune(model, tr, num_classes=tr.num_classes, config=fc, class_names=tr.class_names,
              checkpoint_dir=cache_dir() / "finetune" / key)
@@ -152,7 +154,7 @@ def stream(cfg: Params, spec: str, setting: str = "imagenet", start_stage: int =
         # the checkpoint holds the stream's weights only: it is keyed by the backbone's weights it was trained
         # on (a checkpoint of another backbone, e.g. one trained on other scenes, must never be loaded)
         ckpt = config_hash("ca-stream", spec, setting, start_stage, variant, class_specific, init,
-                           _stream_train_keys(cfg), fingerprint(base))
+                           _stream_train_keys(cfg), fingerprint(base), *train_tag(model_device(base).type))
         train_stream(s, tr, epochs=cfg.stream_epochs, batch_size=cfg.stream_batch_size, lr=cfg.stream_lr,
                      lr_step=max(1, cfg.stream_lr_step or cfg.stream_epochs), seed=cfg.seed,
                      augment=cfg.stream_augment, checkpoint_dir=cache_dir() / "streams" / ckpt)

@@ -29,9 +29,9 @@ from torch.utils.data import Subset
 
 from .. import attributors
 from .. import metrics as M
-from ..config import cache_dir
+from ..config import cache_dir, train_key
 from ..core.conventions import gaussian_blur
-from ..core.devices import on_model, synchronize
+from ..core.devices import model_device, on_model, synchronize
 from ..core.targets import logits_of, resolve_targets
 from ..data import folders
 from ..data.base import load_batch
@@ -403,7 +403,8 @@ def finetune(study: Study, snapshots: list | None = None) -> tuple[pd.DataFrame,
         model.xaikit = copy.deepcopy(base.xaikit)
         keep = snapshots is not None and kind == "groupcam"
         # keyed by the weights it starts from and its training scenes: never another base's run
-        ckdir = cache_dir() / "finetune" / config_hash("ch6", kind, cfg.finetune_model, fc.key(), fc.epochs, len(train),
+        ckdir = cache_dir() / "finetune" / config_hash("ch6", kind, cfg.finetune_model,
+                                                       train_key(fc.key(), model_device(base)), fc.epochs, len(train),
                                                        cfg.random_weights, cfg.image_size, cfg.synthetic_size, base_fp,
                                                        scene(cfg))
         t0 = time.perf_counter()

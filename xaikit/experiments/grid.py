@@ -174,8 +174,9 @@ def evaluate(model, data, methods, metrics=("recognition",), *, target: str = "l
     # fp32 adds nothing, so the keys of everything computed before the option stay valid
     prec = resolve_precision(device)
     pkey = () if prec == "fp32" else (("precision", prec),)
-    mprec = resolve_precision(device, metric_setting())  # the metrics stay fp32 under "auto"
-    mpkey = () if mprec == "fp32" else (("precision", mprec),)
+    msetting = metric_setting()  # under "auto": bf16 once each metric's own check passed (fast.CheckedReduced)
+    mprec = resolve_precision(device, msetting)
+    mpkey = () if mprec == "fp32" else (("precision", mprec + ("-checked" if msetting == "auto" else "")),)
     mkeys = {row: config_hash(type(c).__name__, {k: v for k, v in c.options.items() if not callable(v)}, c.layer_name,
                               __version__, *pkey)
              for row, c in cams.items()}

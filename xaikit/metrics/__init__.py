@@ -22,7 +22,9 @@ Presets: ``insertion``/``deletion``/``overall`` (``"rise"``, ``"author"``, ``"gr
 ``preset=``; ``"paper"`` (the default) is the text (``docs/CONVENTIONS.md``).
 
 Every metric that runs a model runs it in eval mode, on :func:`xaikit.models.inference_twin` unless
-``twin=False`` (in fp32 under the default ``"auto"`` precision, :func:`xaikit.config.metric_setting`; at an
+``twin=False`` (under the default ``"auto"`` precision in bf16 only where the device runs it natively and the
+metric's bf16 forwards matched fp32 on its own first 64 perturbed images, else fp32:
+:class:`xaikit.models.fast.CheckedReduced`; at an
 explicit ``bf16`` / ``fp16`` setting of :mod:`xaikit.models.fast` in that precision: then the means over images
 of insertion/deletion AUC and AD/AG/AI moved by up to 0.5 points on 2 photos at 128 px, ``tests/test_precision.py``,
 but by 0.8 on Group-CAM's insertion curves of the 7 photos at 224 px, and a single image's value by up to 1.2

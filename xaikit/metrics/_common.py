@@ -31,12 +31,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..config import metric_setting
 from ..core.conventions import SUBSTRATES, auto_batch, check_count, choice, chunks, substrate
 from ..core.targets import check_target as _core_check_target
 from ..core.targets import output_logits
 from ..errors import ConfigError, InputError
-from ..models import inference_twin
+from ..models.fast import exact, metric_runner  # noqa: F401 - exact: the metrics' clean passes
 
 
 # ------------------------------------------------------------------------------------ the model
@@ -69,13 +68,14 @@ def check_model(model, name: str = "model") -> nn.Module:
     return model
 
 
-def runner(model: nn.Module, x: torch.Tensor, twin) -> nn.Module:
-    """The module the metric's forwards go through: :func:`xaikit.models.inference_twin` of ``model``
-    (BatchNorm folded, channels-last, checked against the model on ``x``; fp32 under the default ``"auto"``
-    precision, an explicit bf16/fp16 setting as asked: :func:`xaikit.config.metric_setting`) when ``twin``,
-    else the model (in fp32).
+def runner(model: nn.Module, x: torch.Tensor, twin, metric: str = "metric") -> nn.Module:
+    """The module the metric's forwards go through: when ``twin``, :func:`xaikit.models.inference_twin` of
+    ``model`` (BatchNorm folded, channels-last, checked against the model on ``x``) at the metric precision
+    (:func:`xaikit.config.metric_setting`: under the default ``"auto"``, bf16 where the device runs it natively
+    and only after it matched fp32 on ``metric``'s own first perturbed images, :func:`xaikit.models.fast.metric_runner`;
+    an explicit bf16/fp16 as asked), else the model (in fp32).
     Call it inside :func:`eval_guard` (a model in train mode has no twin)."""
-    return inference_twin(model, x, precision=metric_setting()) if check_bool("twin", twin) else model
+    return metric_runner(model, x, metric) if check_bool("twin", twin) else model
 
 
 def unchecked_logits(out, batch: int, where: str = "model(x)") -> torch.Tensor:

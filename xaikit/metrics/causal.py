@@ -23,7 +23,7 @@ from ..core.devices import runs_on_model
 from ..core.targets import resolve_target
 from ..errors import ConfigError
 from ._common import (batch_size_for, check_finite, check_model, check_substrate, check_target, count, eval_guard,
-                      model_logits, nonfinite_rows, number, runner, substrate_values, unchecked_logits)
+                      exact, model_logits, nonfinite_rows, number, runner, substrate_values, unchecked_logits)
 
 _STEPS_HINT = ("the curve has steps + 1 points, ceil(H*W / steps) pixels apart; steps >= H*W puts one pixel "
                "per step (the thesis: 224 at 224x224)")
@@ -174,8 +174,8 @@ def _causal(model, x, sal, target=None, *, insert: bool, steps, substrate, score
     bs = batch_size_for(batch_size, x)
     t = check_target(target, B)
     with torch.no_grad(), eval_guard(model):
-        run = runner(model, x, twin)  # BatchNorm folded, channels-last: the same outputs, faster
-        out = model_logits(run, x, bs, f"model(x) on the clean images ({name})")
+        run = runner(model, x, twin, name)  # BatchNorm folded, channels-last: the same outputs, faster
+        out = model_logits(exact(run), x, bs, f"model(x) on the clean images ({name})")  # fp32: the target
         t = check_target(t, B, out.shape[1])
         t = resolve_target(None if target_rule == "pred" else t, out)
         x_sp = sp.to_space(x)
@@ -378,8 +378,8 @@ def _aopc(model, x, sal, target=None, *, patch_size, regions, baseline, score, b
     bs = batch_size_for(batch_size, x)
     t = check_target(target, B)
     with torch.no_grad(), eval_guard(model):
-        run = runner(model, x, twin)
-        out = model_logits(run, x, bs, "model(x) on the clean images (aopc)")
+        run = runner(model, x, twin, "aopc")
+        out = model_logits(exact(run), x, bs, "model(x) on the clean images (aopc)")
         t = resolve_target(check_target(t, B, out.shape[1]), out)
         f0 = class_score(out, t, score)
         gh, gw = math.ceil(H / ps), math.ceil(W / ps)

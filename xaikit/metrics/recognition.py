@@ -17,7 +17,7 @@ from ..core.devices import runs_on_model
 from ..core.targets import resolve_target
 from ..errors import InputError
 from ._common import (batch_size_for, check_bool, check_model, check_target, eval_guard, model_logits, reduce_dict,
-                      runner)
+                      exact, runner)
 from .localization import box_masks
 
 
@@ -36,8 +36,8 @@ def _ad_ag_ai(p: torch.Tensor, o: torch.Tensor) -> dict:
 def _clean(model, x, target, batch_size, twin, what):
     """(run, p-logits, target, batch size) after the clean forward; options checked first."""
     bs = batch_size_for(batch_size, x)
-    run = runner(model, x, twin)
-    out = model_logits(run, x, bs, f"model(x) on the clean images ({what})")
+    run = runner(model, x, twin, what)
+    out = model_logits(exact(run), x, bs, f"model(x) on the clean images ({what})")  # fp32: the target
     t = resolve_target(check_target(target, x.shape[0], out.shape[1]), out)
     return run, out, t, bs
 

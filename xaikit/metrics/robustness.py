@@ -84,7 +84,7 @@ def max_sensitivity(explainer, x, target=None, *, radius: float = 0.2, n: int = 
                                  "the classes as target=")
             with torch.no_grad():
                 xm = on_model(model, x)
-                t = back(model_logits(runner(model, xm, twin), xm, bs,
+                t = back(model_logits(runner(model, xm, twin, "max_sensitivity"), xm, bs,
                                       "model(x) (max_sensitivity's prediction)").argmax(-1), x)
         if sal is None:
             e0 = _explain(explainer, x, t, bs, "the explanation e(x)")

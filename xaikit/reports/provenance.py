@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config import PRECISION_ENV, check_name, cpu_bf16, metric_setting, precision_setting, repo_root, reports_dir, resolve_precision
+from ..config import (PRECISION_ENV, check_name, cpu_bf16, metric_setting, precision_setting, repo_root, reports_dir,
+                      resolve_precision, train_precision)
 from ..errors import ConfigError
 from .. import __version__
 
@@ -95,8 +96,9 @@ def precision_info(device: Any = None) -> dict:
     """The forward precision of the perturbation methods and metrics (:mod:`xaikit.models.fast`): the setting
     (``XAIKIT_PRECISION``, set by ``python -m xaikit.run --precision``, or the innermost
     :func:`xaikit.config.precision` block; default ``"auto"``) and what it means on ``device`` (``in_use``:
-    fp32, bf16 or fp16 for the perturbation methods, ``metrics``: for the metrics' forwards, fp32 under auto;
-    a model whose reduced-precision twin failed its check still runs in fp32)."""
+    fp32, bf16 or fp16 for the perturbation methods, ``metrics``: for the metrics' forwards, under auto a reduced
+    precision only where each metric's own check passes; a model whose reduced-precision twin failed its check still runs in fp32; ``training``: the precision of
+    xaikit's single-backward training loops, :func:`xaikit.config.train_precision`)."""
     try:
         setting = precision_setting()
     except ConfigError as exc:
@@ -111,8 +113,18 @@ def precision_info(device: Any = None) -> dict:
             bf16 = bool(torch.cuda.is_bf16_supported())
         except Exception:  # noqa: BLE001 - a device that cannot say: no bf16
             bf16 = False
+    try:
+        training = train_precision(kind)
+    except ConfigError as exc:
+        training = f"error: {exc}"
     return {"setting": setting, "in_use": resolve_precision(setting, kind, bf16),
-            "metrics": resolve_precision(metric_setting(setting), kind, bf16)}
+            "metrics": _checked(resolve_precision(metric_setting(setting), kind, bf16), setting),
+            "training": training}
+
+
+def _checked(prec: str, setting: str) -> str:
+    """A metric precision as provenance shows it: under auto a reduced one is used only where its check passed."""
+    return f"{prec} where its check passed, else fp32" if prec != "fp32" and setting == "auto" else prec
 
 
 def device_info(device: Any = None) -> dict:

@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from ..config import progress, training_threads
+from ..config import progress, train_autocast, train_key, training_threads
 from ..core.devices import model_device, to_device
 from ..data.base import collate
 from ..errors import ConfigError, DataError
@@ -119,7 +119,7 @@ def finetune(model: nn.Module, dataset: Dataset, num_classes: int | None = None,
         except Exception as e:  # noqa: BLE001 - a damaged checkpoint is named, then retrained
             raise DataError(f"cannot read the fine-tuning checkpoint {path} ({type(e).__name__}); delete it to "
                             "train again") from e
-        if ck.get("config_key") != cfg.key() or ck.get("num_classes") != int(model.xaikit.num_classes):
+        if ck.get("config_key") != train_key(cfg.key(), dev) or ck.get("num_classes") != int(model.xaikit.num_classes):
             raise ConfigError(f"checkpoint {path} was written with other hyper-parameters; use another "
                               "checkpoint_dir or delete it")
         model.load_state_dict(ck["model"])
@@ -148,7 +148,9 @@ def finetune(model: nn.Module, dataset: Dataset, num_classes: int | None = None,
             if transform is not None:
                 x01 = transform(x01, y, model)
                 model.train()
-            loss, c = _loss(runner(model.xaikit.normalize(x01)), y)
+            with train_autocast(dev):  # bf16 mixed precision where config.train_precision says so
+                logits = runner(model.xaikit.normalize(x01)).float()
+            loss, c = _loss(logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -164,7 +166,7 @@ def finetune(model: nn.Module, dataset: Dataset, num_classes: int | None = None,
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
             torch.save({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(), "history": history, "config_key": cfg.key(),
+                        "scheduler": sched.state_dict(), "history": history, "config_key": train_key(cfg.key(), dev),
                         "num_classes": int(model.xaikit.num_classes)}, tmp)
             os.replace(tmp, path)
         D.barrier()

@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import cache_dir, file_lock, progress, seed_everything, training_threads
+from ..config import cache_dir, file_lock, progress, seed_everything, train_autocast, train_precision, training_threads
 from ..data.base import load_batch
 from ..data.synthetic import GENERATOR_VERSION, synthetic
 from ..errors import ConfigError, DataError, WeightsError
@@ -216,6 +216,8 @@ def train(arch: str = "resnet18_cifar", *, num_classes: int | None = None, size:
     cfg = config(arch, num_classes=num_classes, size=size, n_train=n_train, n_test=n_test, data=data,
                  epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, optimizer=optimizer,
                  seed=seed, arch_kwargs=arch_kwargs, augment=augment, label_smoothing=label_smoothing)
+    if train_precision(torch.device(device).type) == "bf16":  # a bf16-trained model is another model (fp32
+        cfg = {**cfg, "precision": "bf16"}  # keys, and the caches holding them, stay as they were)
     path = checkpoint_path(cfg)
     with file_lock(path) if cache else contextlib.nullcontext():  # notebooks side by side train it once
         return _train(cfg, path, device, cache, retrain)
@@ -268,7 +270,8 @@ def _train(cfg: dict, path: Path, device, cache: bool, retrain: bool) -> nn.Modu
                 flip = torch.rand(len(idx), generator=gen) < 0.5
                 xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
             xb, yb = inf.normalize(xb).to(dev), yb.to(dev)
-            logits = model(xb)
+            with train_autocast(dev):  # bf16 mixed precision where config.train_precision says so
+                logits = model(xb).float()
             loss = _loss(logits, yb, cfg["label_smoothing"])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -284,7 +287,8 @@ def _train(cfg: dict, path: Path, device, cache: bool, retrain: bool) -> nn.Modu
     acc = evaluate(model, test_ds, device=dev)
     record = {"config": cfg, "hash": config_hash(cfg), "test_accuracy": acc, "chance": _chance(cfg),
               "train_time_s": round(train_time, 2), "cpu_time_s": round(cpu_time, 2), "history": history, "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "device": str(dev), "checkpoint": path.name}
+              "threads": torch.get_num_threads(), "device": str(dev), "checkpoint": path.name,
+              "precision": cfg.get("precision", "fp32")}
     model.to("cpu")
     if not cache:
         model.train_record = record

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from ..config import progress, training_threads
+from ..config import progress, train_autocast, train_key, training_threads
 from ..core.devices import resolve_device
 from ..data.base import collate
 from ..errors import ConfigError, DataError
@@ -137,7 +137,7 @@ def train(stream, dataset: Dataset, epochs: int | None = None, *, batch_size: in
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
     if ckpt_path is not None and resume and ckpt_path.exists():
         ck = _read(ckpt_path, dev)
-        if ck.get("config_key") != cfg.key() or ck.get("placement") != stream.placement:
+        if ck.get("config_key") != train_key(cfg.key(), dev) or ck.get("placement") != stream.placement:
             raise ConfigError(f"checkpoint {ckpt_path} was written with other hyper-parameters or another "
                               "stream; use another checkpoint_dir or resume=False to start over")
         stream.load_stream_state_dict(ck["stream"])
@@ -165,7 +165,8 @@ def train(stream, dataset: Dataset, epochs: int | None = None, *, batch_size: in
                 x01 = color_jitter(random_resized_crop_flip(x01, gen), gen)
             x = normalize(x01)
             y = batch.labels.to(dev)
-            logits = _forward(stream, x, y, runner)
+            with train_autocast(dev):  # bf16 mixed precision where config.train_precision says so
+                logits = _forward(stream, x, y, runner).float()
             loss, correct = _loss_and_correct(logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -187,7 +188,7 @@ def train(stream, dataset: Dataset, epochs: int | None = None, *, batch_size: in
             torch.save(plain_checkpoint({"format": CHECKPOINT_FORMAT, "epoch": epoch + 1,
                                          "stream": stream.stream_state_dict(), "optimizer": opt.state_dict(),
                                          "scheduler": sched.state_dict(), "history": history,
-                                         "config": asdict(cfg), "config_key": cfg.key(),
+                                         "config": asdict(cfg), "config_key": train_key(cfg.key(), dev),
                                          "placement": str(stream.placement)}, "CA-Stream checkpoint"), tmp)
             os.replace(tmp, ckpt_path)
         D.barrier()  # no rank runs ahead of the checkpoint
