@@ -193,12 +193,20 @@ def test_jobs_run_notebooks_side_by_side_with_shared_cores(tmp_path, monkeypatch
     rec = json.loads((tmp_path / "_ci" / "01_pass" / "provenance.json").read_text())
     assert rec["run"]["status"] == "passed"
     assert rec["device"]["omp_num_threads"] == str(min(2, real))  # 4 cores // 2 (capped to the real ones)
+    assert rec["run"]["longest_s"] == rec["run"]["wall_s"]  # the first run: its own time
+    # a notebook that once took long (an empty cache) keeps that weight through fast warm reruns, so the
+    # longest-first order does not start it last
+    rec["run"]["longest_s"] = 999.0
+    (tmp_path / "_ci" / "01_pass" / "provenance.json").write_text(json.dumps(rec))
     # one notebook rerun alone with the same --jobs keeps the threads it had beside the other
     one = []
     assert xr.run(str(PROFILE), ["01"], notebooks=NBS, log=one.append, jobs=2) == 0
     assert "1 notebook(s) at a time, 2 thread(s) each" in one
     rec = json.loads((tmp_path / "_ci" / "01_pass" / "provenance.json").read_text())
     assert rec["device"]["omp_num_threads"] == "2"
+    assert rec["run"]["longest_s"] == 999.0 and rec["run"]["wall_s"] < 999
+    assert xr._last_wall(tmp_path / "_ci" / "01_pass") == 999.0
+    assert xr._last_wall(tmp_path / "_ci" / "no_such_notebook") == 0.0
     assert "01_pass" in (tmp_path / "_ci" / "index.md").read_text()
     with pytest.raises(SystemExit):
         xr.main(["--profile", str(PROFILE), "--jobs", "0"])
