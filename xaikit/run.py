@@ -307,9 +307,9 @@ def run(profile: str = "default", patterns: Sequence[str] | None = None, dry_run
     (``"fp32"``, ``"bf16"``, ``"fp16"``, ``"auto"``; checked before any notebook starts) is the forward precision
     of the perturbation methods and metrics in every kernel (env ``XAIKIT_PRECISION``, :mod:`xaikit.models.fast`);
     None keeps the environment's (default ``"auto"``: bf16 for the perturbation methods on a CUDA device that
-    supports it or a CPU that runs bf16 natively, fp32 elsewhere and for the metrics). ``jobs``: notebooks run
-    side by side, each in its own process with ``cores // jobs`` threads (the longest first, by the last
-    recorded run); a model two of them need is trained once (:func:`xaikit.config.file_lock`). The threads
+    supports it or a CPU that runs bf16 natively, fp32 elsewhere; the metrics in bf16 only where their own check
+    passes). ``jobs``: notebooks run side by side, each in its own process with ``cores // jobs`` threads (the
+    longest first, by the longest recorded run); a model two of them need is trained once (:func:`xaikit.config.file_lock`). The threads
     follow the ``jobs`` asked for, also when fewer notebooks are chosen, so a notebook rerun alone evaluates
     with the threads it had in the full run (training always runs on one thread,
     :func:`xaikit.config.training_threads`, since SGD amplifies the rounding of a thread count). Two 1-thread
@@ -476,7 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--precision", default=None, metavar="{fp32,bf16,fp16,auto}",
                     help="forward precision of the perturbation methods and metrics in every notebook (default: "
                          "$XAIKIT_PRECISION or auto = bf16 for the perturbation methods on a CUDA device or a CPU that runs "
-                         "it natively, fp32 elsewhere and for the metrics)")
+                         "it natively, fp32 elsewhere; the metrics in bf16 only where their own check passes)")
     ap.add_argument("--strict-device", action="store_true", default=None,
                     help="fail on any data tensor that reaches a model without being moved to its device "
                          "(the CPU-only check of the device rule; XAIKIT_STRICT_DEVICE=1 does the same)")
