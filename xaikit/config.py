@@ -173,8 +173,8 @@ def train_autocast(device):
     The loss is computed from float32 logits either way."""
     import torch
 
-    dtype = torch.device(device).type
-    return torch.autocast(dtype, dtype=torch.bfloat16, enabled=train_precision(dtype) == "bf16")
+    kind = torch.device(device).type
+    return torch.autocast(kind, dtype=torch.bfloat16, enabled=train_precision(kind) == "bf16")
 
 
 def set_threads(n: int | None = None) -> int:
