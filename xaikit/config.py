@@ -163,8 +163,9 @@ def train_tag(device_type: str = "cpu") -> tuple:
 def train_key(key: str, device) -> str:
     """A training checkpoint's configuration key ``key`` tagged with :func:`train_tag` of ``device`` (a
     ``torch.device`` or its name)."""
-    kind = getattr(device, "type", str(device).split(":")[0])
-    return key + "".join("-" + t for t in train_tag(kind))
+    import torch
+
+    return key + "".join("-" + t for t in train_tag(torch.device(device).type))
 
 
 def train_autocast(device):

@@ -414,15 +414,25 @@ def full_precision(net) -> nn.Module:
     return net.net if isinstance(net, ReducedPrecision) else net
 
 
-def _reduced_agrees(fast_out, ref_out) -> bool:
-    """The reduced-precision check on the probe rows (module docstring)."""
+def _comparable(fast_out, ref_out):
+    """``(fast, ref)`` as float32 ``(B, C)`` logits when both are tensors of one 2-D shape with every value
+    finite, else None (a reduced-precision output that cannot stand for the fp32 one)."""
     if not (isinstance(fast_out, torch.Tensor) and isinstance(ref_out, torch.Tensor)):
-        return False
+        return None
     if fast_out.shape != ref_out.shape or fast_out.dim() != 2:
-        return False
+        return None
     a, b = fast_out.detach().float(), ref_out.detach().float()
     if not (bool(torch.isfinite(a).all()) and bool(torch.isfinite(b).all())):
+        return None
+    return a, b
+
+
+def _reduced_agrees(fast_out, ref_out) -> bool:
+    """The reduced-precision check on the probe rows (module docstring)."""
+    pair = _comparable(fast_out, ref_out)
+    if pair is None:
         return False
+    a, b = pair
     pa, pb = a.softmax(1), b.softmax(1)
     if float((pa - pb).abs().max()) > REDUCED_PROB_TOL:
         return False
@@ -549,24 +559,18 @@ class CheckedReduced(nn.Module):
         _PROBING = True
         try:
             with torch.no_grad():
-                red = self.fast(x)
-            a, b = output_logits(red), output_logits(ref)
-            if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape
-                    and a.dim() == 2):
-                cache[self.slot] = (key, False, rows, sp, sl)
-                return ref
-            a, b = a.detach().float(), b.detach().float()
-            if not (bool(torch.isfinite(a).all()) and bool(torch.isfinite(b).all())):
-                cache[self.slot] = (key, False, rows, sp, sl)
-                return ref
-            sp += float((a.softmax(1) - b.softmax(1)).abs().amax(1).sum())
-            sl += float((a - b).abs().amax(1).sum())
-            rows += a.shape[0]
+                pair = _comparable(output_logits(self.fast(x)), output_logits(ref))
         except Exception:  # noqa: BLE001 - a forward that breaks under autocast: fp32
-            cache[self.slot] = (key, False, rows, sp, sl)
-            return ref
+            pair = None
         finally:
             _PROBING = False
+        if pair is None:  # not comparable with fp32's, not finite, or broken under autocast: fp32 for good
+            cache[self.slot] = (key, False, rows, sp, sl)
+            return ref
+        a, b = pair
+        sp += float((a.softmax(1) - b.softmax(1)).abs().amax(1).sum())
+        sl += float((a - b).abs().amax(1).sum())
+        rows += a.shape[0]
         verdict = None
         if rows >= METRIC_CHECK_ROWS:
             verdict = sp / rows <= METRIC_PROB_TOL and sl / rows <= METRIC_LOGIT_TOL

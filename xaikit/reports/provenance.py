@@ -97,8 +97,9 @@ def precision_info(device: Any = None) -> dict:
     (``XAIKIT_PRECISION``, set by ``python -m xaikit.run --precision``, or the innermost
     :func:`xaikit.config.precision` block; default ``"auto"``) and what it means on ``device`` (``in_use``:
     fp32, bf16 or fp16 for the perturbation methods, ``metrics``: for the metrics' forwards, under auto a reduced
-    precision only where each metric's own check passes; a model whose reduced-precision twin failed its check still runs in fp32; ``training``: the precision of
-    xaikit's single-backward training loops, :func:`xaikit.config.train_precision`)."""
+    precision only where each metric's own check passes; a model whose reduced-precision twin failed its check
+    still runs in fp32; ``training``: the precision of xaikit's single-backward training loops,
+    :func:`xaikit.config.train_precision`)."""
     try:
         setting = precision_setting()
     except ConfigError as exc:
