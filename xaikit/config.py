@@ -280,6 +280,17 @@ def _cpuinfo_bf16() -> bool:
     return False
 
 
+def save_atomic(obj, path: str | os.PathLike) -> None:
+    """``torch.save(obj, path)`` through a temporary file of this process beside it and ``os.replace``: a reader
+    (another notebook, a rerun after a crash) sees the old file or the whole new one, never half of one."""
+    import torch
+
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
 @contextlib.contextmanager
 def file_lock(path: str | os.PathLike):
     """Hold an exclusive lock on ``<path>.lock`` for the block (``fcntl.flock``; where there is no ``fcntl``, a

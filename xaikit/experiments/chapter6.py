@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import os
 import time
 import warnings
 import weakref
@@ -29,7 +28,7 @@ from torch.utils.data import Subset
 
 from .. import attributors
 from .. import metrics as M
-from ..config import cache_dir, train_key
+from ..config import cache_dir, save_atomic, train_key
 from ..core.conventions import gaussian_blur
 from ..core.devices import model_device, on_model, synchronize
 from ..core.targets import logits_of, resolve_targets
@@ -442,9 +441,7 @@ def _snapshot_run(model: torch.nn.Module, snapshots: list, path, run) -> float:
     run(lambda e, m: mine.append((e, _state(m))))
     seconds = time.perf_counter() - t0
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    torch.save({"snapshots": mine, "seconds": seconds}, tmp)
-    os.replace(tmp, path)
+    save_atomic({"snapshots": mine, "seconds": seconds}, path)
     snapshots.extend(mine)
     return seconds
 

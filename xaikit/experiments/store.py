@@ -24,7 +24,7 @@ from typing import Iterable, Mapping, Sequence
 import pandas as pd
 import torch
 
-from ..config import cache_dir
+from ..config import cache_dir, save_atomic
 from ..errors import ConfigError
 
 COLUMNS = ["image", "method", "model", "dataset", "metric", "value"]
@@ -229,6 +229,4 @@ class MapCache:
 
     def put(self, method_key: str, ids, targets, sal: torch.Tensor, seconds: float) -> None:
         p = self._path(method_key, ids, targets)
-        tmp = p.with_suffix(f".{os.getpid()}.tmp")
-        torch.save({"sal": sal.detach().to("cpu", torch.float16), "seconds": float(seconds)}, tmp)
-        os.replace(tmp, p)  # atomic: a reader never sees half a file
+        save_atomic({"sal": sal.detach().to("cpu", torch.float16), "seconds": float(seconds)}, p)

@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from ..config import progress, train_autocast, train_key, training_threads
+from ..config import progress, save_atomic, train_autocast, train_key, training_threads
 from ..core.devices import model_device, to_device
 from ..data.base import collate
 from ..errors import ConfigError, DataError
@@ -164,11 +164,9 @@ def finetune(model: nn.Module, dataset: Dataset, num_classes: int | None = None,
                         "acc": 100.0 * correct / max(seen, 1), "time_s": time.perf_counter() - t0})
         if path is not None and rank == 0:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            torch.save({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(), "history": history, "config_key": train_key(cfg.key(), dev),
-                        "num_classes": int(model.xaikit.num_classes)}, tmp)
-            os.replace(tmp, path)
+            save_atomic({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                         "scheduler": sched.state_dict(), "history": history, "config_key": train_key(cfg.key(), dev),
+                         "num_classes": int(model.xaikit.num_classes)}, path)
         D.barrier()
         if on_epoch is not None:
             on_epoch(epoch + 1, model)

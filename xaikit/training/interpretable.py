@@ -45,7 +45,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import progress, training_threads
+from ..config import progress, save_atomic, training_threads
 from ..data.base import collate
 from ..errors import ConfigError, DataError, InputError
 from ..models.zoo import plain_checkpoint, read_checkpoint
@@ -391,13 +391,11 @@ def train_interpretable(model: nn.Module, train_dataset, test_dataset=None, lam:
         history["epochs"].append(row)
         if ckpt is not None and rank == 0:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
-            tmp = ckpt.with_suffix(ckpt.suffix + ".tmp")
-            torch.save(plain_checkpoint({"format": CHECKPOINT_FORMAT, "model": model.state_dict(),
-                                         "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                                         "history": history, "epoch": epoch + 1, "step": step,
-                                         "rng": torch.get_rng_state(), "config_hash": cfg_hash},
-                                        "interpretable-training checkpoint"), tmp)
-            tmp.replace(ckpt)
+            save_atomic(plain_checkpoint({"format": CHECKPOINT_FORMAT, "model": model.state_dict(),
+                                          "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                                          "history": history, "epoch": epoch + 1, "step": step,
+                                          "rng": torch.get_rng_state(), "config_hash": cfg_hash},
+                                         "interpretable-training checkpoint"), ckpt)
         D.barrier()
     model.eval()
     return history

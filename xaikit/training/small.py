@@ -32,7 +32,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import cache_dir, file_lock, progress, seed_everything, train_autocast, train_precision, training_threads
+from ..config import (cache_dir, file_lock, progress, save_atomic, seed_everything, train_autocast, train_precision,
+                      training_threads)
 from ..data.base import load_batch
 from ..data.synthetic import GENERATOR_VERSION, synthetic
 from ..errors import ConfigError, DataError, WeightsError
@@ -294,10 +295,8 @@ def _train(cfg: dict, path: Path, device, cache: bool, retrain: bool) -> nn.Modu
         model.train_record = record
         return model
 
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(plain_checkpoint({"model": model.state_dict(), "format": CHECKPOINT_FORMAT,
-                                 "config_json": json.dumps(cfg, sort_keys=True, default=str)}), tmp)
-    os.replace(tmp, path)
+    save_atomic(plain_checkpoint({"model": model.state_dict(), "format": CHECKPOINT_FORMAT,
+                                  "config_json": json.dumps(cfg, sort_keys=True, default=str)}), path)
     jtmp = path.with_suffix(f".jsontmp{os.getpid()}")
     jtmp.write_text(json.dumps(record, indent=1, default=str))
     os.replace(jtmp, path.with_suffix(".json"))

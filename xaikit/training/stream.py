@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from ..config import progress, train_autocast, train_key, training_threads
+from ..config import progress, save_atomic, train_autocast, train_key, training_threads
 from ..core.devices import resolve_device
 from ..data.base import collate
 from ..errors import ConfigError, DataError
@@ -184,13 +184,11 @@ def train(stream, dataset: Dataset, epochs: int | None = None, *, batch_size: in
         history.append(rec)
         if ckpt_path is not None and rank == 0:
             ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = ckpt_path.with_suffix(".tmp")
-            torch.save(plain_checkpoint({"format": CHECKPOINT_FORMAT, "epoch": epoch + 1,
-                                         "stream": stream.stream_state_dict(), "optimizer": opt.state_dict(),
-                                         "scheduler": sched.state_dict(), "history": history,
-                                         "config": asdict(cfg), "config_key": train_key(cfg.key(), dev),
-                                         "placement": str(stream.placement)}, "CA-Stream checkpoint"), tmp)
-            os.replace(tmp, ckpt_path)
+            save_atomic(plain_checkpoint({"format": CHECKPOINT_FORMAT, "epoch": epoch + 1,
+                                          "stream": stream.stream_state_dict(), "optimizer": opt.state_dict(),
+                                          "scheduler": sched.state_dict(), "history": history,
+                                          "config": asdict(cfg), "config_key": train_key(cfg.key(), dev),
+                                          "placement": str(stream.placement)}, "CA-Stream checkpoint"), ckpt_path)
         D.barrier()  # no rank runs ahead of the checkpoint
     stream.eval()
     return history
