@@ -207,3 +207,34 @@ def test_bad_inputs(vit):
         xk.attributors.create("vit_reciprocam", vit, kernel="box")
     with pytest.raises(ConfigError):
         xk.attributors.create("rollout", vit, head_fusion="median")(xs(1))
+
+
+@pytest.mark.parametrize("tap,block,residual,cls_token", [
+    ("norm1", -1, "masked", True), ("norm1", -1, "input", False), ("norm1", -2, "input", True),
+    ("block", -1, "masked", True), ("block", -2, "masked", False)])
+def test_vit_reciprocam_cls_readout_equals_every_token(vit, monkeypatch, tap, block, residual, cls_token):
+    """The last block computed for the [CLS] token alone (and, split at its LayerNorm, one qkv projection per
+    image scaled by each mask) gives the scores of the whole network run on every token."""
+    import xaikit.attributors.transformer as T
+
+    x = xs(2)
+    opts = dict(tap=tap, block=block, residual=residual, cls_token=cls_token, score="logit", batch_size=7)
+    fast = xk.attributors.create("vit_reciprocam", vit, **opts).explain(x, [3, 1], normalize=False).maps
+    assert T._cls_readout(vit)
+    monkeypatch.setattr(T, "_cls_readout", lambda model: False)
+    full = xk.attributors.create("vit_reciprocam", vit, **opts).explain(x, [3, 1], normalize=False).maps
+    assert torch.allclose(fast, full, rtol=0, atol=1e-5 * float(full.abs().max()))
+    assert float((fast - fast.mean()).abs().max()) > 1e-3  # the scores do vary over the tokens
+
+
+def test_cls_readout_refuses_a_replaced_head(vit):
+    import copy
+
+    import xaikit.attributors.transformer as T
+
+    other = copy.deepcopy(vit)
+    other.forward_head = lambda y, pre_logits=False: y.mean(1)
+    assert T._cls_readout(vit) and not T._cls_readout(other)
+    other = copy.deepcopy(vit)
+    other.global_pool = "avg"
+    assert not T._cls_readout(other)

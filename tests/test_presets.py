@@ -574,7 +574,9 @@ def test_vit_reciprocam_vitcam_preset_equals_the_authors_class(deit):
     ref = RefViTReciproCam(deit)
     for i, c in enumerate((1, 2)):
         r, _ = ref(x[i:i + 1], c)
-        assert torch.allclose(e.maps[i], r, atol=1e-5), (e.maps[i] - r).abs().max()
+        # maps min-max normalize softmax scores near 0.24 that span ~1e-3 over the tokens: a few float32
+        # roundings (ours computes the last block for the [CLS] token alone) are ~5e-5 of the normalized map
+        assert torch.allclose(e.maps[i], r, atol=2e-4), (e.maps[i] - r).abs().max()
     paper = xk.attributors.create("vit_reciprocam", deit).explain(x, torch.tensor([1, 2])).maps
     assert not torch.allclose(paper, e.maps, atol=1e-3)
 

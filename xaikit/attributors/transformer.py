@@ -135,6 +135,44 @@ class _ViTAttributor(Attributor):
         return logits, resolve_target(t, logits), store
 
 
+def _cls_readout(model) -> bool:
+    """Whether the logits of ``model`` read only the first token of the last block (a timm ViT/DeiT with a
+    [CLS] token and ``global_pool="token"``, no attention pooling, the stock head, not replaced on the instance)."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    head = getattr(getattr(model, "forward_head", None), "__func__", None)
+    return (head is VisionTransformer.forward_head and getattr(model, "attn_pool", None) is None
+            and getattr(model, "global_pool", None) == "token" and getattr(model, "cls_token", None) is not None
+            and all(_plain_attention(b.attn) for b in model.blocks[-1:]))
+
+
+def _plain_attention(attn) -> bool:
+    """timm's own ``Attention`` (whose forward :func:`_cls_attention` repeats for one query token)."""
+    from timm.models.vision_transformer import Attention
+
+    return type(attn) is Attention and getattr(attn, "gate", None) is None
+
+
+def _plain_qkv(attn) -> bool:
+    return _plain_attention(attn) and type(attn.qkv) is nn.Linear
+
+
+def _cls_attention(attn, h: torch.Tensor, qkv: torch.Tensor | None = None) -> torch.Tensor:
+    """timm ``Attention`` on (n, N, C) tokens ``h`` for the first (query) token only: (n, 1, C_out), equal to
+    ``attn(h)[:, :1]`` up to rounding; every token is still a key and a value.  ``qkv``: ``attn.qkv(h)`` when
+    the caller has it."""
+    n, N, _ = h.shape
+    H, d = attn.num_heads, attn.head_dim
+    qkv = (attn.qkv(h) if qkv is None else qkv).view(n, N, 3, H, d)
+    same = nn.Identity()
+    q = getattr(attn, "q_norm", same)(qkv[:, :1, 0].transpose(1, 2))  # (n, H, 1, d)
+    k = getattr(attn, "k_norm", same)(qkv[:, :, 1].transpose(1, 2))   # (n, H, N, d)
+    v = qkv[:, :, 2].transpose(1, 2)
+    a = attn.attn_drop(((q * attn.scale) @ k.transpose(-2, -1)).softmax(-1))
+    o = getattr(attn, "norm", same)((a @ v).transpose(1, 2).reshape(n, 1, H * d))
+    return attn.proj_drop(attn.proj(o))
+
+
 @register("raw_attention", "attention")
 class RawAttention(_ViTAttributor):
     """Raw attention (Dosovitskiy et al., ICLR 2021; thesis Sec. 1.3): the [CLS] row of one block's attention.
@@ -535,19 +573,32 @@ class ViTReciproCAM(_ViTAttributor):
                           kernel=kernel, cls_token=check_bool("cls_token", o["cls_token"]),
                           score=choice("score", o["score"], "score"))
 
-    def _head(self, y, x_in=None):
+    def _head(self, y, x_in=None, qkv=None):
         """H of eq. 4 applied to (n, N, C) features at the tap; ``x_in`` (n, N, C): the split block's unmasked
-        input, added by its first residual with ``residual="input"``."""
+        input, added by its first residual with ``residual="input"``.  Where the model's logits read only the
+        [CLS] token (:func:`_cls_readout`), the last block computes its attention and MLP for that token alone
+        (the other tokens' outputs are never read); ``qkv``: the split block's (n, N, 3A) query-key-value
+        projection of ``y`` when the caller has it (:meth:`_attribute` forms it from one projection per image)."""
         b = int(self.block) % self.depth
         blocks = self.model.blocks
+        last = self.depth - 1 if _cls_readout(self.model) else None
         if self.tap == "norm1":
             blk = blocks[b]
             base = x_in if (self.residual == "input" and x_in is not None) else y
+            if b == last:
+                y = base[:, :1] + blk.ls1(_cls_attention(blk.attn, y, qkv))
+                y = y + blk.ls2(blk.mlp(blk.norm2(y)))
+                return self.model.forward_head(self.model.norm(y))
             y = base + blk.ls1(blk.attn(y))
             y = y + blk.ls2(blk.mlp(blk.norm2(y)))
             b += 1
-        for blk in blocks[b:]:
-            y = blk(y)
+        for i in range(b, self.depth):
+            blk = blocks[i]
+            if i == last:
+                y = y[:, :1] + blk.ls1(_cls_attention(blk.attn, blk.norm1(y)))
+                y = y + blk.ls2(blk.mlp(blk.norm2(y)))
+            else:
+                y = blk(y)
         return self.model.forward_head(self.model.norm(y))
 
     def features(self, x):
@@ -593,18 +644,34 @@ class ViTReciproCAM(_ViTAttributor):
         M = torch.cat([prefix, spatial], 1)  # (hw, N)
         n = h * w
         pairs = B * n
-        scores = torch.empty(pairs, dtype=f.dtype, device=f.device)
+        scores = torch.empty(B, n, dtype=f.dtype, device=f.device)
         # the masked copies go through H on the model's inference path (xaikit.models.fast): the autocast of its
         # checked reduced-precision twin when the method allows a reduced precision (it does not: docstring)
         net = inference_twin(self.model, x, precision=None if self.reduced_precision else "fp32")
         reduced = full_precision(net) is not net
+        # split at the last block's LayerNorm with a [CLS] readout: a masked copy enters only that block's
+        # query-key-value projection, a linear map, and the masks scale tokens, so qkv(F . M) = M . (F W^T) + b:
+        # one projection per image serves all its h*w copies (_cls_attention)
+        attn = self.model.blocks[int(self.block) % self.depth].attn
+        factor = (self.tap == "norm1" and int(self.block) % self.depth == self.depth - 1
+                  and _cls_readout(self.model) and _plain_qkv(attn))
+        # chunks of c copies of one image, the last one padded by repeating its final copy: copy m of an image is
+        # always row m % c of a (c, ...) product (the [CLS]-only layers' products are a few rows, whose rounding
+        # depends on the row's place), so a map does not depend on the other images of the call
+        c = min(self.batch_size, n)
         with torch.no_grad(), autocast_of(net):
-            for s in range(0, pairs, self.batch_size):
-                idx = torch.arange(s, min(pairs, s + self.batch_size), device=f.device)
-                b, m = idx // n, idx % n
-                fm = f[b] * M[m][:, :, None]  # eq. 2
-                lg = self._head(fm, x_in[b])
-                scores[idx] = class_score(lg.float() if reduced else lg, t[b], self.score).to(scores.dtype)
+            for b in range(B):
+                proj = F.linear(f[b], attn.qkv.weight) if factor else None
+                for s in range(0, n, c):
+                    m = torch.arange(s, s + c, device=f.device).clamp_(max=n - 1)
+                    fm = f[b] * M[m][:, :, None]  # eq. 2
+                    qkv = None
+                    if factor:
+                        qkv = proj * M[m][:, :, None]
+                        qkv = qkv + attn.qkv.bias if attn.qkv.bias is not None else qkv
+                    lg = self._head(fm, x_in[b].expand_as(fm), qkv)
+                    sc = class_score(lg.float() if reduced else lg, t[b].expand(c), self.score)
+                    scores[b, s:s + c] = sc[:n - s].to(scores.dtype)
         return Explanation(scores.view(B, h, w), t, logits, {"grid": (int(h), int(w)), "n_forward": int(pairs)})
 
 
