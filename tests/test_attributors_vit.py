@@ -238,3 +238,19 @@ def test_cls_readout_refuses_a_replaced_head(vit):
     other = copy.deepcopy(vit)
     other.global_pool = "avg"
     assert not T._cls_readout(other)
+
+
+@pytest.mark.parametrize("kw", [{"qkv_bias": False}, {"qk_norm": True}])
+def test_vit_reciprocam_factored_attention_or_not(monkeypatch, kw):
+    """Without a qkv bias the factored [CLS] attention still applies; with query/key LayerNorms (not linear in
+    the mask) it must not, and both give the every-token scores."""
+    import xaikit.attributors.transformer as T
+
+    model = tiny_vit(seed=3, **kw)
+    assert T._plain_qkv(model.blocks[-1].attn) == ("qk_norm" not in kw)
+    x = xs(2, seed=4)
+    fast = xk.attributors.create("vit_reciprocam", model, score="logit").explain(x, [0, 7], normalize=False).maps
+    monkeypatch.setattr(T, "_cls_readout", lambda m: False)
+    full = xk.attributors.create("vit_reciprocam", model, score="logit").explain(x, [0, 7], normalize=False).maps
+    assert torch.allclose(fast, full, rtol=0, atol=1e-5 * float(full.abs().max()))
+    assert float((full - full.mean()).abs().max()) > 1e-3

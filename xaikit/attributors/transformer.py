@@ -154,16 +154,20 @@ def _plain_attention(attn) -> bool:
 
 
 def _plain_qkv(attn) -> bool:
-    return _plain_attention(attn) and type(attn.qkv) is nn.Linear
+    """A linear qkv projection followed by no query/key normalization: qkv(m . x) = m . (x W^T) + b reaches the
+    attention logits as it is (:meth:`ViTReciproCAM._factored_head`)."""
+    same = (nn.Identity,)
+    return (_plain_attention(attn) and type(attn.qkv) is nn.Linear
+            and isinstance(getattr(attn, "q_norm", nn.Identity()), same)
+            and isinstance(getattr(attn, "k_norm", nn.Identity()), same))
 
 
-def _cls_attention(attn, h: torch.Tensor, qkv: torch.Tensor | None = None) -> torch.Tensor:
+def _cls_attention(attn, h: torch.Tensor) -> torch.Tensor:
     """timm ``Attention`` on (n, N, C) tokens ``h`` for the first (query) token only: (n, 1, C_out), equal to
-    ``attn(h)[:, :1]`` up to rounding; every token is still a key and a value.  ``qkv``: ``attn.qkv(h)`` when
-    the caller has it."""
+    ``attn(h)[:, :1]`` up to rounding; every token is still a key and a value."""
     n, N, _ = h.shape
     H, d = attn.num_heads, attn.head_dim
-    qkv = (attn.qkv(h) if qkv is None else qkv).view(n, N, 3, H, d)
+    qkv = attn.qkv(h).view(n, N, 3, H, d)
     same = nn.Identity()
     q = getattr(attn, "q_norm", same)(qkv[:, :1, 0].transpose(1, 2))  # (n, H, 1, d)
     k = getattr(attn, "k_norm", same)(qkv[:, :, 1].transpose(1, 2))   # (n, H, N, d)
@@ -573,12 +577,11 @@ class ViTReciproCAM(_ViTAttributor):
                           kernel=kernel, cls_token=check_bool("cls_token", o["cls_token"]),
                           score=choice("score", o["score"], "score"))
 
-    def _head(self, y, x_in=None, qkv=None):
+    def _head(self, y, x_in=None):
         """H of eq. 4 applied to (n, N, C) features at the tap; ``x_in`` (n, N, C): the split block's unmasked
         input, added by its first residual with ``residual="input"``.  Where the model's logits read only the
         [CLS] token (:func:`_cls_readout`), the last block computes its attention and MLP for that token alone
-        (the other tokens' outputs are never read); ``qkv``: the split block's (n, N, 3A) query-key-value
-        projection of ``y`` when the caller has it (:meth:`_attribute` forms it from one projection per image)."""
+        (the other tokens' outputs are never read)."""
         b = int(self.block) % self.depth
         blocks = self.model.blocks
         last = self.depth - 1 if _cls_readout(self.model) else None
@@ -586,7 +589,7 @@ class ViTReciproCAM(_ViTAttributor):
             blk = blocks[b]
             base = x_in if (self.residual == "input" and x_in is not None) else y
             if b == last:
-                y = base[:, :1] + blk.ls1(_cls_attention(blk.attn, y, qkv))
+                y = base[:, :1] + blk.ls1(_cls_attention(blk.attn, y))
                 y = y + blk.ls2(blk.mlp(blk.norm2(y)))
                 return self.model.forward_head(self.model.norm(y))
             y = base + blk.ls1(blk.attn(y))
@@ -599,6 +602,28 @@ class ViTReciproCAM(_ViTAttributor):
                 y = y + blk.ls2(blk.mlp(blk.norm2(y)))
             else:
                 y = blk(y)
+        return self.model.forward_head(self.model.norm(y))
+
+    def _factored_head(self, blk, proj, Mc, base):
+        """Logits (c, K) of c masked copies F . M of one image split at the last block's LayerNorm, from
+        ``proj`` = F W^T (N, 3A), the bias-free query-key-value projection of its unmasked features, the
+        masks ``Mc`` (c, N) and the [CLS] residual ``base`` (c, C).  With per-token mask values m_j,
+        q = m_0 Pq_0 + b_q, k_j = m_j Pk_j + b_k, v_j = m_j Pv_j + b_v, so the [CLS] row of the attention is
+        softmax(m_j q.Pk_j + q.b_k) and its output sum_j a_j m_j Pv_j + b_v: a few (c, heads, N) products
+        instead of a (c, N, 3A) projection per chunk.  Equal to :meth:`_head` up to rounding."""
+        attn = blk.attn
+        H, d = attn.num_heads, attn.head_dim
+        A = H * d
+        N = proj.shape[0]
+        bias = attn.qkv.bias if attn.qkv.bias is not None else proj.new_zeros(3 * A)
+        pk, pv = proj[:, A:2 * A].reshape(N, H, d), proj[:, 2 * A:].reshape(N, H, d)
+        bk, bv = bias[A:2 * A].reshape(H, d), bias[2 * A:]
+        q = ((Mc[:, :1] * proj[0, :A] + bias[:A]) * attn.scale).reshape(-1, H, d)    # (c, H, d)
+        logit = Mc[:, None, :] * torch.einsum("chd,nhd->chn", q, pk) + torch.einsum("chd,hd->ch", q, bk)[..., None]
+        a = attn.attn_drop(logit.softmax(-1))                                        # (c, H, N)
+        o = torch.einsum("chn,nhd->chd", a * Mc[:, None, :], pv).reshape(-1, 1, A) + bv
+        y = base[:, None] + blk.ls1(attn.proj_drop(attn.proj(getattr(attn, "norm", nn.Identity())(o))))
+        y = y + blk.ls2(blk.mlp(blk.norm2(y)))
         return self.model.forward_head(self.model.norm(y))
 
     def features(self, x):
@@ -649,27 +674,27 @@ class ViTReciproCAM(_ViTAttributor):
         # checked reduced-precision twin when the method allows a reduced precision (it does not: docstring)
         net = inference_twin(self.model, x, precision=None if self.reduced_precision else "fp32")
         reduced = full_precision(net) is not net
-        # split at the last block's LayerNorm with a [CLS] readout: a masked copy enters only that block's
-        # query-key-value projection, a linear map, and the masks scale tokens, so qkv(F . M) = M . (F W^T) + b:
-        # one projection per image serves all its h*w copies (_cls_attention)
-        attn = self.model.blocks[int(self.block) % self.depth].attn
+        # split at the last block's LayerNorm with a [CLS] readout: a copy's tokens enter only that block's
+        # linear query-key-value projection, scaled by the mask, so one projection per image serves all its
+        # h*w copies (_factored_head)
+        blk = self.model.blocks[int(self.block) % self.depth]
         factor = (self.tap == "norm1" and int(self.block) % self.depth == self.depth - 1
-                  and _cls_readout(self.model) and _plain_qkv(attn))
+                  and _cls_readout(self.model) and _plain_qkv(blk.attn))
         # chunks of c copies of one image, the last one padded by repeating its final copy: copy m of an image is
         # always row m % c of a (c, ...) product (the [CLS]-only layers' products are a few rows, whose rounding
         # depends on the row's place), so a map does not depend on the other images of the call
         c = min(self.batch_size, n)
         with torch.no_grad(), autocast_of(net):
             for b in range(B):
-                proj = F.linear(f[b], attn.qkv.weight) if factor else None
+                proj = F.linear(f[b], blk.attn.qkv.weight) if factor else None
                 for s in range(0, n, c):
-                    m = torch.arange(s, s + c, device=f.device).clamp_(max=n - 1)
-                    fm = f[b] * M[m][:, :, None]  # eq. 2
-                    qkv = None
+                    Mc = M[torch.arange(s, s + c, device=f.device).clamp_(max=n - 1)]
                     if factor:
-                        qkv = proj * M[m][:, :, None]
-                        qkv = qkv + attn.qkv.bias if attn.qkv.bias is not None else qkv
-                    lg = self._head(fm, x_in[b].expand_as(fm), qkv)
+                        base = (f[b, 0] * Mc[:, :1]) if self.residual == "masked" else x_in[b, 0].expand(c, -1)
+                        lg = self._factored_head(blk, proj, Mc, base)
+                    else:
+                        fm = f[b] * Mc[:, :, None]  # eq. 2
+                        lg = self._head(fm, x_in[b].expand_as(fm))
                     sc = class_score(lg.float() if reduced else lg, t[b].expand(c), self.score)
                     scores[b, s:s + c] = sc[:n - s].to(scores.dtype)
         return Explanation(scores.view(B, h, w), t, logits, {"grid": (int(h), int(w)), "n_forward": int(pairs)})
