@@ -40,7 +40,7 @@ from torch.overrides import TorchFunctionMode
 from ..errors import InputError
 
 __all__ = ["guided", "guided_gradient", "GuidedReport", "unguided_activations", "GuidedWarning",
-           "preserve_batchnorm_stats", "class_score"]
+           "preserve_batchnorm_stats", "class_score", "RuleSwitch"]
 
 
 class GuidedWarning(UserWarning):
@@ -48,22 +48,23 @@ class GuidedWarning(UserWarning):
 
 
 # ------------------------------------------------------------------------------ autograd rule
+def _act_and_local(x: torch.Tensor, kind: str, slope: float):
+    """(f(x), f'(x)) of a ReLU-family activation."""
+    if kind == "relu":
+        return x.clamp(min=0), (x > 0).to(x.dtype)
+    if kind == "relu6":
+        return x.clamp(0, 6), ((x > 0) & (x < 6)).to(x.dtype)
+    pos = x > 0  # leaky
+    return torch.where(pos, x, x * slope), torch.where(pos, torch.ones_like(x), torch.full_like(x, slope))
+
+
 class _GuidedAct(torch.autograd.Function):
     """y = f(x) unchanged; backward max(0, f'(x) * g).  ``local`` is f'(x), saved (not x), so an
     in-place write to x afterwards does not invalidate the backward."""
 
     @staticmethod
     def forward(ctx, x, kind: str, slope: float):
-        if kind == "relu":
-            y = x.clamp(min=0)
-            local = (x > 0).to(x.dtype)
-        elif kind == "relu6":
-            y = x.clamp(0, 6)
-            local = ((x > 0) & (x < 6)).to(x.dtype)
-        else:  # leaky
-            pos = x > 0
-            y = torch.where(pos, x, x * slope)
-            local = torch.where(pos, torch.ones_like(x), torch.full_like(x, slope))
+        y, local = _act_and_local(x, kind, slope)
         ctx.save_for_backward(local)
         return y
 
@@ -74,8 +75,40 @@ class _GuidedAct(torch.autograd.Function):
         return (g * local).clamp(min=0), None, None
 
 
-def _apply_guided(x: torch.Tensor, kind: str, slope: float = 0.0, inplace: bool = False):
-    y = _GuidedAct.apply(x, kind, float(slope))
+class RuleSwitch:
+    """Which backward rule the activations of a :func:`guided` block with ``switch=`` follow: ``rule`` is
+    ``"guided"`` or ``"standard"`` (read when the backward runs, so one forward serves both)."""
+
+    def __init__(self, rule: str = "standard"):
+        self.rule = rule
+
+
+class _SwitchedAct(torch.autograd.Function):
+    """y = f(x) unchanged; backward by ``switch.rule`` at the time it runs: ``"guided"`` as
+    :class:`_GuidedAct` (max(0, f'(x) * g)), ``"standard"`` the activation's own gradient f'(x) * g, written
+    with differentiable ops (a ``create_graph`` backward through it has the standard double backward)."""
+
+    @staticmethod
+    def forward(ctx, x, kind: str, slope: float, switch: RuleSwitch):
+        y, local = _act_and_local(x, kind, slope)
+        ctx.save_for_backward(local)
+        ctx.switch, ctx.kind = switch, kind
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (local,) = ctx.saved_tensors
+        if ctx.switch.rule == "guided":
+            return (g * local).clamp(min=0).detach(), None, None, None
+        if ctx.kind == "leaky":
+            return g * local, None, None, None  # g or slope * g: leaky_relu_backward's values
+        # g where f'(x) = 1, else 0: the native kernel of ReLU's own backward, differentiable in g
+        return torch.ops.aten.threshold_backward(g, local, 0.0), None, None, None
+
+
+def _apply_guided(x: torch.Tensor, kind: str, slope: float = 0.0, inplace: bool = False,
+                  switch: RuleSwitch | None = None):
+    y = _GuidedAct.apply(x, kind, float(slope)) if switch is None else _SwitchedAct.apply(x, kind, float(slope), switch)
     if inplace and not (x.is_leaf and x.requires_grad):
         x.copy_(y)  # honour in-place semantics for callers that ignore the return value
         return x
@@ -158,9 +191,9 @@ class _FunctionalGuide(TorchFunctionMode):
     """Makes functional ReLU calls guided and counts other functional non-linearities, ignoring
     calls made from inside activation modules already reported (``depth`` > 0)."""
 
-    def __init__(self, report: GuidedReport, make_guided: bool):
+    def __init__(self, report: GuidedReport, make_guided: bool, switch: RuleSwitch | None = None):
         super().__init__()
-        self.report, self.make_guided, self.depth = report, make_guided, 0
+        self.report, self.make_guided, self.depth, self.switch = report, make_guided, 0, switch
 
     def __torch_function__(self, func, types_, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -176,32 +209,34 @@ class _FunctionalGuide(TorchFunctionMode):
                     kind == "leaky" and len(args) > 2 and args[2] is True)
                 d = self.report.functional_guided
                 d[name] = d.get(name, 0) + 1
-                return _apply_guided(args[0], kind, slope, inplace)
+                return _apply_guided(args[0], kind, slope, inplace, self.switch)
             if name in _FUNC_OTHER or (name in _FUNC_GUIDED and not self.make_guided):
                 d = self.report.functional_unguided
                 d[name] = d.get(name, 0) + 1
         return func(*args, **kwargs)
 
 
-def _guided_forward(kind, slope):
+def _guided_forward(kind, slope, switch=None):
     def forward(self, x):
-        return _apply_guided(x, kind, slope, getattr(self, "inplace", False))
+        return _apply_guided(x, kind, slope, getattr(self, "inplace", False), switch)
     return forward
 
 
 @contextmanager
-def guided(model: nn.Module, functional: bool = True, warn: bool = True):
+def guided(model: nn.Module, functional: bool = True, warn: bool = True, switch: RuleSwitch | None = None):
     """Context manager: inside it, ``model``'s ReLU / ReLU6 / LeakyReLU modules (in-place ones
     included) backpropagate by the guided rule (module docstring).  Yields a :class:`GuidedReport`;
     the model is restored exactly on exit (even on error).  With ``functional=True`` functional
     ReLU calls made during forward passes inside the block are guided too and other functional
     non-linearities are counted.  Warns (:class:`GuidedWarning`) when something stays standard:
-    at entry for modules, at exit for functional calls."""
+    at entry for modules, at exit for functional calls.  With a :class:`RuleSwitch` the activations
+    backpropagate by ``switch.rule`` at the time the backward runs: a forward pass made inside the block
+    gives the guided gradient and the standard one (differentiable) from the same graph."""
     report = GuidedReport()
     saved, hooks = [], []
     unguided = set(unguided_activations(model))
     report.unguided = sorted(unguided)
-    mode = _FunctionalGuide(report, functional)
+    mode = _FunctionalGuide(report, functional, switch)
 
     def _enter(*_):
         mode.depth += 1
@@ -214,7 +249,7 @@ def guided(model: nn.Module, functional: bool = True, warn: bool = True):
             k = _kind_of(m)
             if k is not None:
                 saved.append((m, m.__dict__.get("forward", None)))
-                m.forward = types.MethodType(_guided_forward(*k), m)
+                m.forward = types.MethodType(_guided_forward(*k, switch), m)
                 report.guided.append(name)
             elif f"{name or '<model>'} ({type(m).__name__})" in unguided:
                 hooks.append(m.register_forward_pre_hook(_enter))

@@ -50,7 +50,7 @@ from ..data.base import collate
 from ..errors import ConfigError, DataError, InputError
 from ..models.zoo import plain_checkpoint, read_checkpoint
 from . import distributed as D
-from ..attributors.guided import guided_gradient, preserve_batchnorm_stats, unguided_activations
+from ..attributors.guided import RuleSwitch, guided, preserve_batchnorm_stats, unguided_activations
 
 __all__ = ["ERRORS", "gradient_error", "regularized_loss", "train_interpretable", "evaluate",
            "step_cost", "augment_crop_flip", "random_rotation"]
@@ -102,6 +102,12 @@ def gradient_error(delta: torch.Tensor, teacher: torch.Tensor, error: str = "cos
 
 
 # ---------------------------------------------------------------------------- the loss
+def _logits(logits: torch.Tensor) -> torch.Tensor:
+    if logits.dim() != 2:
+        raise InputError(f"the model returned {tuple(logits.shape)}; expected (B, C) logits.")
+    return logits
+
+
 def regularized_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lam: float,
                      error: str = "cosine", warn: bool = True, total: int | None = None):
     """Algorithm 3: ``(L, parts)`` with L = L_C + lam * L_R (eq. 4.4), differentiable w.r.t. the
@@ -123,18 +129,22 @@ def regularized_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lam: fl
     if total is not None and int(total) < x.shape[0]:
         raise InputError(f"total={total} is smaller than the batch of {x.shape[0]} images it should contain.")
     ce = F.cross_entropy if total is None else (lambda lg, t: F.cross_entropy(lg, t, reduction="sum") / total)
-    teacher = None
-    if lam != 0:
-        # teacher first: its own forward/backward, BN statistics restored, no parameter grads
-        teacher = guided_gradient(model, x, target=y, score="loss", loss_fn=ce, warn=warn)
-    xi = x.detach().requires_grad_(lam != 0)
-    logits = model(xi)
-    if logits.dim() != 2:
-        raise InputError(f"the model returned {tuple(logits.shape)}; expected (B, C) logits.")
-    l_c = ce(logits, y)                                                # eq. 4.1-4.2
     if lam == 0:
+        logits = model(x.detach())
+        l_c = ce(_logits(logits), y)
         return l_c, {"L_C": l_c.item(), "L_R": 0.0, "L": l_c.item(), "grad": None, "guided": None,
                      "logits": logits.detach()}
+    # one forward serves both gradients: its activations backpropagate by the guided rule for the detached
+    # teacher d_G L_C/dx, then by the standard rule, in the graph, for dL_C/dx (the same values as a forward
+    # of its own for the teacher, whose BatchNorm batch statistics are those of this batch too)
+    switch = RuleSwitch("guided")
+    xi = x.detach().requires_grad_(True)
+    with guided(model, functional=True, warn=warn, switch=switch):
+        logits = _logits(model(xi))
+    l_c = ce(logits, y)                                                # eq. 4.1-4.2
+    (teacher,) = torch.autograd.grad(l_c, xi, retain_graph=True)       # guided "teacher", detached
+    teacher = teacher.detach()
+    switch.rule = "standard"
     (delta,) = torch.autograd.grad(l_c, xi, create_graph=True)         # standard grad, in graph
     err = gradient_error(delta, teacher, error)
     l_r = err.mean() if total is None else err.sum() / total           # eq. 4.3
