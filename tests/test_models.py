@@ -145,10 +145,14 @@ def test_load_stores_conv_models_channels_last_with_unchanged_outputs():
 def test_auto_batch_is_a_pixel_budget():
     from xaikit.core import auto_batch
 
-    assert auto_batch((224, 224)) == 8            # 2**19 / 224**2 = 10.4 -> power of two below
-    assert auto_batch((128, 128)) == 32
-    assert auto_batch((32, 32)) == 256            # 512, capped
+    assert auto_batch((224, 224)) == 2            # fp32: 2**17 / 224**2 = 2.6 -> power of two below
+    assert auto_batch((128, 128)) == 8
+    assert auto_batch((32, 32)) == 64             # 128, capped at 64 on CPU
+    assert auto_batch((224, 224), precision="bf16") == 8   # bf16 activations take half the bytes: 2**19
+    assert auto_batch((48, 48), precision="bf16") == 64    # 227 -> 128, capped
     assert auto_batch((224, 224), "cuda:0") == 64
+    assert auto_batch((224, 224), "cuda:0", precision="bf16") == 64
+    assert auto_batch((32, 32), "cuda:0") == 256
     assert auto_batch((4096, 4096)) == 1
 
 

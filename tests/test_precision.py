@@ -426,6 +426,25 @@ def test_metrics_take_the_prediction_from_fp32_clean_passes_under_checked_bf16(m
         curves = xk.metrics.insertion_curves(m, x[:8], sal[:8], steps=16, substrate="mean", space="normalized")
     finally:
         h.remove()
-    assert calls == [(8, False), (136, True)]  # the clean images in fp32; the 8 x 17 perturbed ones in bf16
+    # the clean images in fp32; the 8 x 17 perturbed ones in bf16, in chunks of 64 (the CPU cap)
+    assert calls == [(8, False), (64, True), (64, True), (8, True)]
     with fast.precision("fp32"):
         assert torch.equal(curves.target, m(x[:8]).argmax(1))
+
+
+def test_metric_chunks_follow_the_precision_their_forwards_run_at(monkeypatch):
+    """A metric sizes its CPU chunks for the precision its runner uses now: fp32 while the bf16 check runs or
+    after it refused, bf16 once it passed (bf16 activations take half the bytes, twice the images)."""
+    from xaikit.metrics._common import batch_size_for, runner
+    monkeypatch.setenv("XAIKIT_CPU_BF16", "1")
+    m, x = ConvBN().eval(), _x()
+    x48 = torch.randn(2, 3, 48, 48)
+    run = runner(m, x48, True, "insertion")
+    assert isinstance(run, fast.CheckedReduced) and run.verdict is None
+    assert fast.forward_precision(run) == "fp32" and batch_size_for(None, x48, run) == 32
+    with torch.no_grad():
+        run(torch.randn(64, 3, 48, 48))  # the check's rows: this tiny model passes it
+    assert run.verdict is True and fast.forward_precision(run) == "bf16" and batch_size_for(None, x48, run) == 64
+    assert fast.forward_precision(xk.models.inference_twin(m, x, precision="bf16")) == "bf16"
+    assert fast.forward_precision(m) == "fp32" and batch_size_for(None, x48) == 32
+    assert batch_size_for(5, x48, run) == 5  # an explicit size wins

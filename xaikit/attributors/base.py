@@ -46,7 +46,7 @@ from ..core.conventions import auto_batch, check_count, check_images, plain
 from ..core.devices import back, model_device, to_device
 from ..core.targets import check_target, output_logits
 from ..errors import ConfigError, InputError
-from ..models.fast import inference_twin
+from ..models.fast import inference_twin, resolve_precision
 from ..models.hooks import LayerCapture, model_guard
 from ..models.zoo import get_layer
 from ..models.zoo import info as model_info
@@ -281,7 +281,8 @@ class Attributor:
         layer: dotted module name or module of the target layer, for methods that read one (``uses_layer``);
             None: the model's default layer. Ignored by the other methods.
         batch_size: forward passes per chunk (perturbation methods, noise samples, path steps); None: chosen
-            from the image size by :func:`xaikit.core.conventions.auto_batch` (8 at 224 px on CPU).
+            from the image size and precision by :func:`xaikit.core.conventions.auto_batch` (on CPU 2 at 224 px
+            in fp32, 8 in bf16).
         reshape: tokens -> (B, C, h, w) for layer methods on transformers (ViTs default to
             ``model.xaikit.reshape``).
     """
@@ -334,7 +335,7 @@ class Attributor:
     @property
     def batch_size(self) -> int:
         """Chunk of forward passes: the one given, else :func:`~xaikit.core.conventions.auto_batch` of the
-        current images (8 at 224 px on CPU)."""
+        current images and the forward precision (2 at 224 px in fp32, 8 in bf16, on CPU)."""
         return self._batch_size or self._auto_batch
 
     @property
@@ -354,7 +355,9 @@ class Attributor:
         home = x.device if isinstance(x, torch.Tensor) else None
         x = self._prepare(x)
         t = check_target(target, x.shape[0], self.num_classes, x.device)
-        self._auto_batch = auto_batch(x.shape[-2:], x.device)
+        # chunks sized for the precision the method's forwards may run at (a CPU chunk should fit the caches)
+        self._auto_batch = auto_batch(x.shape[-2:], x.device,
+                                      precision=resolve_precision(x.device) if self.reduced_precision else "fp32")
         # a model whose forward returns a tuple, dict or ModelOutput: every forward of the call yields its
         # logits (core.targets.output_logits), so each method sees the (B, C) tensor it expects
         hook = self.model.register_forward_hook(_logits_hook)

@@ -84,7 +84,8 @@ class ScoreCAM(CAMFamily):
         twin: run the masked copies on the model's inference twin (default True; :mod:`xaikit.models.fast`), at
             the forward precision setting (under bf16 maps keep Pearson >= 0.999 to the fp32 ones,
             ``tests/test_precision.py``); False: on the model itself, in fp32.
-        batch_size: masked images per forward chunk; None: from the image size (8 at 224 px on CPU).
+        batch_size: masked images per forward chunk; None: from the image size and precision (on CPU 8 at
+            224 px in bf16).
         reshape: tokens -> (B, C, h, w) for transformer layers.
 
     ``explain(...).extras``: ``"scores"`` (B, K) the class score of each masked image, ``"weights"`` (B, K),

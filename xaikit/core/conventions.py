@@ -291,16 +291,31 @@ def chunks(n: int, size: int, desc: str | None = None) -> Iterator[slice]:
         yield slice(s, min(int(n), s + size))
 
 
-def auto_batch(size, device=None, budget: int | None = None, cap: int = 256) -> int:
-    """Images per forward chunk of the perturbation loops, from a pixel budget: a power of two, 8 at
-    224x224, 32 at 128x128, 256 (the cap) at 32x32 on CPU; 8x more on CUDA.
+#: CPU pixel budgets of a forward chunk (:func:`auto_batch`) by precision: a chunk's activations should stay
+#: in the caches, and bf16's take half the bytes of fp32's
+CPU_CHUNK_PIXELS = {"fp32": 2 ** 17, "bf16": 2 ** 19, "fp16": 2 ** 19}
+#: at most this many images per chunk on a CPU (a few small images already fill the caches)
+CPU_CHUNK_CAP = 64
 
-    Measured on a 2-core CPU (EfficientNet-Lite0 at 224 px, ``benchmarks/forward.py``): per image, on the
-    inference twin, a chunk of 8 runs in 11.6 ms, 16 in 11.5 ms and 64 in 21.1 ms (activations leave the
-    cache)."""
+
+def auto_batch(size, device=None, budget: int | None = None, cap: int | None = None, precision: str = "fp32") -> int:
+    """Images per forward chunk of the perturbation loops, from a pixel budget: a power of two.  On a CPU the
+    budget follows the forward ``precision`` (:data:`CPU_CHUNK_PIXELS`) and the cap is :data:`CPU_CHUNK_CAP`:
+    fp32 2 at 224x224, 8 at 128x128, 64 at 32x32; bf16 8 at 224x224, 32 at 128x128, 64 at 48x48.  On CUDA,
+    2**22 pixels capped at 256 (64 at 224x224) at either precision.
+
+    Measured on a 2-core CPU, one thread, per image on the inference twins (the chunk that fits the caches
+    wins): EfficientNet-Lite0 at 224 px fp32 15.3 / 13.7 / 13.6 / 17.8 / 19.7 ms for chunks of 1 / 2 / 4 / 8 /
+    16, bf16 12.9 / 9.6 / 8.0 / 7.5 / 9.5 ms; the synthetic ResNet-18 at 48 px fp32 1.98 / 1.89 / 2.26 / 2.48 ms
+    for 32 / 64 / 128 / 256, bf16 0.87 / 0.86 / 0.93 / 1.01 ms; MobileNet-V2 at 32 px fp32 0.69 / 0.71 / 0.99 /
+    0.97 ms.  Insertion on the 7 photos (Lite0, fp32) took 8.5 s in chunks of 8 and 6.2 s in chunks of 2;
+    RISE (1000 masks, ResNet-18 at 48 px, bf16) 8.3 s in chunks of 128 and 6.8 s in chunks of 64."""
     h, w = (int(size[-2]), int(size[-1])) if len(size) >= 2 else (int(size[0]), int(size[0]))
+    cuda = str(device).startswith("cuda")
     if budget is None:
-        budget = 2 ** 22 if str(device).startswith("cuda") else 2 ** 19
+        budget = 2 ** 22 if cuda else CPU_CHUNK_PIXELS.get(precision, CPU_CHUNK_PIXELS["fp32"])
+    if cap is None:
+        cap = 256 if cuda else CPU_CHUNK_CAP
     n = max(1, budget // max(1, h * w))
     return max(1, min(cap, 1 << (n.bit_length() - 1)))
 

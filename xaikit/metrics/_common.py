@@ -35,7 +35,7 @@ from ..core.conventions import SUBSTRATES, auto_batch, check_count, choice, chun
 from ..core.targets import check_target as _core_check_target
 from ..core.targets import output_logits
 from ..errors import ConfigError, InputError
-from ..models.fast import exact, metric_runner  # noqa: F401 - exact: the metrics' clean passes
+from ..models.fast import exact, forward_precision, metric_runner  # noqa: F401 - exact: the metrics' clean passes
 
 
 # ------------------------------------------------------------------------------------ the model
@@ -156,11 +156,11 @@ def check_bool(name: str, value) -> bool:
     return value
 
 
-def batch_size_for(batch_size, x: torch.Tensor) -> int:
+def batch_size_for(batch_size, x: torch.Tensor, net=None) -> int:
     """``batch_size`` (a whole number >= 1) or, when None, :func:`xaikit.core.conventions.auto_batch`
-    for the images' size and device."""
+    for the images' size and device and the precision the forwards of ``net`` (the metric's runner) run at."""
     if batch_size is None:
-        return auto_batch(x.shape[-2:], x.device)
+        return auto_batch(x.shape[-2:], x.device, precision=forward_precision(net))
     return count("batch_size", batch_size, 1, "images per forward chunk; None picks one from the image size")
 
 

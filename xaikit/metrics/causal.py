@@ -171,10 +171,10 @@ def _causal(model, x, sal, target=None, *, insert: bool, steps, substrate, score
     info = getattr(model, "xaikit", None)
     sp = Space(space, info)
     B, C, H, W = x.shape
-    bs = batch_size_for(batch_size, x)
     t = check_target(target, B)
     with torch.no_grad(), eval_guard(model):
         run = runner(model, x, twin, name)  # BatchNorm folded, channels-last: the same outputs, faster
+        bs = batch_size_for(batch_size, x, run)
         out = model_logits(exact(run), x, bs, f"model(x) on the clean images ({name})")  # fp32: the target
         t = check_target(t, B, out.shape[1])
         t = resolve_target(None if target_rule == "pred" else t, out)
@@ -375,10 +375,10 @@ def _aopc(model, x, sal, target=None, *, patch_size, regions, baseline, score, b
     x = check_images(x)
     sal = check_maps(sal, x)
     B, C, H, W = x.shape
-    bs = batch_size_for(batch_size, x)
     t = check_target(target, B)
     with torch.no_grad(), eval_guard(model):
         run = runner(model, x, twin, "aopc")
+        bs = batch_size_for(batch_size, x, run)
         out = model_logits(exact(run), x, bs, "model(x) on the clean images (aopc)")
         t = resolve_target(check_target(t, B, out.shape[1]), out)
         f0 = class_score(out, t, score)

@@ -289,8 +289,8 @@ def localization(sal, boxes, probs=None, target=None, *, preset: str = "paper", 
     if probs is None and model is not None:
         with torch.no_grad(), eval_guard(model):
             xm = to_device(x, model_device(model))
-            probs = model_logits(runner(model, xm, twin, "localization"), xm, batch_size_for(batch_size, xm),
-                                 "model(x) (localization)").softmax(-1)
+            run = runner(model, xm, twin, "localization")
+            probs = model_logits(run, xm, batch_size_for(batch_size, xm, run), "model(x) (localization)").softmax(-1)
     if probs is not None:
         probs = torch.as_tensor(probs).detach().float().cpu()
         if probs.dim() != 2 or probs.shape[0] != B:
@@ -360,7 +360,8 @@ def localization(sal, boxes, probs=None, target=None, *, preset: str = "paper", 
                                  for i, bp in enumerate(pred_boxes)])
             with torch.no_grad(), eval_guard(model):
                 cm = to_device(crops.to(x.dtype), model_device(model))
-                pc = model_logits(runner(model, cm, twin, "localization crops"), cm, batch_size_for(batch_size, cm),
+                run = runner(model, cm, twin, "localization crops")
+                pc = model_logits(run, cm, batch_size_for(batch_size, cm, run),
                                   "model(crop of B_p) (localization SM)").softmax(-1).cpu()
             pc = pc.gather(1, target[:, None])[:, 0]
         else:

@@ -35,8 +35,8 @@ def _ad_ag_ai(p: torch.Tensor, o: torch.Tensor) -> dict:
 
 def _clean(model, x, target, batch_size, twin, what):
     """(run, p-logits, target, batch size) after the clean forward; options checked first."""
-    bs = batch_size_for(batch_size, x)
     run = runner(model, x, twin, what)
+    bs = batch_size_for(batch_size, x, run)
     out = model_logits(exact(run), x, bs, f"model(x) on the clean images ({what})")  # fp32: the target
     t = resolve_target(check_target(target, x.shape[0], out.shape[1]), out)
     return run, out, t, bs

@@ -602,6 +602,17 @@ def metric_runner(model: nn.Module, example: torch.Tensor, metric: str, setting:
     return CheckedReduced(model, full, fast, (metric, int(H), int(W), prec, str(device)))
 
 
+def forward_precision(net) -> str:
+    """The precision the forwards of ``net`` run at now: a :class:`ReducedPrecision` twin's, a
+    :class:`CheckedReduced` runner's reduced one once its check passed (fp32 while it checks or after it
+    refused), else ``"fp32"``.  Sizes the CPU chunks (:func:`xaikit.core.conventions.auto_batch`)."""
+    if isinstance(net, CheckedReduced):
+        return net.slot[3] if net.verdict is True else "fp32"
+    if isinstance(net, ReducedPrecision):
+        return net.precision
+    return "fp32"
+
+
 def metric_checks(model: nn.Module) -> dict:
     """The metric checks of ``model`` so far (:class:`CheckedReduced`): ``{(metric, H, W, precision, device):
     {"verdict": True (reduced in use) / False (fp32) / None (checking), "rows": checked rows, "mean_dp": mean
