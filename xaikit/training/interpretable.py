@@ -16,9 +16,12 @@ Error functions E over the p = C*H*W elements of a gradient image (:data:`ERRORS
   scale-invariant (its value for d = d' is -1/||d||_1), so the default ``"hi"`` reads the
   denominator as normalising each histogram, the usual histogram intersection.
 
-Gradients are taken w.r.t. the model's input (after ``model.xaikit.normalize``).  One regularized
-step costs five passes through the network (guided forward+backward, forward, backward with
-``create_graph``, backward of L) instead of two; :func:`step_cost` measures it.  Training follows
+Gradients are taken w.r.t. the model's input (after ``model.xaikit.normalize``).  Algorithm 3 runs five
+passes through the network per regularized step (guided forward+backward, forward, backward with
+``create_graph``, backward of L) instead of two; here one forward serves the guided and the standard
+backward (the ReLU-family activations switch rule between them, :class:`~xaikit.attributors.guided.RuleSwitch`),
+which gives the same teacher, dL_C/dx and parameter gradients bit for bit in four passes; :func:`step_cost`
+measures the cost.  Training follows
 thesis §4.3.1 / weiaicunzai's pytorch-cifar100: SGD (momentum 0.9, weight decay 5e-4), lr 0.1
 divided by 5 at epochs 60, 120, 160, 200 epochs, batch 128, one warm-up epoch, random crop
 (padding 4) + horizontal flip.  ``lam=0`` is standard training.
