@@ -162,6 +162,13 @@ def _plain_qkv(attn) -> bool:
             and isinstance(getattr(attn, "k_norm", nn.Identity()), same))
 
 
+def _block_rest(blk, base: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """The rest of a timm ``Block`` after its attention output ``a``: first residual onto ``base``, then the MLP
+    with its residual (eval mode: no drop path)."""
+    y = base + blk.ls1(a)
+    return y + blk.ls2(blk.mlp(blk.norm2(y)))
+
+
 def _cls_attention(attn, h: torch.Tensor) -> torch.Tensor:
     """timm ``Attention`` on (n, N, C) tokens ``h`` for the first (query) token only: (n, 1, C_out), equal to
     ``attn(h)[:, :1]`` up to rounding; every token is still a key and a value."""
@@ -589,19 +596,13 @@ class ViTReciproCAM(_ViTAttributor):
             blk = blocks[b]
             base = x_in if (self.residual == "input" and x_in is not None) else y
             if b == last:
-                y = base[:, :1] + blk.ls1(_cls_attention(blk.attn, y))
-                y = y + blk.ls2(blk.mlp(blk.norm2(y)))
+                y = _block_rest(blk, base[:, :1], _cls_attention(blk.attn, y))
                 return self.model.forward_head(self.model.norm(y))
-            y = base + blk.ls1(blk.attn(y))
-            y = y + blk.ls2(blk.mlp(blk.norm2(y)))
+            y = _block_rest(blk, base, blk.attn(y))
             b += 1
         for i in range(b, self.depth):
             blk = blocks[i]
-            if i == last:
-                y = y[:, :1] + blk.ls1(_cls_attention(blk.attn, blk.norm1(y)))
-                y = y + blk.ls2(blk.mlp(blk.norm2(y)))
-            else:
-                y = blk(y)
+            y = _block_rest(blk, y[:, :1], _cls_attention(blk.attn, blk.norm1(y))) if i == last else blk(y)
         return self.model.forward_head(self.model.norm(y))
 
     def _factored_head(self, blk, proj, Mc, base):
@@ -622,9 +623,8 @@ class ViTReciproCAM(_ViTAttributor):
         logit = Mc[:, None, :] * torch.einsum("chd,nhd->chn", q, pk) + torch.einsum("chd,hd->ch", q, bk)[..., None]
         a = attn.attn_drop(logit.softmax(-1))                                        # (c, H, N)
         o = torch.einsum("chn,nhd->chd", a * Mc[:, None, :], pv).reshape(-1, 1, A) + bv
-        y = base[:, None] + blk.ls1(attn.proj_drop(attn.proj(getattr(attn, "norm", nn.Identity())(o))))
-        y = y + blk.ls2(blk.mlp(blk.norm2(y)))
-        return self.model.forward_head(self.model.norm(y))
+        a = attn.proj_drop(attn.proj(getattr(attn, "norm", nn.Identity())(o)))
+        return self.model.forward_head(self.model.norm(_block_rest(blk, base[:, None], a)))
 
     def features(self, x):
         """(clean logits (B, K), tap features F (B, N, C)) of a normalized batch ``x``, on the model's device."""
