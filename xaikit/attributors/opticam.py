@@ -66,10 +66,10 @@ class OptiCAM(CAMFamily):
     class score of the image masked by the normalized, upsampled map (options of thesis Table 2.8).
 
     Every term is per image, yet in float32 a map can depend on which images share the call: a batch's
-    convolutions round differently, and a hundred Adam steps amplify it (an image explained alone vs in a
-    batch of 8: maps differ by up to 0.03 on the synthetic ResNet-18, 0.31 on EfficientNet-Lite0 at 224 px;
-    in float64 they are identical). The same call on the same machine gives the same map; the tables explain
-    their images in fixed batches.
+    convolutions round differently, and a hundred Adam steps amplify it (maps of a batch of 8 and of the same
+    images in smaller calls differ by up to 0.03 on the synthetic ResNet-18, calls of 1, and 0.31 on
+    EfficientNet-Lite0 at 224 px, calls of 2; in float64 they are identical). The same call on the same machine
+    gives the same map; the tables explain their images in fixed batches.
 
     Args:
         preset: ``"paper"`` (default: the options' defaults below) or ``"official"`` (section Presets); an
