@@ -232,3 +232,18 @@ def _hold_lock(folder, i):
         time.sleep(0.5)
         with open(Path(folder) / "spans", "a") as f:
             f.write(f"{t0} {time.time()}\n")
+
+
+def test_lane_order_ends_the_lanes_together():
+    """Tasks go to the first free lane in queue order; longest-first can leave a lane idle at the end, and the
+    queue is reordered when another order ends sooner (hand-computed cases)."""
+    assert xr.makespan([3, 3, 2, 2, 2], 2) == 7                      # longest-first: 3+2+2 | 3+2
+    order = xr.lane_order([3, 3, 2, 2, 2], 2)
+    assert xr.makespan([[3, 3, 2, 2, 2][i] for i in order], 2) == 6  # 3+3 | 2+2+2
+    w = [78, 692, 542, 544, 283, 707]  # the default profile's notebooks 01-06 (seconds, 2026-12-05)
+    order = xr.lane_order(w, 2)
+    assert xr.makespan(sorted(w, reverse=True), 2) == 1519 and xr.makespan([w[i] for i in order], 2) == 1447
+    assert sorted(order) == list(range(6))
+    assert xr.lane_order([5, 9, 1], 1) == [1, 0, 2]                  # one lane: longest first, order is moot
+    assert xr.lane_order([0, 0, 0], 2) == [0, 1, 2]                  # nothing recorded: the order given
+    assert xr.lane_order([1.0] * 12, 2) == list(range(12))           # too many to try every order: longest first
