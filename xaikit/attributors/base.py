@@ -339,6 +339,12 @@ class Attributor:
         return self._batch_size or self._auto_batch
 
     @property
+    def precision_setting(self) -> str | None:
+        """The precision setting of the method's forward passes of perturbed inputs: None (the current one,
+        :func:`xaikit.config.precision_setting`), or ``"fp32"`` for a method with ``reduced_precision = False``."""
+        return None if self.reduced_precision else "fp32"
+
+    @property
     def num_classes(self) -> int | None:
         return int(self.info.num_classes) if self.info.num_classes else None
 
@@ -357,7 +363,7 @@ class Attributor:
         t = check_target(target, x.shape[0], self.num_classes, x.device)
         # chunks sized for the precision the method's forwards may run at (a CPU chunk should fit the caches)
         self._auto_batch = auto_batch(x.shape[-2:], x.device,
-                                      precision=resolve_precision(x.device) if self.reduced_precision else "fp32")
+                                      precision=resolve_precision(x.device, self.precision_setting))
         # a model whose forward returns a tuple, dict or ModelOutput: every forward of the call yields its
         # logits (core.targets.output_logits), so each method sees the (B, C) tensor it expects
         hook = self.model.register_forward_hook(_logits_hook)
@@ -438,7 +444,7 @@ class Attributor:
         False``); with ``twin=False`` the model itself, in full precision."""
         if not self.twin:
             return self.model
-        net = inference_twin(self.model, x, precision=None if self.reduced_precision else "fp32")
+        net = inference_twin(self.model, x, precision=self.precision_setting)
         return net if net is self.model else _LogitsOf(net)
 
 

@@ -672,7 +672,7 @@ class ViTReciproCAM(_ViTAttributor):
         scores = torch.empty(B, n, dtype=f.dtype, device=f.device)
         # the masked copies go through H on the model's inference path (xaikit.models.fast): the autocast of its
         # checked reduced-precision twin when the method allows a reduced precision (it does not: docstring)
-        net = inference_twin(self.model, x, precision=None if self.reduced_precision else "fp32")
+        net = inference_twin(self.model, x, precision=self.precision_setting)
         reduced = full_precision(net) is not net
         # split at the last block's LayerNorm with a [CLS] readout: a copy's tokens enter only that block's
         # linear query-key-value projection, scaled by the mask, so one projection per image serves all its

@@ -146,7 +146,6 @@ def regularized_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lam: fl
         logits = _logits(model(xi))
     l_c = ce(logits, y)                                                # eq. 4.1-4.2
     (teacher,) = torch.autograd.grad(l_c, xi, retain_graph=True)       # guided "teacher", detached
-    teacher = teacher.detach()
     switch.rule = "standard"
     (delta,) = torch.autograd.grad(l_c, xi, create_graph=True)         # standard grad, in graph
     err = gradient_error(delta, teacher, error)
