@@ -338,13 +338,11 @@ def run(profile: str = "default", patterns: Sequence[str] | None = None, dry_run
     supports it or a CPU that runs bf16 natively, fp32 elsewhere; the metrics in bf16 only where their own check
     passes). ``jobs``: notebooks run side by side, each in its own process with ``cores // jobs`` threads (queued
     so that the lanes end together by the longest recorded runs, :func:`lane_order`); a model two of them need is
-    trained once
-    (:func:`xaikit.config.file_lock`). The threads follow the ``jobs`` asked for, also when fewer notebooks are
-    chosen, so a notebook rerun alone evaluates with the threads it had in the full run (training always runs on
-    one thread,
-    :func:`xaikit.config.training_threads`, since SGD amplifies the rounding of a thread count). Two 1-thread
-    kernels do more than one 2-thread kernel: the Python between the tensor operations runs on one core, and
-    EfficientNet-Lite0's convolutions gain 1.6x, not 2x, from a second thread."""
+    trained once (:func:`xaikit.config.file_lock`). The threads follow the ``jobs`` asked for, also when fewer
+    notebooks are chosen, so a notebook rerun alone evaluates with the threads it had in the full run (training
+    always runs on one thread, :func:`xaikit.config.training_threads`, since SGD amplifies the rounding of a
+    thread count). Two 1-thread kernels do more than one 2-thread kernel: the Python between the tensor
+    operations runs on one core, and EfficientNet-Lite0's convolutions gain 1.6x, not 2x, from a second thread."""
 
     name, prof = load_profile(profile)
     all_nbs = list_notebooks(notebooks)
