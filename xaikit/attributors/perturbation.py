@@ -240,21 +240,95 @@ class BlurPyramid:
 
     def apply(self, mask: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """mask (N, 1, H, W) in [0, 1], index (N,) image of each mask -> (N, 3, H, W)."""
+        return self.blend(mask, self.pyramid[index])
+
+    def blend(self, mask: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """:meth:`apply` on the levels ``y = pyramid[index]`` (N, L, 3, H, W) selected once (an optimization
+        loop that perturbs the same images at every step need not copy their L levels at every step)."""
         w = mask * (self.num_levels - 1)
         k = w.floor()
         w = w - k
         k = k.long().clamp(0, self.num_levels - 1)
-        y = self.pyramid[index]  # (N, L, 3, H, W)
         kk = k[:, None].expand(-1, 1, y.shape[2], -1, -1)
         y0 = torch.gather(y, 1, kk)
         y1 = torch.gather(y, 1, (kk + 1).clamp_max(self.num_levels - 1))
         return ((1 - w[:, None]) * y0 + w[:, None] * y1)[:, 0]
 
 
+#: bytes of the (pixels x r^2) tensor that :class:`_SmoothMax` processes at a time on a CPU: a tile that
+#: stays in the core's caches (and in malloc's reused heap) runs the pooling 3-4x faster than one pass over
+#: a chunk's whole tensor (64 images at 32 px: 117 vs 416 ms forward and backward; 2 at 224 px: 53 vs 164 ms)
+SMOOTH_MAX_TILE_BYTES = 1 << 20
+
+
+def _smooth_max_tiles(mid: torch.Tensor, weight: torch.Tensor):
+    """(image slice, block-row slice) tiles of :class:`_SmoothMax`'s work: whole images while one fits in
+    :data:`SMOOTH_MAX_TILE_BYTES` (several per tile), else rows of blocks of one image; one tile on a GPU."""
+    n, hm = mid.shape[:2]
+    per_image = weight.numel() * weight.element_size()
+    if mid.device.type != "cpu":
+        return [(slice(None), slice(None))]
+    if per_image <= SMOOTH_MAX_TILE_BYTES:
+        k = max(1, SMOOTH_MAX_TILE_BYTES // per_image)
+        return [(slice(i, i + k), slice(None)) for i in range(0, n, k)]
+    rows = max(1, SMOOTH_MAX_TILE_BYTES // (per_image // hm))
+    return [(slice(i, i + 1), slice(r, r + rows)) for i in range(n) for r in range(0, hm, rows)]
+
+
+class _SmoothMax(torch.autograd.Function):
+    """TorchRay's smooth-max pooling of the bumps, out = sum_k v_k softmax(c v)_k over the r^2 bumps k at
+    every pixel, v = weight * mid with ``mid`` (N, hm, 1, wm, 1, R) broadcast over the step x step pixels of
+    each block and ``weight`` (hm, s, wm, s, R); its gradient with respect to ``mid`` in one expression:
+    d out / d v_k = p_k (1 + c (v_k - out)), summed over the pixels of a block.
+
+    The function autograd derives for TorchRay's unfold -> upsample -> multiply -> softmax -> sum chain,
+    computed tile by tile (:func:`_smooth_max_tiles`): no upsampled copy of ``mid``, nothing of the
+    (pixels x R) size kept for the backward pass (recomputed per tile), every value independent of the
+    tiling (reductions run over R only).  Before, this pooling was 65-80 % of an Extremal Perturbation step
+    (EfficientNet-Lite0 at 224 px, a small CNN at 32 px)."""
+
+    @staticmethod
+    def _tile(mid, weight, c):
+        v = weight * mid
+        p = torch.softmax(v * c, dim=-1)
+        return v, p, torch.linalg.vecdot(v, p)
+
+    @staticmethod
+    def forward(ctx, mid, weight, coldness: float):
+        n, hm, _, wm, _, _ = mid.shape
+        s = weight.shape[1]
+        out = mid.new_empty(n, hm, s, wm, s)
+        for i, r in _smooth_max_tiles(mid, weight):
+            out[i, r] = _SmoothMax._tile(mid[i, r], weight[r], coldness)[2]
+        ctx.save_for_backward(mid, weight)
+        ctx.coldness = coldness
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        mid, weight = ctx.saved_tensors
+        c = ctx.coldness
+        grad = torch.empty_like(mid)
+        for i, r in _smooth_max_tiles(mid, weight):
+            w = weight[r]
+            v, p, out = _SmoothMax._tile(mid[i, r], w, c)
+            t = v.sub_(out.unsqueeze(-1))
+            t.mul_(c).add_(1).mul_(p).mul_(w).mul_(g[i, r].unsqueeze(-1))
+            grad[i, r] = t.sum(dim=(2, 4), keepdim=True)
+        return grad, None, None
+
+
 class MaskGenerator:
     """Smooth masks from a low-resolution parameter (Fong et al. 2019, Sec. 3.2 "smooth masks";
     TorchRay ``MaskGenerator``): each parameter cell, ``step`` pixels apart, spreads a bump of
-    width ``sigma``; bumps are pooled by a smooth max (softmax with coldness 20) and clamped to [0, 1]."""
+    width ``sigma``; bumps are pooled by a smooth max (softmax with coldness 20) and clamped to [0, 1].
+
+    TorchRay unfolds the (r x r) neighbourhood of every parameter cell (R = r^2 channels), upsamples that
+    tensor ``step`` times (nearest) to the pixels, multiplies it by a per-pixel weight and pools it.
+    Here the upsampling is a broadcast (the R values are constant over each step x step block), the R
+    channels are the contiguous last dimension and the pooling with its gradient is one fused function
+    (:class:`_SmoothMax`): the same mask and gradient up to float rounding (``tests``: 1e-6 against the
+    literal chain), 3-5x faster on a CPU.  The weight lives on the parameter's device and dtype, cached."""
 
     def __init__(self, shape, step: int = 7, sigma: float = 21.0, coldness: float = 20.0):
         self.shape, self.step, self.sigma, self.coldness = tuple(shape), int(step), float(sigma), coldness
@@ -281,17 +355,28 @@ class MaskGenerator:
                 delta = torch.sqrt((uy - (self.margin + self.step * iy)) ** 2
                                    + (ux - (self.margin + self.step * ix)) ** 2)
                 weight[0, ky * r + kx] = torch.exp(-2 * ((delta / self.sigma - 0.5).clamp(min=0) ** 2))
-        self.weight = weight
+        self.weight = weight  # (1, R, H', W'): TorchRay's layout
+        # the fast layout: (hm, s, wm, s, R), zero beyond H' x W' (those pixels are cropped away)
+        (hm, wm), s = self.shape_mid, self.step
+        w = F.pad(weight, (0, self.shape_up[1] - self.shape_out[1], 0, self.shape_up[0] - self.shape_out[0]))
+        self._blocked = w[0].permute(1, 2, 0).reshape(hm, s, wm, s, r * r).contiguous()
+        self._on = {}
+
+    def _weight_on(self, like: torch.Tensor) -> torch.Tensor:
+        key = (like.device, like.dtype)
+        if key not in self._on:  # moved once, not at every step (a host-to-device copy on a GPU)
+            self._on[key] = self._blocked.to(device=like.device, dtype=like.dtype)
+        return self._on[key]
 
     def generate(self, pmask: torch.Tensor):
         """pmask (N, 1, h, w) -> (cropped mask (N, 1, H, W), full mask (N, 1, H', W'))."""
         r = 2 * self.radius + 1
-        m = F.unfold(pmask, (r, r), padding=(self.padding, self.padding))
-        m = m.reshape(len(pmask), -1, *self.shape_mid)
-        m = F.interpolate(m, size=self.shape_up, mode="nearest")
-        m = F.pad(m, (0, -self.step + 1, 0, -self.step + 1))
-        m = self.weight.to(m) * m
-        m = (m * F.softmax(self.coldness * m, dim=1)).sum(1, keepdim=True).clamp(0, 1)
+        (hm, wm), (hu, wu), (ho, wo) = self.shape_mid, self.shape_up, self.shape_out
+        n = len(pmask)
+        mid = F.unfold(pmask, (r, r), padding=(self.padding, self.padding))          # (N, R, hm * wm)
+        mid = mid.transpose(1, 2).reshape(n, hm, 1, wm, 1, r * r)
+        m = _SmoothMax.apply(mid, self._weight_on(pmask), float(self.coldness))       # (N, hm, s, wm, s)
+        m = m.reshape(n, 1, hu, wu)[:, :, :ho, :wo].clamp(0, 1)
         o = round(self.margin)
         return m[:, :, o:o + self.shape[0], o:o + self.shape[1]], m
 
@@ -408,10 +493,11 @@ class ExtremalPerturbation(Attributor):
         regul = float(self.regul_weight)
         tt = t[index]
         sign = 1.0 if self.variant == "preserve" else -1.0
+        levels = pyr.pyramid[index]  # (n, L, 3, H, W), the same at every step
         for it in progress(range(int(self.max_iter)), total=int(self.max_iter), desc="extremal"):
             with torch.enable_grad():
                 mask_, mask = gen.generate(pmask)
-                xm = pyr.apply(mask_ if self.variant == "preserve" else 1 - mask_, index)
+                xm = pyr.blend(mask_ if self.variant == "preserve" else 1 - mask_, levels)
                 if self.jitter and it % 2 == 0:
                     xm = torch.flip(xm, dims=(3,))
                 reward = sign * class_score(net(xm), tt, self.score)
