@@ -90,6 +90,36 @@ def test_study_results_are_keyed_by_content(tmp_path):
     assert sorted(study.map_cache(es).dir.glob("*.pt")) == files  # nothing recomputed, nothing new cached
 
 
+def test_a_figures_extra_method_is_computed_for_its_images_alone(tmp_path):
+    # the table's method is read from its padded batch; a method no table computed (Integrated Gradients
+    # beside Grad-CAM in a figure) runs on the n images shown, not on their whole batch (n = 1 of batches of 4)
+    torch.manual_seed(0)
+    model = xk.models.load("resnet18_cifar", weights="random", num_classes=4, input_size=32, width=8).eval()
+    data = load_batch(synthetic(n=4, num_classes=4, size=32, seed=1))
+    study = Study("02_test", ch2.Params.create(device="cpu", batch_size=4), root=tmp_path)
+    es = EvalSet("resnet18_cifar@synthetic", model, data, "synthetic")
+    study.evaluate(es, {"gradcam": {}}, ["recognition"])
+    seen = []
+    ig = xk.attributors.create("ig", model)
+    orig = type(ig)._attribute
+
+    def spy(self, x, t):
+        seen.append(x.shape[0])
+        return orig(self, x, t)
+
+    type(ig)._attribute = spy
+    try:
+        imgs, maps, t = study.maps(es, {"gradcam": {}, "ig": {}}, 1)
+    finally:
+        type(ig)._attribute = orig
+    assert seen == [1]  # IG ran once, on the one image shown; Grad-CAM came from the table's cache
+    assert maps["gradcam"].shape == maps["ig"].shape == (1, 32, 32) and imgs.shape[0] == 1
+    fresh = ig(model.xaikit.normalize(data.images[:1]), t)
+    assert torch.equal(maps["ig"], xk.experiments.store.MapCache.stored(fresh))
+    again = study.maps(es, {"gradcam": {}, "ig": {}}, 1)  # both read back now
+    assert seen == [1] and torch.equal(again[1]["ig"], maps["ig"])
+
+
 def test_cached_maps_are_keyed_by_the_classes_explained(tmp_path):
     # a table explaining the predicted class (Group-CAM's protocol) and a figure explaining the ground truth
     # on the same images: the figure must get ground-truth maps, not the table's (it did before the fix)

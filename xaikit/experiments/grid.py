@@ -137,7 +137,7 @@ def evaluate(model, data, methods, metrics=("recognition",), *, target: str = "l
              store: ResultStore | None = None, model_name: str | None = None, dataset_name: str = "data",
              layer=None, rank: int | None = None, world_size: int | None = None, device=None,
              metric_options: Mapping | None = None, keep_maps: bool = False,
-             on_batch: Callable | None = None, map_cache=None) -> pd.DataFrame:
+             on_batch: Callable | None = None, map_cache=None, cache_only: bool = False) -> pd.DataFrame:
     """Explain and score ``data`` (a :class:`Batch` or a dataset of items) with ``methods``.
 
     ``methods``: a name, names, ``(name, options)`` pairs, or a dict ``{row: options}`` /
@@ -151,11 +151,15 @@ def evaluate(model, data, methods, metrics=("recognition",), *, target: str = "l
     share when the store is shared). With ``keep_maps=True`` also ``{row: (N, H, W) maps}`` of this rank's
     images, on the CPU. ``map_cache`` (a :class:`~xaikit.experiments.store.MapCache`) reuses maps computed
     by an earlier call with the same method and options (and their time), so several metrics share one
-    explanation.
+    explanation. ``cache_only=True`` (with ``keep_maps`` and a ``map_cache``, no metrics) reads maps and
+    computes none: a row missing from the cache for any batch comes back as None.
     """
     rows_spec = method_rows(methods)
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     metrics = [m for m in metrics if m != "time"]
+    if cache_only and (map_cache is None or not keep_maps or metrics):
+        raise ValueError("cache_only=True reads maps: it needs map_cache, keep_maps=True and no metrics")
+    missing: set[str] = set()
     cols = columns_of(metrics)
     metric_options = {k: dict(v) for k, v in (metric_options or {}).items()}
     r0, w0 = dist_info()
@@ -200,9 +204,14 @@ def evaluate(model, data, methods, metrics=("recognition",), *, target: str = "l
             classes = t.tolist() if map_cache is not None else None  # part of a map's cache key
             for row in todo:
                 cam = cams[row]
+                if row in missing:
+                    continue
                 hit = map_cache.get(mkeys[row], ids, classes) if map_cache is not None else None
                 if hit is not None:
                     sal, dt = hit[0].to(device), hit[1]
+                elif cache_only:
+                    missing.add(row)
+                    continue
                 else:
                     t0 = time.perf_counter()
                     sal = cam(x, t)
@@ -239,7 +248,7 @@ def evaluate(model, data, methods, metrics=("recognition",), *, target: str = "l
         frame = pd.DataFrame([dict(image=r["image"], method=r["method"], model=r["model"], dataset=r["dataset"],
                                    metric=m, value=v) for r in fresh for m, v in r["values"].items()], columns=COLUMNS)
     if keep_maps:
-        return frame, {row: torch.cat(v) if v else None for row, v in maps.items()}
+        return frame, {row: torch.cat(v) if v and row not in missing else None for row, v in maps.items()}
     return frame
 
 

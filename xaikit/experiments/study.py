@@ -144,13 +144,17 @@ class Study:
         """``(images01, {row: (n, H, W) maps}, targets)`` of the first ``n`` images, from the same map cache
         as the tables (a figure never recomputes a map a table has), all on the host.  Maps are cached per
         batch of the tables' batching, so the first ``n`` images are read as the whole batches that hold them
-        (``n = 4`` of batches of 8: the first batch), then cut to ``n``; asking for exactly ``n`` images
-        would miss the cache and recompute them."""
+        (``n = 4`` of batches of 8: the first batch), then cut to ``n``; a method no table computed for them
+        (a figure's extra column) is computed for the ``n`` images alone, not for their whole batches."""
         bs = int(getattr(self.cfg, "batch_size", 8) or 8)
         k = len(es.data) if n is None else min(int(n), len(es.data))
         sub = es.head(min(len(es.data), -(-k // bs) * bs))
-        _, maps = evaluate(es.model, sub.data, methods, [], batch_size=bs, model_name=es.name,
-                           dataset_name=es.dataset, target=target, map_cache=self.map_cache(es), keep_maps=True)
+        common = dict(batch_size=bs, model_name=es.name, dataset_name=es.dataset, target=target,
+                      map_cache=self.map_cache(es), keep_maps=True)
+        _, maps = evaluate(es.model, sub.data, methods, [], cache_only=True, **common)
+        absent = {row: (m, o) for row, m, o in method_rows(methods) if maps.get(row) is None}
+        if absent:
+            maps.update(evaluate(es.model, es.head(k).data, absent, [], **common)[1])
         maps = {row: (v[:k] if v is not None else None) for row, v in maps.items()}
         x = es.model.xaikit.normalize(sub.data.images[:k])
         t = resolve_targets(es.model, x, sub.data.labels[:k], target)
