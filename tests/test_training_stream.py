@@ -142,3 +142,42 @@ def test_bf16_training_is_tagged_and_never_resumed_as_fp32(tmp_path, monkeypatch
     monkeypatch.setenv("XAIKIT_TRAIN_PRECISION", "fp32")
     with pytest.raises(ConfigError, match="other hyper-parameters"):
         ts.train(_fresh_stream(m), data, epochs=2, batch_size=8, seed=0, checkpoint_dir=tmp_path)
+
+
+@pytest.mark.parametrize("kw,multi_label", [({}, False), ({"start_stage": -1}, False),
+                                            ({"class_specific": True}, False), ({"class_specific": True}, True),
+                                            ({"variant": "proj_ca"}, True)])
+def test_features_computed_once_train_the_same_stream(monkeypatch, kw, multi_label):
+    # without augmentation the frozen backbone's features are computed once for all epochs: the trained
+    # stream and its history must be those of reading every image through the backbone every epoch, bit for bit
+    m = _model()
+    ds = Spots(n=20, multi_label=multi_label)
+    out = {}
+    for budget in (1 << 30, 0):  # 0: no feature may be kept, the old path
+        monkeypatch.setattr(ts, "STREAM_INPUTS_BYTES", budget)
+        calls = []
+        s = _fresh_stream(m, **kw)
+        orig = s.stream_inputs
+        monkeypatch.setattr(s, "stream_inputs", lambda x: calls.append(len(x)) or orig(x))
+        h = ts.train(s, ds, epochs=3, batch_size=8, lr=0.1, seed=0)
+        out[budget] = (s.stream_state_dict(), h, calls)
+    (cached, h1, c1), (full, h0, c0) = out[1 << 30], out[0]
+    assert c1 == [8, 8, 4] and c0 == [8]  # one pass over the 20 images; the old path gave up after a probe
+    assert h1 == h0 and all(torch.equal(cached[k], full[k]) for k in full)
+
+
+def test_features_are_not_reused_where_they_would_change_the_logits(monkeypatch):
+    # a head that does more than classify the pooled vector makes logits_from differ from the forward:
+    # train() then reads the images every epoch (same stream as with no budget at all), never the shortcut
+    m = _model()
+    ds = Spots(n=12)
+    monkeypatch.setattr(ts, "STREAM_INPUTS_BYTES", 0)
+    ref = _fresh_stream(m)
+    h0 = ts.train(ref, ds, epochs=2, batch_size=4, lr=0.1, seed=0)
+    monkeypatch.setattr(ts, "STREAM_INPUTS_BYTES", 1 << 30)
+    s = _fresh_stream(m)
+    orig = s.logits_from
+    monkeypatch.setattr(s, "logits_from", lambda f, t=None: 2.0 * orig(f, t))  # not the forward's logits
+    assert ts._stream_inputs(s, ds, 4, 0, torch.device("cpu"), m.xaikit.normalize) is None
+    h1 = ts.train(s, ds, epochs=2, batch_size=4, lr=0.1, seed=0)
+    assert h1 == h0 and all(torch.equal(v, ref.stream_state_dict()[k]) for k, v in s.stream_state_dict().items())

@@ -268,6 +268,36 @@ class CAStream(nn.Module):
         self.attentions = [a.detach() for a in self._atts]
         return out
 
+    @torch.no_grad()
+    def stream_inputs(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """What the stream reads of a normalized batch: the backbone's features at :attr:`points` (the last
+        one the input of its pooling), and the backbone's own (GAP) logits, from one frozen forward."""
+        mods = dict(self.backbone.named_modules())
+        feats: dict[str, torch.Tensor] = {}
+        hooks = [mods[s].register_forward_hook(lambda m, i, o, s=s: feats.__setitem__(s, o)) for s in self.points[:-1]]
+        if self.last_from_pool:
+            hooks.append(mods[self.pool_name].register_forward_hook(
+                lambda m, i, o: feats.__setitem__("__pool_in__", i[0])))
+        else:
+            hooks.append(mods[self.backbone.xaikit.feature_layer].register_forward_hook(
+                lambda m, i, o: feats.__setitem__("__pool_in__", o)))
+        try:
+            logits = self.backbone(x)
+        finally:
+            for h in hooks:
+                h.remove()
+        return [feats[s] for s in self.points], logits
+
+    def logits_from(self, feats: Sequence[torch.Tensor], target=None) -> torch.Tensor:
+        """Logits of the stream run on :meth:`stream_inputs`' features, through the frozen classifier
+        (``target``: the class-specific stream's starting classes, (B,) long). Equal to :meth:`forward`
+        where the backbone's pooled vector goes straight to its classifier (flattened): a caller reusing
+        features checks that on one batch (:func:`xaikit.training.stream.train` does)."""
+        if self.classifier_name is None:
+            raise ConfigError("logits_from needs the backbone's classifier (model.xaikit.classifier)")
+        q = self._run_stream(list(feats), target)
+        return dict(self.backbone.named_modules())[self.classifier_name](q.reshape(q.shape[0], -1))
+
     def _resolve_target(self, x, target):
         b = x.shape[0]
         if target is not None:
