@@ -149,7 +149,8 @@ much simpler than ImageNet's and absolute values will differ.
 ## Table 2.3 — AOPC, Max-Sensitivity, ADCC
 AOPC: patch 14 px at 224 px (scaled with the image side: 2 px at 32 px), 10 regions; MS: radius 0.2 (Quantus' settings, thesis §2.7); ADCC re-explains the masked image.
 Max-Sensitivity explains every image `ms_samples` more times: the profile sets how many images and methods
-(`more_images`, `more_methods`) this table affords.
+(`more_images`; `more_synthetic_images` for the synthetic-data model, where images are cheap; `more_methods`)
+this table affords.
 """),
 ("code", """
 t23 = ch2.more_metrics_table(study, cnn, more_methods, n=more_images)
@@ -159,8 +160,8 @@ rep.table(t23, "2.3", caption="AOPC / Max-Sensitivity / ADCC (thesis Table 2.3)"
 **What to look for.** In the thesis Opti-CAM has the *lowest* AOPC (6.3 on ResNet50 against 10–13 for the others)
 — AOPC removes the most salient patches, like deletion, and Opti-CAM's maps are spread out — but the best (lowest)
 Max-Sensitivity (1.03). Its ADCC (65.5) is mid-pack; Layer-CAM and ExPerturbation differ most. Read the rows as a
-trade-off rather than a ranking. Ours average only `more_images` images per model, so differences in the second
-decimal of MS are noise.
+trade-off rather than a ranking. Ours average only `more_images` photos on the ImageNet model (the `n` column;
+`more_synthetic_images` on the synthetic-data model): read the `±` columns before any difference in MS.
 
 **ADCC's direction.** By its definition (eq. 1.14, the harmonic mean of Coherency, 1−Complexity and 1−AD) ADCC is
 **higher-is-better**: every term it averages is a "good" quantity. The thesis' Table 2.3 header nevertheless marks
