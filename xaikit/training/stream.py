@@ -195,9 +195,10 @@ def train(stream, dataset: Dataset, epochs: int | None = None, *, batch_size: in
     local_bs = D.local_batch_size(cfg.batch_size, world_size)
     runner = D.wrap_ddp(stream, broadcast_buffers=False) if world_size > 1 else None
     # without augmentation every epoch feeds the stream the same features: computed once, not once an epoch
-    # (the steps' logits and gradients are those of the full forward: checked on the first batch)
+    # (the steps' logits and gradients are those of the full forward: checked on the first batch); not for
+    # quick runs capped by max_batches, which read fewer images than the whole set
     inputs = None
-    if not cfg.augment and world_size == 1 and cfg.epochs - start >= 2:
+    if not cfg.augment and world_size == 1 and cfg.epochs - start >= 2 and cfg.max_batches is None:
         stream.train()
         inputs = _stream_inputs(stream, dataset, local_bs, num_workers, dev, normalize)
     for epoch in range(start, cfg.epochs):
