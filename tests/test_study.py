@@ -65,13 +65,18 @@ def test_paper_model_of_specs():
 
 
 # ----------------------------------------------------------------------------------------------- study
-def test_study_results_are_keyed_by_content(tmp_path):
+def _tiny(tmp_path, chapter, notebook: str, batch_size: int):
+    """A random 4-class ResNet-18 (width 8), 4 synthetic 32-px images, a Study of ``chapter``'s Params
+    with ``batch_size`` and the EvalSet of the two."""
     torch.manual_seed(0)
     model = xk.models.load("resnet18_cifar", weights="random", num_classes=4, input_size=32, width=8).eval()
     data = load_batch(synthetic(n=4, num_classes=4, size=32, seed=1))
-    cfg = ch2.Params.create(device="cpu", batch_size=2)
-    study = Study("02_test", cfg, root=tmp_path)
-    es = EvalSet("resnet18_cifar@synthetic", model, data, "synthetic")
+    study = Study(notebook, chapter.Params.create(device="cpu", batch_size=batch_size), root=tmp_path)
+    return model, data, study, EvalSet("resnet18_cifar@synthetic", model, data, "synthetic")
+
+
+def test_study_results_are_keyed_by_content(tmp_path):
+    model, data, study, es = _tiny(tmp_path, ch2, "02_test", 2)
     a = study.evaluate(es, {"gradcam": {}}, ["recognition"])
     assert set(a.image) == set(f"{i:06d}:{n}" for i, n in enumerate(data.names))
     b = study.evaluate(es, {"gradcam": {}}, ["recognition"])  # read back: identical values, nothing recomputed
@@ -93,11 +98,7 @@ def test_study_results_are_keyed_by_content(tmp_path):
 def test_a_figures_extra_method_is_computed_for_its_images_alone(tmp_path):
     # the table's method is read from its padded batch; a method no table computed (Integrated Gradients
     # beside Grad-CAM in a figure) runs on the n images shown, not on their whole batch (n = 1 of batches of 4)
-    torch.manual_seed(0)
-    model = xk.models.load("resnet18_cifar", weights="random", num_classes=4, input_size=32, width=8).eval()
-    data = load_batch(synthetic(n=4, num_classes=4, size=32, seed=1))
-    study = Study("02_test", ch2.Params.create(device="cpu", batch_size=4), root=tmp_path)
-    es = EvalSet("resnet18_cifar@synthetic", model, data, "synthetic")
+    model, data, study, es = _tiny(tmp_path, ch2, "02_test", 4)
     study.evaluate(es, {"gradcam": {}}, ["recognition"])
     seen = []
     ig = xk.attributors.create("ig", model)
@@ -123,11 +124,7 @@ def test_a_figures_extra_method_is_computed_for_its_images_alone(tmp_path):
 def test_cached_maps_are_keyed_by_the_classes_explained(tmp_path):
     # a table explaining the predicted class (Group-CAM's protocol) and a figure explaining the ground truth
     # on the same images: the figure must get ground-truth maps, not the table's (it did before the fix)
-    torch.manual_seed(0)
-    model = xk.models.load("resnet18_cifar", weights="random", num_classes=4, input_size=32, width=8).eval()
-    data = load_batch(synthetic(n=4, num_classes=4, size=32, seed=1))
-    study = Study("06_test", ch6.Params.create(device="cpu", batch_size=4), root=tmp_path)
-    es = EvalSet("resnet18_cifar@synthetic", model, data, "synthetic")
+    model, data, study, es = _tiny(tmp_path, ch6, "06_test", 4)
     _, pred_maps, pred = study.maps(es, {"gradcam": {}}, target="pred")
     _, label_maps, lab = study.maps(es, {"gradcam": {}}, target="label")
     differ = pred != lab
