@@ -95,6 +95,23 @@ def test_study_results_are_keyed_by_content(tmp_path):
     assert sorted(study.map_cache(es).dir.glob("*.pt")) == files  # nothing recomputed, nothing new cached
 
 
+def test_a_head_reads_the_maps_of_the_set_it_was_cut_from(tmp_path):
+    # Table 2.3 runs on the first n images of Table 2.1's set: the maps of those batches are read, not
+    # recomputed (a head has its own results, keyed by its own fingerprint, but its parent's map cache)
+    model, data, study, es = _tiny(tmp_path, ch2, "02_test", 2)
+    full = study.evaluate(es, {"gradcam": {}}, ["recognition"])
+    files = sorted(study.map_cache(es).dir.glob("*.pt"))
+    head = es.head(2)
+    assert head.fingerprint != es.fingerprint and head.maps_fingerprint == es.fingerprint
+    part = study.evaluate(head, {"gradcam": {}}, ["recognition", "insertion"])
+    assert sorted(study.map_cache(head).dir.glob("*.pt")) == files  # the first batch's maps: read
+    keep = full[full.metric != "T"].set_index(["image", "metric"]).value
+    got = part[part.metric.isin(keep.index.get_level_values("metric"))].set_index(["image", "metric"]).value
+    assert got.index.get_level_values("image").nunique() == 2 and got.equals(keep.loc[got.index])
+    study.evaluate(es.head(1), {"gradcam": {}}, ["recognition"])  # a batch the set never had: computed, added
+    assert len(list(study.map_cache(es).dir.glob("*.pt"))) == len(files) + 1
+
+
 def test_a_figures_extra_method_is_computed_for_its_images_alone(tmp_path):
     # the table's method is read from its padded batch; a method no table computed (Integrated Gradients
     # beside Grad-CAM in a figure) runs on the n images shown, not on their whole batch (n = 1 of batches of 4)

@@ -85,6 +85,7 @@ class EvalSet:
     data: Batch
     dataset: str         # "photos", "synthetic", "imagenet", ...
     _fp: str | None = field(default=None, repr=False)
+    _maps_fp: str | None = field(default=None, repr=False)  # a head's: the set it was cut from (:meth:`head`)
 
     @property
     def name(self) -> str:
@@ -101,10 +102,18 @@ class EvalSet:
                                    fingerprint(self.data.labels), fingerprint(self.model), boxes, labels)
         return self._fp
 
+    @property
+    def maps_fingerprint(self) -> str:
+        """The key of the set's map cache: its own :attr:`fingerprint`, or for a :meth:`head` that of the set it
+        was cut from (the same images under the same ids, so a table on the first n images reads the maps that
+        tables on the whole set computed for the same batches)."""
+        return self._maps_fp or self.fingerprint
+
     def head(self, n: int) -> "EvalSet":
-        """The same set restricted to its first ``n`` images."""
+        """The same set restricted to its first ``n`` images (its results its own, its maps shared with this
+        set's: :attr:`maps_fingerprint`)."""
         n = min(int(n), len(self.data))
-        return EvalSet(self.key, self.model, self.data[list(range(n))], self.dataset)
+        return EvalSet(self.key, self.model, self.data[list(range(n))], self.dataset, _maps_fp=self.maps_fingerprint)
 
 
 class Study:
@@ -120,7 +129,7 @@ class Study:
         self.maps_root = base / "maps" / notebook
 
     def map_cache(self, es: EvalSet) -> MapCache:
-        return MapCache(es.fingerprint, root=self.maps_root)
+        return MapCache(es.maps_fingerprint, root=self.maps_root)
 
     def evaluate(self, es: EvalSet, methods, metrics: Sequence[str] = (), *, metric_options: Mapping | None = None,
                  target: str = "label", batch_size: int | None = None, tag: str = "") -> pd.DataFrame:
