@@ -177,7 +177,7 @@ def test_features_are_not_reused_where_they_would_change_the_logits(monkeypatch)
     monkeypatch.setattr(ts, "STREAM_INPUTS_BYTES", 1 << 30)
     s = _fresh_stream(m)
     orig = s.logits_from
-    monkeypatch.setattr(s, "logits_from", lambda f, t=None: 2.0 * orig(f, t))  # not the forward's logits
+    monkeypatch.setattr(s, "logits_from", lambda f, t=None, **kw: 2.0 * orig(f, t, **kw))  # not the forward's logits
     assert ts._stream_inputs(s, ds, 4, 0, torch.device("cpu"), m.xaikit.normalize) is None
     h1 = ts.train(s, ds, epochs=2, batch_size=4, lr=0.1, seed=0)
     assert h1 == h0 and all(torch.equal(v, ref.stream_state_dict()[k]) for k, v in s.stream_state_dict().items())

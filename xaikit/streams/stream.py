@@ -243,20 +243,14 @@ class CAStream(nn.Module):
             target = self._resolve_target(x, target)
         mods = dict(self.backbone.named_modules())
         feats: dict[str, torch.Tensor] = {}
-        hooks = []
+        hooks = self._capture(mods, feats)
         try:
-            for s in self.points[:-1]:
-                hooks.append(mods[s].register_forward_hook(lambda m, i, o, s=s: feats.__setitem__(s, o)))
             if self.last_from_pool:
                 def pool_hook(m, inp, out):
                     q = self._run_stream([feats[s] for s in self.points[:-1]] + [inp[0]], target)
                     return q.reshape(out.shape)
                 hooks.append(mods[self.pool_name].register_forward_hook(pool_hook))
             else:
-                def feat_hook(m, inp, out):
-                    feats["__pool_in__"] = out
-                hooks.append(mods[self.backbone.xaikit.feature_layer].register_forward_hook(feat_hook))
-
                 def clf_hook(m, inp):
                     q = self._run_stream([feats[s] for s in self.points], target)
                     return (q.reshape(inp[0].shape),) + tuple(inp[1:])
@@ -268,19 +262,25 @@ class CAStream(nn.Module):
         self.attentions = [a.detach() for a in self._atts]
         return out
 
+    def _capture(self, mods: dict, feats: dict, pool_input: bool = False) -> list:
+        """Hooks that store the backbone's outputs at the stream's points in ``feats`` (by point name): every
+        point before the last, and the last one (``"__pool_in__"``) where no pooling module is replaced (the
+        feature layer's output) or, with ``pool_input``, the pooling module's input."""
+        hooks = [mods[s].register_forward_hook(lambda m, i, o, s=s: feats.__setitem__(s, o)) for s in self.points[:-1]]
+        if not self.last_from_pool:
+            hooks.append(mods[self.backbone.xaikit.feature_layer].register_forward_hook(
+                lambda m, i, o: feats.__setitem__("__pool_in__", o)))
+        elif pool_input:
+            hooks.append(mods[self.pool_name].register_forward_hook(
+                lambda m, i, o: feats.__setitem__("__pool_in__", i[0])))
+        return hooks
+
     @torch.no_grad()
     def stream_inputs(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """What the stream reads of a normalized batch: the backbone's features at :attr:`points` (the last
         one the input of its pooling), and the backbone's own (GAP) logits, from one frozen forward."""
-        mods = dict(self.backbone.named_modules())
         feats: dict[str, torch.Tensor] = {}
-        hooks = [mods[s].register_forward_hook(lambda m, i, o, s=s: feats.__setitem__(s, o)) for s in self.points[:-1]]
-        if self.last_from_pool:
-            hooks.append(mods[self.pool_name].register_forward_hook(
-                lambda m, i, o: feats.__setitem__("__pool_in__", i[0])))
-        else:
-            hooks.append(mods[self.backbone.xaikit.feature_layer].register_forward_hook(
-                lambda m, i, o: feats.__setitem__("__pool_in__", o)))
+        hooks = self._capture(dict(self.backbone.named_modules()), feats, pool_input=True)
         try:
             logits = self.backbone(x)
         finally:
@@ -288,18 +288,24 @@ class CAStream(nn.Module):
                 h.remove()
         return [feats[s] for s in self.points], logits
 
-    def logits_from(self, feats: Sequence[torch.Tensor], target=None) -> torch.Tensor:
-        """Logits of the stream run on :meth:`stream_inputs`' features, through the frozen classifier
-        (``target``: the class-specific stream's starting classes, (B,) long). Equal to :meth:`forward`
-        where the backbone's pooled vector goes straight to its classifier (flattened): a caller reusing
-        features checks that on one batch (:func:`xaikit.training.stream.train` does)."""
+    def logits_from(self, feats: Sequence[torch.Tensor], target=None, gap_logits: torch.Tensor | None = None
+                    ) -> torch.Tensor:
+        """Logits of the stream run on :meth:`stream_inputs`' features, through the frozen classifier.
+        ``target`` as for :meth:`forward`; where the class-specific stream falls back to the baseline
+        prediction it reads it from ``gap_logits`` (:meth:`stream_inputs`' second value) instead of running the
+        backbone. Equal to :meth:`forward` where the backbone's pooled vector goes straight to its classifier
+        (flattened): a caller reusing features checks that on one batch (:func:`xaikit.training.stream.train`)."""
         if self.classifier_name is None:
             raise ConfigError("logits_from needs the backbone's classifier (model.xaikit.classifier)")
+        if self.class_specific:
+            target = self._resolve_target(None, target, gap_logits, batch=feats[0].shape[0])
         q = self._run_stream(list(feats), target)
         return dict(self.backbone.named_modules())[self.classifier_name](q.reshape(q.shape[0], -1))
 
-    def _resolve_target(self, x, target):
-        b = x.shape[0]
+    def _resolve_target(self, x, target, gap_logits: torch.Tensor | None = None, batch: int | None = None):
+        """The class-specific stream's starting classes: ``target`` as (B,) long, or for none / multi-hot
+        labels the baseline prediction (of ``gap_logits`` when given, else of a backbone pass over ``x``)."""
+        b = x.shape[0] if x is not None else int(batch)
         if target is not None:
             t = torch.as_tensor(target, device=self.query.device)
             if t.dim() == 0:
@@ -310,7 +316,11 @@ class CAStream(nn.Module):
                 raise InputError(f"target for the class-specific stream must be an int or a (B,) class index "
                                  f"tensor, got shape {tuple(t.shape)}")
             # multi-hot labels: fall back to the baseline prediction (one query is forwarded)
-        return self.baseline_logits(x).argmax(1)
+        if gap_logits is None:
+            if x is None:
+                raise ConfigError("the class-specific stream needs a target or the baseline logits (gap_logits)")
+            gap_logits = self.baseline_logits(x)
+        return gap_logits.argmax(1)
 
     @torch.no_grad()
     def baseline_logits(self, x: torch.Tensor) -> torch.Tensor:

@@ -109,7 +109,7 @@ def _stream_inputs(stream, dataset: Dataset, batch_size: int, num_workers: int, 
             if sum(t[0].numel() * t.element_size() for t in f) * n > STREAM_INPUTS_BYTES:
                 return None
             with torch.no_grad(), train_autocast(dev):  # the steps will use these: same logits, bit for bit
-                same = torch.equal(_forward(stream, x, y), stream.logits_from(f, _target(stream, y, lg)))
+                same = torch.equal(_forward(stream, x, y), stream.logits_from(f, y, gap_logits=lg))
             if not same:
                 return None
             feats = [[] for _ in f]
@@ -118,14 +118,6 @@ def _stream_inputs(stream, dataset: Dataset, batch_size: int, num_workers: int, 
         logits.append(lg)
         labels.append(y)
     return [torch.cat(c) for c in feats], torch.cat(logits), torch.cat(labels)
-
-
-def _target(stream, labels: torch.Tensor, gap_logits: torch.Tensor):
-    """The class-specific stream's starting classes, as its forward picks them: the label, or for multi-hot
-    labels the backbone's prediction; None for the class-agnostic stream."""
-    if not getattr(stream, "class_specific", False):
-        return None
-    return labels.long() if labels.dim() == 1 else gap_logits.argmax(1)
 
 
 def _loss_and_correct(logits: torch.Tensor, labels: torch.Tensor):
@@ -219,8 +211,7 @@ def train(stream, dataset: Dataset, epochs: int | None = None, *, batch_size: in
             if inputs is not None:  # batch: the indices of the images
                 y = labels_all[batch]
                 with train_autocast(dev):
-                    logits = stream.logits_from([f[batch] for f in feats_all],
-                                                _target(stream, y, gap_all[batch])).float()
+                    logits = stream.logits_from([f[batch] for f in feats_all], y, gap_logits=gap_all[batch]).float()
             else:
                 x01 = batch.images.to(dev)
                 if cfg.augment:
