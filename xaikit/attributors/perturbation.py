@@ -465,9 +465,10 @@ class ExtremalPerturbation(Attributor):
         idx = torch.arange(B, device=x.device).repeat_interleave(A)
         area_of = torch.tensor(self.areas, device=x.device).repeat(B)
         pyr = BlurPyramid(x, int(self.num_levels), float(self.max_blur), self.perturbation)
+        gen = MaskGenerator((H, W), int(self.step), float(self.sigma))  # one per call: its weight moves once
         out, energy, full = [], [], []
         for s in range(0, B * A, per):
-            m, e, f = self._optimize(net, pyr, x, t, idx[s:s + per], area_of[s:s + per])
+            m, e, f = self._optimize(net, pyr, gen, x, t, idx[s:s + per], area_of[s:s + per])
             out.append(m)
             energy.append(e)
             full.append(f)
@@ -476,10 +477,8 @@ class ExtremalPerturbation(Attributor):
                   "areas": self.areas}
         return Explanation(masks.sum(1), t, logits, extras)
 
-    def _optimize(self, net, pyr, x, t, index, areas):
-        H, W = x.shape[-2:]
+    def _optimize(self, net, pyr, gen, x, t, index, areas):
         n = len(index)
-        gen = MaskGenerator((H, W), int(self.step), float(self.sigma))
         h, w = gen.shape_in
         pmask = torch.ones(n, 1, h, w, device=x.device, dtype=x.dtype, requires_grad=True)
         max_area = gen.shape_out[0] * gen.shape_out[1]
