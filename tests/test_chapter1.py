@@ -77,3 +77,16 @@ def test_catalogue_reference_is_the_first_sentence_not_cut_at_abbreviations():
     def f():
         """One sentence. Another one."""
     assert ch1._first_sentence(f) == "One sentence"
+
+
+@pytest.mark.parametrize("views,n", [("ten_crop", 70), ("centre", 7)])
+def test_table_1_1_bundled_row_scores_each_view(tmp_path, monkeypatch, views, n):
+    # the row counts its views: 7 labelled photos, ten TenCrop views each by default (their centre crops alone
+    # are the photos Lite0 names, top-5 100 % by construction)
+    monkeypatch.setattr(ch1, "complexity", lambda name, size=224: {"params_M": 1.0, "GFLOPs": 1.0})
+    cfg = ch1.Params.from_namespace({"accuracy_views": views})
+    row = ch1.table_1_1(xk.experiments.study.Study("01_background", cfg, root=tmp_path)).iloc[-1]
+    assert row["accuracy on"].endswith(f"({n} images)") and ("ten-crop" in row["accuracy on"]) == (views == "ten_crop")
+    assert 0 <= row["top1 reproduced"] <= row["top5 reproduced"] <= 100
+    # each view is scored: the percentages are multiples of 100 / n
+    assert row["top1 reproduced"] * n / 100 == pytest.approx(round(row["top1 reproduced"] * n / 100), abs=0.01)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import xaikit as xk
-from xaikit.data.base import preprocess_array, resize_crop_item
+from xaikit.data.base import TEN_CROP_VIEWS, preprocess_array, resize_crop_item, ten_crop_array
 from xaikit.experiments.specs import ModelSpec
 from xaikit.profiles import load_profile
 
@@ -78,6 +78,49 @@ def test_a_300x500_image_is_center_cropped_not_squashed():
     t, b, lab = preprocess_array(arr, 224, 0.875, box, torch.tensor([1, 2]))
     assert t.shape == (3, 224, 224) and lab.tolist() == [2] and torch.allclose(b, out["boxes"], atol=1e-4)
     assert (t[0].mean(0) - col).abs().max() < 0.05
+
+
+def test_ten_crop_views_are_torchvisions_with_their_boxes():
+    import torchvision.transforms.functional as TF
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(0)
+    arr = (torch.rand(300, 500, 3, generator=g) * 255).to(torch.uint8).numpy()
+    views = ten_crop_array(arr, 224, 0.875)
+    # the images: torchvision's TenCrop(224) of Resize(256), in its order
+    ref = TF.ten_crop(TF.resize(Image.fromarray(arr), 256, antialias=True), 224)
+    assert len(views) == len(TEN_CROP_VIEWS) == 10
+    for (t, _, _), r in zip(views, ref):
+        assert torch.equal(t, TF.to_tensor(r))
+    assert torch.equal(views[4][0], preprocess_array(arr, 224, 0.875)[0])  # the centre view is the usual crop
+    # the boxes, by hand, on a 256x256 image (the resize keeps it): crops at x, y in {0, 32} and the centre (16, 16)
+    sq = arr[:256, :256]
+    box, lab = torch.tensor([[10.0, 20.0, 50.0, 60.0]]), torch.tensor([7])
+    got = {v: b.tolist() for v, (_, b, _) in zip(TEN_CROP_VIEWS, ten_crop_array(sq, 224, 0.875, box, lab))}
+    assert got["tl"] == [[10, 20, 50, 60]] and got["tr"] == [[0, 20, 18, 60]] and got["br"] == [[0, 0, 18, 28]]
+    assert got["c"] == [[0, 4, 34, 44]]
+    # mirrored: x -> 256 - x, so the box spans 206..246 before the crop
+    assert got["m-tl"] == [[206, 20, 224, 60]] and got["m-tr"] == [[174, 20, 214, 60]] and got["m-c"] == [[190, 4, 224, 44]]
+    # a box that no view of a corner keeps is dropped with its label
+    far = ten_crop_array(sq, 224, 0.875, torch.tensor([[230.0, 230.0, 250.0, 250.0]]), torch.tensor([3]))
+    assert far[0][1].shape == (0, 4) and far[0][2].numel() == 0 and far[3][2].tolist() == [3]
+    with pytest.raises(xk.errors.InputError, match="crop_pct"):
+        ten_crop_array(arr, 224, 1.0)
+
+
+def test_bundled_photos_as_ten_crop_views():
+    centre = xk.data.samples(labeled_only=True, size=64)
+    views = xk.data.samples(labeled_only=True, size=64, views="ten_crop")
+    assert len(views) == 10 * len(centre)
+    items = [views[i] for i in range(len(views))]
+    assert [it["name"] for it in items[:10]] == [f"{centre.names[0]}/{v}" for v in TEN_CROP_VIEWS]
+    assert [it["label"] for it in items] == [c["label"] for c in (centre[i] for i in range(len(centre))) for _ in range(10)]
+    assert torch.equal(items[4]["image"], centre[0]["image"])  # view "c" is the centre crop
+    assert torch.equal(views[-1]["image"], items[-1]["image"]) and views[-1]["name"].endswith("/m-c")
+    with pytest.raises(IndexError):
+        views[len(views)]
+    with pytest.raises(xk.errors.DataError, match="ten_crop"):
+        xk.data.samples(views="five")
 
 
 def test_full_profile_protocol_choices():

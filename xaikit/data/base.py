@@ -123,12 +123,27 @@ def resize_crop_item(item: dict, size: int, crop_pct: float = 0.875) -> dict:
     return out
 
 
-def preprocess_array(arr, size: int, crop_pct: float = 0.875, boxes=None, box_labels=None):
-    """An HxWx3 uint8 image as the papers' code prepares it, with torchvision on a PIL image: ``Resize``
-    of the shorter side to ``round(size / crop_pct)`` (bilinear, PIL's antialiasing) then ``CenterCrop(size)``
-    (``crop_pct >= 1``: the whole image resized to ``size`` x ``size``). Returns ``(image (3, size, size) in
-    [0, 1], boxes, box_labels)`` with the boxes (xyxy pixels of ``arr``) scaled and shifted alike, clipped to
-    the crop, and those left with no area dropped."""
+def _crop_boxes(boxes, box_labels, scale: tuple, left: int, top: int, size: int, flip_width: int | None = None):
+    """Boxes (xyxy pixels of the original image) scaled by ``scale = (sx, sy)``, mirrored in an image
+    ``flip_width`` px wide when given, shifted to a ``size`` crop at (``left``, ``top``) and clipped; those left
+    with no area are dropped (their labels with them)."""
+    b = torch.as_tensor(boxes if boxes is not None else torch.zeros(0, 4), dtype=torch.float32).reshape(-1, 4).clone()
+    lab = torch.as_tensor(box_labels if box_labels is not None else torch.zeros(0), dtype=torch.long).reshape(-1)
+    if b.numel():
+        b[:, [0, 2]] *= scale[0]
+        b[:, [1, 3]] *= scale[1]
+        if flip_width is not None:
+            b[:, [0, 2]] = flip_width - b[:, [2, 0]]
+        b[:, [0, 2]] = (b[:, [0, 2]] - left).clamp(0, size)
+        b[:, [1, 3]] = (b[:, [1, 3]] - top).clamp(0, size)
+        keep = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+        b, lab = b[keep], (lab[keep] if lab.numel() == keep.numel() else lab)
+    return b, lab
+
+
+def _pil_resized(arr, size: int, crop_pct: float):
+    """The PIL image of an HxWx3 (or HxW) uint8 array, resized as :func:`preprocess_array` does, with its
+    original (w, h)."""
     import numpy as np
     import torchvision.transforms.functional as TF
     from PIL import Image
@@ -137,23 +152,52 @@ def preprocess_array(arr, size: int, crop_pct: float = 0.875, boxes=None, box_la
     if arr.ndim == 2:
         arr = np.stack([arr] * 3, -1)
     img = Image.fromarray(np.ascontiguousarray(arr[..., :3]).astype("uint8"))
-    w, h = img.size
-    if crop_pct >= 1.0:
-        nw, nh = size, size
-        img = TF.resize(img, [size, size], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
-        left = top = 0
-    else:
-        img = TF.resize(img, int(round(size / crop_pct)), interpolation=TF.InterpolationMode.BILINEAR,
-                        antialias=True)
-        nw, nh = img.size
-        left, top = int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))
+    wh = img.size
+    target = [size, size] if crop_pct >= 1.0 else int(round(size / crop_pct))
+    return TF.resize(img, target, interpolation=TF.InterpolationMode.BILINEAR, antialias=True), wh
+
+
+def preprocess_array(arr, size: int, crop_pct: float = 0.875, boxes=None, box_labels=None):
+    """An HxWx3 uint8 image as the papers' code prepares it, with torchvision on a PIL image: ``Resize``
+    of the shorter side to ``round(size / crop_pct)`` (bilinear, PIL's antialiasing) then ``CenterCrop(size)``
+    (``crop_pct >= 1``: the whole image resized to ``size`` x ``size``). Returns ``(image (3, size, size) in
+    [0, 1], boxes, box_labels)`` with the boxes (xyxy pixels of ``arr``) scaled and shifted alike, clipped to
+    the crop, and those left with no area dropped."""
+    import torchvision.transforms.functional as TF
+
+    img, (w, h) = _pil_resized(arr, size, crop_pct)
+    nw, nh = img.size
+    left, top = int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))
+    if crop_pct < 1.0:
         img = TF.center_crop(img, [size, size])
-    t = TF.to_tensor(img)
-    b = torch.as_tensor(boxes if boxes is not None else torch.zeros(0, 4), dtype=torch.float32).reshape(-1, 4).clone()
-    lab = torch.as_tensor(box_labels if box_labels is not None else torch.zeros(0), dtype=torch.long).reshape(-1)
-    if b.numel():
-        b[:, [0, 2]] = (b[:, [0, 2]] * nw / w - left).clamp(0, size)
-        b[:, [1, 3]] = (b[:, [1, 3]] * nh / h - top).clamp(0, size)
-        keep = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
-        b, lab = b[keep], (lab[keep] if lab.numel() == keep.numel() else lab)
-    return t, b, lab
+    b, lab = _crop_boxes(boxes, box_labels, (nw / w, nh / h), left, top, size)
+    return TF.to_tensor(img), b, lab
+
+
+#: the views of :func:`ten_crop_array`, in torchvision's ``TenCrop`` order ("m": mirrored)
+TEN_CROP_VIEWS = ("tl", "tr", "bl", "br", "c", "m-tl", "m-tr", "m-bl", "m-br", "m-c")
+
+
+def ten_crop_array(arr, size: int, crop_pct: float = 0.875, boxes=None, box_labels=None) -> list:
+    """The ten views of torchvision's ``TenCrop(size)`` after the ``Resize`` of :func:`preprocess_array`
+    (shorter side to ``round(size / crop_pct)``, 256 for 224): the four corner crops and the centre crop, then
+    the same five of the horizontally mirrored image (the multi-crop test of AlexNet / VGG / ResNet, each view
+    kept apart here). Returns ten ``(image, boxes, box_labels)`` as :func:`preprocess_array`, named by
+    :data:`TEN_CROP_VIEWS`, the boxes cropped (and mirrored) with their view."""
+    import torchvision.transforms.functional as TF
+
+    if crop_pct >= 1.0:
+        from ..errors import InputError
+
+        raise InputError(f"ten-crop views need a resize larger than the crop: crop_pct={crop_pct} must be < 1 "
+                         "(0.875: the shorter side to 256 for 224-px crops)")
+    img, (w, h) = _pil_resized(arr, size, crop_pct)
+    nw, nh = img.size
+    corners = [(0, 0), (nw - size, 0), (0, nh - size), (nw - size, nh - size),
+               (int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0)))]
+    out = []
+    for mirrored, im in ((None, img), (nw, TF.hflip(img))):
+        for left, top in corners:
+            b, lab = _crop_boxes(boxes, box_labels, (nw / w, nh / h), left, top, size, flip_width=mirrored)
+            out.append((TF.to_tensor(TF.crop(im, top, left, size, size)), b, lab))
+    return out
