@@ -133,3 +133,55 @@ def test_joint_bootstrap_of_a_statistic_of_means():
     assert arr.shape == (2,) and arr[1] == pytest.approx(adcc_of_means(70.0, 20.0, 5.0))
     assert adcc_of_means(60.0, 30.0, 10.0) == pytest.approx(300 / (100 / 60 + 100 / 70 + 100 / 90))
     assert 0 < bootstrap_halfwidth_of(adcc_of_means, [a, b, b / 4]) < 10
+
+
+def test_verdict_pairs_the_images_where_the_table_keeps_them():
+    from xaikit.experiments.study import keep_per_image, paired_ahead, per_image
+
+    # a per-image difficulty (sd 20) that both methods share, Opti-CAM 3 points higher on every image (noise sd 1)
+    rng = np.random.default_rng(0)
+    n = 48
+    base = rng.normal(50, 20, n)
+    f = pd.DataFrame([dict(image=f"{i:03d}", method=m, model="r", dataset="d", metric="AG", value=base[i] + d + rng.normal(0, 1))
+                      for m, d in (("gradcam", 0.0), ("opticam", 3.0)) for i in range(n)])
+    t = compare(means(f, ["AG"]), None, ["model", "method"], ["AG"])
+    assert t["AG ±"].min() > 3                                       # the two intervals overlap ...
+    assert verdict(t, "AG", True, "Opti-CAM") == WITHIN_NOISE
+    assert keep_per_image(t, f, ["AG"]) is t and set(per_image(t).method) == {"Grad-CAM", "Opti-CAM"}
+    assert verdict(t, "AG", True, "Opti-CAM") is True                # ... but Opti-CAM leads on the images
+    assert verdict(t, "AG", True, "Grad-CAM") is False
+    assert verdict(t, "AG", False, "Grad-CAM") is True
+    # independent noise of the same size as the lead: within noise also when paired
+    g = _tidy({"gradcam": (50, 20), "opticam": (52, 20)})
+    assert verdict(keep_per_image(compare(means(g, ["AG"]), None, ["model", "method"], ["AG"]), g, ["AG"]),
+                   "AG", True, "Opti-CAM") == WITHIN_NOISE
+    # paired_ahead by hand: +1 on each of three images is a lead whatever the spread of the images
+    s = lambda v: pd.Series(v, index=["a", "b", "c"][: len(v)])  # noqa: E731
+    assert paired_ahead(s([1.0, 52.0, 3.0]), s([0.0, 51.0, 2.0])) is True
+    assert paired_ahead(s([1.0, 52.0, 3.0]), s([0.0, 51.0, 2.0]), higher=False) is False
+    assert paired_ahead(s([1.0, 2.0]), s([1.0, 2.0])) == WITHIN_NOISE  # a tie
+    assert paired_ahead(s([1.0, 2.0, 0.0]), s([0.0, 1.0, 5.0])) == WITHIN_NOISE  # +1, +1, -5: the interval holds 0
+    assert paired_ahead(pd.Series([1.0], index=["x"]), s([0.0])) is None  # no shared image: no paired verdict
+    # a metric the per-image values lack falls back to the intervals; tables holding them still concatenate
+    assert verdict(t.rename(columns={"AG reproduced": "AI reproduced", "AG ±": "AI ±"}), "AI", True, "Opti-CAM") \
+        == WITHIN_NOISE
+    both = pd.concat([t, t.assign(model="s")])
+    assert len(both) == 4
+
+
+def test_row_ahead_picks_rows_by_several_columns_and_pairs_their_images():
+    from xaikit.experiments.study import keep_per_image, row_ahead
+
+    rng = np.random.default_rng(2)
+    base = rng.normal(40, 15, 32)  # the images' own difficulty, shared by the two models
+    f = pd.DataFrame([dict(image=f"{i:02d}", method="gradcam", model="r", pool=pool, metric="AG",
+                           value=base[i] + lift + rng.normal(0, 0.5))
+                      for pool, lift in (("GAP", 0.0), ("CA", 2.0)) for i in range(32)])
+    t = compare(means(f, ["AG"], by=("model", "pool", "method")), None, ["model", "pool", "method"], ["AG"])
+    ca, gap = {"model": "r", "method": "Grad-CAM", "pool": "CA"}, {"model": "r", "method": "Grad-CAM", "pool": "GAP"}
+    assert row_ahead(t, "AG", ca, gap) == WITHIN_NOISE          # two overlapping intervals
+    keep_per_image(t, f, ["AG"], by=("model", "pool", "method"))
+    assert row_ahead(t, "AG", ca, gap) is True                  # CA higher on every image
+    assert row_ahead(t, "AG", gap, ca) is False
+    with pytest.raises(ConfigError, match="no row of the table"):
+        row_ahead(t, "AG", {**ca, "pool": "PROJ"}, gap)

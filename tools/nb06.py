@@ -249,9 +249,11 @@ epoch-0 column with the last: with a single epoch here the change may be slight.
 """),
 ("md", """
 ## Claims
-The paper's qualitative claims, checked on the tables above (nbval compares this cell's output). A ranking claim is judged with the 95 % intervals
-beside the means: *True* when the claimed leader's interval clears the others', *False* when another's lies wholly
-beyond it, *within noise* when they overlap (this scale can neither confirm nor refute it).
+The paper's qualitative claims, checked on the tables above (nbval compares this cell's output). A ranking claim compares the claimed leader with each
+other row on the same images, image by image: *True* when the 95 % bootstrap interval of the mean per-image
+difference lies wholly on the leader's side of zero, *False* when it lies wholly on the other side, *within noise*
+when it holds zero (this scale can neither confirm nor refute it). Paired differences are what the shared images
+allow: two methods whose own intervals (the `±` columns) overlap can still differ consistently on every image.
 """),
 ("claims", """
 claims = rep.claims(ch6.claims(t1, t3, t4))

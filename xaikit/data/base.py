@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..core.devices import host, to_device
+from ..errors import InputError
 
 
 @dataclass
@@ -187,8 +188,6 @@ def ten_crop_array(arr, size: int, crop_pct: float = 0.875, boxes=None, box_labe
     import torchvision.transforms.functional as TF
 
     if crop_pct >= 1.0:
-        from ..errors import InputError
-
         raise InputError(f"ten-crop views need a resize larger than the crop: crop_pct={crop_pct} must be < 1 "
                          "(0.875: the shorter side to 256 for 224-px crops)")
     img, (w, h) = _pil_resized(arr, size, crop_pct)

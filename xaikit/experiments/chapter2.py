@@ -19,8 +19,8 @@ from ..reports.figures import curves, overlay, saliency_colorbar
 from .common import ModelParams, PhotoParams, SyntheticParams
 from .params import param
 from .protocols import protocol
-from .study import (EvalSet, Study, ahead, best, combine, compare, concat_compared, label, mean_and_spread, means,
-                    paper_model, row_titles, verdict)
+from .study import (SPREAD, EvalSet, Study, ahead, best, combine, compare, concat_compared, keep_per_image, label,
+                    mean_and_spread, means, paired_ahead, paper_model, per_image, row_titles, verdict)
 
 CNN_METHODS = ["fakecam", "gradcam", "gradcampp", "scorecam", "ablationcam", "xgradcam", "layercam",
                "extremal", "opticam"]
@@ -105,8 +105,9 @@ def classification_table(study: Study, sets: Sequence[EvalSet], methods: Sequenc
     p = protocol(published_id, cfg.protocol)
     frames = [study.evaluate(es, rows(cfg, methods, published_id), ["recognition"], target=p.target,
                              tag="classification") for es in sets]
-    return _compare(cfg, sets, _wide(frames, ["AD", "AG", "AI", "T"]), published_id, ["AD", "AG", "AI", "T"],
-                    methods)
+    out = _compare(cfg, sets, _wide(frames, ["AD", "AG", "AI", "T"]), published_id, ["AD", "AG", "AI", "T"],
+                   methods)
+    return keep_per_image(out, pd.concat(frames, ignore_index=True), ["AD", "AG", "AI"])  # the claims pair them
 
 
 def more_metrics_table(study: Study, sets: Sequence[EvalSet], methods: Sequence[str], n: int) -> pd.DataFrame:
@@ -125,8 +126,8 @@ def more_metrics_table(study: Study, sets: Sequence[EvalSet], methods: Sequence[
         f = study.evaluate(es.head(k), rows(cfg, methods, "thesis:2.3"), metrics, tag="more", target=p.target,
                            metric_options=p.metric_table(metrics, own=own))
         frames.append(f.assign(value=f.value.where(f.metric != "AOPC", f.value * 100)))
-    return _compare(cfg, sets, _wide(frames, ["AOPC", "MS", "ADCC"]), "thesis:2.3", ["AOPC", "MS", "ADCC"],
-                    methods)
+    out = _compare(cfg, sets, _wide(frames, ["AOPC", "MS", "ADCC"]), "thesis:2.3", ["AOPC", "MS", "ADCC"], methods)
+    return keep_per_image(out, pd.concat(frames, ignore_index=True), ["AOPC", "MS", "ADCC"])
 
 
 def insertion_deletion_table(study: Study, sets: Sequence[EvalSet],
@@ -198,12 +199,12 @@ def ablation(study: Study, es: EvalSet, reference: Sequence[str]) -> pd.DataFram
     wide = means(f, ["AD", "AG", "AI"], by=("method",))
     parts = wide.method.str.split(":", expand=True).reindex(columns=[0, 1, 2])
     wide = wide.assign(method=parts[0], objective=parts[1].fillna("none"), normalization=parts[2].fillna("none"))
-    wide = wide[["method", "objective", "normalization", "AD", "AG", "AI"]]
+    wide = wide[["method", "objective", "normalization", "n", "AD", "AG", "AI"] + [f"{m} {SPREAD}" for m in ("AD", "AG", "AI")]]
     out = compare(wide, "thesis:2.8", ["method", "objective", "normalization"], ["AD", "AG", "AI"],
                   order={"method": list(reference) + ["opticam"]}, protocol=protocol("thesis:2.8", cfg.protocol))
     for c in ("objective", "normalization"):
         out[c] = out[c].map(lambda v: "" if v == "none" else str(v).capitalize())
-    return out
+    return keep_per_image(out, f, ["AD", "AG", "AI"], by=("method",), relabel=False)  # rows by their names
 
 
 # --------------------------------------------------------------------------------------- figures
@@ -268,8 +269,17 @@ def claims(t21: pd.DataFrame, t26: pd.DataFrame, t28: pd.DataFrame, fake_tol: fl
     op = t28[t28.method == "Opti-CAM"]
     mask = op[op.objective == "Mask"].set_index("normalization")
     diff = op[op.objective == "Diff"].set_index("normalization")
-    mask_wins = [ahead(*mean_and_spread(mask.loc[k], "AG"), *mean_and_spread(diff.loc[k], "AG"))
-                 for k in mask.index if k in diff.index]
+    per = per_image(t28)
+
+    def mask_ahead(k):  # paired by image where the table keeps its per-image values, else the two intervals
+        if per is not None:
+            ag = {o: per[per.method == f"opticam:{o}:{k.lower()}"].set_index("image")["AG"] for o in ("mask", "diff")}
+            v = paired_ahead(ag["mask"], ag["diff"])
+            if v is not None:
+                return v
+        return ahead(*mean_and_spread(mask.loc[k], "AG"), *mean_and_spread(diff.loc[k], "AG"))
+
+    mask_wins = [mask_ahead(k) for k in mask.index if k in diff.index]
     return {
         "Opti-CAM has the best AD (excluding Fake-CAM)": verdict(t21, "AD", False, "Opti-CAM"),
         "Opti-CAM has the best AG (excluding Fake-CAM)": verdict(t21, "AG", True, "Opti-CAM"),

@@ -37,8 +37,8 @@ from .params import param
 from .protocols import protocol
 from .specs import ModelSpec, load_model
 from .store import config_hash
-from .study import (EvalSet, Study, ahead, combine, compare, concat_compared, fingerprint, label,
-                    mean_and_spread, means, paper_model)
+from .study import (PER_IMAGE, SPREAD, EvalSet, PerImage, Study, combine, compare, concat_compared, fingerprint,
+                    keep_per_image, label, means, paper_model, per_image, row_ahead)
 
 METHODS = ["gradcam", "gradcampp", "scorecam"]
 #: synthetic settings standing in for the thesis' datasets
@@ -232,7 +232,7 @@ def saliency(study: Study, es: EvalSet, methods: Sequence[str]) -> pd.DataFrame:
     f = study.evaluate(es, p.rows(methods, {"scorecam": chunk}), metrics, target=p.target, tag="saliency",
                        metric_options=p.metric_table(metrics, int(es.data.images.shape[-1]), cfg.insertion_steps))
     f = f.replace({"metric": {"I": "insertion", "D": "deletion"}})
-    return means(f, SAL, by=("method",))
+    return keep_per_image(means(f, SAL, by=("method",)), f, SAL, by=("method",))
 
 
 # ------------------------------------------------------------------------------------------ tables
@@ -240,18 +240,24 @@ def gap_vs_ca_table(study: Study, specs: Sequence[str], methods: Sequence[str], 
                     published_id: str = "thesis:3.1", variant: bool = False) -> pd.DataFrame:
     """Tables 3.1 / 3.2 (interpretability part): AD/AG/AI/I/D per backbone, method and pooling (GAP, CA)."""
     cfg = study.cfg
-    out = []
+    out, per = [], []
     for spec in specs:
         paper = VARIANT_PAPER_MODEL if variant else paper_model(spec, STAND_INS)
         for pool, model in (("gap", backbone(cfg, spec, setting)), ("ca", stream(cfg, spec, setting))):
             w = saliency(study, eval_set(cfg, spec, model, setting, pool), methods)
             out.append(w.assign(model=ModelSpec.parse(spec).arch, **{"paper model": paper}, dataset=setting, pool=pool))
-    wide = pd.concat(out, ignore_index=True)[["model", "paper model", "dataset", "method", "pool"] + SAL]
+            # the per-image values under the shown table's keys: the claims pair GAP and CA image by image
+            per.append(per_image(w).assign(model=ModelSpec.parse(spec).arch, **{"paper dataset": setting,
+                                                                                "pool": pool.upper()}))
+    wide = pd.concat(out, ignore_index=True)[["model", "paper model", "dataset", "method", "pool", "n"] + SAL
+                                             + [f"{m} {SPREAD}" for m in SAL]]  # n and 95 % half-widths kept
     t = compare(wide, published_id, {"paper model": "model", "dataset": "dataset", "method": "method", "pool": "pool"},
                 SAL, order={"model": list(dict.fromkeys(wide.model)), "method": list(methods), "pool": ["gap", "ca"]},
                 protocol=protocol(published_id, cfg.protocol))
     # "paper dataset": the published table's dataset our stand-in is compared with (synthetic images at ci/default)
-    return t.assign(pool=t.pool.str.upper()).rename(columns={"dataset": "paper dataset"})
+    t = t.assign(pool=t.pool.str.upper()).rename(columns={"dataset": "paper dataset"})
+    t.attrs[PER_IMAGE] = PerImage(pd.concat(per, ignore_index=True))
+    return t
 
 
 def setting_table(study: Study, spec: str, methods: Sequence[str],
@@ -334,7 +340,8 @@ def _variant_rows(study: Study, spec: str, methods: Sequence[str], variants, pid
                          "top1": accuracy(s, te)["top1"]})
         if methods:
             w = saliency(study, eval_set(cfg, spec, s, "imagenet", f"{pid_key}={val}"), methods)
-            sal_rows += [{**base, "method": r.method, **{m: r[m] for m in SAL}} for _, r in w.iterrows()]
+            sal_rows += [{**base, "method": r.method, "n": r["n"], **{c: r[c] for m in SAL for c in (m, f"{m} {SPREAD}")}}
+                         for _, r in w.iterrows()]
     keys = {"paper model": "model", pid_key: pid_key, "method": "method"}
     if "method" not in P.table(pid).columns:  # Table 3.4 has accuracy rows only
         del keys["method"]
@@ -342,8 +349,9 @@ def _variant_rows(study: Study, spec: str, methods: Sequence[str], variants, pid
     if sal_rows:
         t = concat_compared([t, compare(pd.DataFrame(sal_rows), pid, keys, SAL,
                                         protocol=protocol(pid, cfg.protocol))])
-    front = ["model", "paper model", pid_key, "method"]
-    cols = front + [f"{m} {w}" for m in ["params_M", "top1"] + SAL for w in ("published", "reproduced") if f"{m} {w}" in t]
+    front = ["model", "paper model", pid_key, "method"] + (["n"] if "n" in t else [])
+    cols = front + [f"{m} {w}" for m in ["params_M", "top1"] + SAL for w in ("published", "reproduced", SPREAD)
+                    if f"{m} {w}" in t]
     return t[cols]
 
 
@@ -419,12 +427,13 @@ def claims(t31: pd.DataFrame, t33: pd.DataFrame, t36: pd.DataFrame, tol: float =
     acc = t33[t33.stream.isin(["", "trained"]) & t33["paper model"].ne("")].pivot_table(
         index="model", columns="pool", values="top1 reproduced")
 
-    def improves(metric):  # CA ahead of GAP beyond the 95 % intervals, for every (model, data, method)
+    def improves(metric):  # CA ahead of GAP beyond noise (paired by image), for every (model, data, method)
         out = []
-        for _, g in t31[t31.method.isin(["Grad-CAM", "Score-CAM"])].groupby(["model", "paper dataset", "method"]):
-            ca, gap = g[g.pool == "CA"], g[g.pool == "GAP"]
-            if len(ca) and len(gap):
-                out.append(ahead(*mean_and_spread(ca, metric), *mean_and_spread(gap, metric)))
+        keys = ["model", "paper dataset", "method"]
+        for k, g in t31[t31.method.isin(["Grad-CAM", "Score-CAM"])].groupby(keys):
+            if set(g.pool) >= {"CA", "GAP"}:
+                where = dict(zip(keys, k))
+                out.append(row_ahead(t31, metric, {**where, "pool": "CA"}, {**where, "pool": "GAP"}))
         return combine(*out) if out else False
 
     r = t36[t36.method == "none"].set_index("representation")

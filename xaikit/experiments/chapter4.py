@@ -32,7 +32,8 @@ from ..training.interpretable import step_cost, train_interpretable
 from .common import dataset_root, rows_for, scene
 from .params import ChapterParams, param
 from .store import config_hash
-from .study import SPREAD, EvalSet, Study, ahead, combine, compare, label, mean_and_spread, means
+from .study import (PER_IMAGE, SPREAD, EvalSet, PerImage, Study, combine, compare, keep_per_image, label, means,
+                    per_image, row_ahead)
 
 METHODS = ["gradcam", "gradcampp", "scorecam", "ablationcam", "xgradcam"]
 #: the thesis calls XGrad-CAM "Axiom-CAM"
@@ -218,9 +219,22 @@ def _rows(zoo: Zoo, t: Trained, methods: Sequence[str]) -> pd.DataFrame:
                            ["recognition", "insertion", "deletion"], batch_size=cfg.eval_batch,
                            metric_options={"insertion": steps, "deletion": steps}, tag="ch4")
     f = f.replace({"metric": {"I": "insertion", "D": "deletion"}})
-    wide = means(f, ["AD", "AG", "AI", "insertion", "deletion"], by=("method",))
+    wide = means(f, SALIENCY, by=("method",))
     wide = wide.set_index("method").reindex([m for m in methods if m in set(wide.method)]).reset_index()
-    return wide.assign(model=t.arch, regularizer=t.regularizer, lam=t.lam, top1=t.top1)
+    out = wide.assign(model=t.arch, regularizer=t.regularizer, lam=t.lam, top1=t.top1)
+    # the per-image values under the shown table's keys (side_by_side): the claims pair two models image by image
+    shown = f.assign(method=f.method.map(mlabel), model=t.arch, regularizer=REG_LABELS.get(t.regularizer, t.regularizer),
+                     **{"λ": t.lam})
+    return keep_per_image(out, shown, SALIENCY, by=("model", "regularizer", "λ", "method"), relabel=False)
+
+
+def _stack(rows: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Rows of several trained models (:func:`_rows`) as one frame, with their per-image values."""
+    out = pd.concat(rows, ignore_index=True)
+    per = [per_image(r) for r in rows]
+    if all(p is not None for p in per):
+        out.attrs[PER_IMAGE] = PerImage(pd.concat(per, ignore_index=True))
+    return out
 
 
 def side_by_side(rows: pd.DataFrame, pid: str, match_lambda: bool = False) -> pd.DataFrame:
@@ -253,6 +267,8 @@ def side_by_side(rows: pd.DataFrame, pid: str, match_lambda: bool = False) -> pd
     out = out.round({c: 2 for c in out.columns if c.endswith((" published", " reproduced", f" {SPREAD}"))})
     out.attrs.update(published_id=pid, published_empty=top.attrs["published_empty"] + sal.attrs["published_empty"],
                      directions={**top.attrs.get("directions", {}), **sal.attrs.get("directions", {})})
+    if per_image(rows) is not None:
+        out.attrs[PER_IMAGE] = rows.attrs[PER_IMAGE]
     return out
 
 
@@ -261,7 +277,7 @@ def table_41(zoo: Zoo, archs: Sequence[str], methods: Sequence[str] = METHODS) -
     """Table 4.1: baseline vs cosine regularization (lambda per model), every CAM method."""
     rows = [_rows(zoo, t, methods) for arch in archs
             for t in (zoo.baseline(arch), zoo.get(arch, zoo.table41_lambda(arch), "cosine"))]
-    return side_by_side(pd.concat(rows, ignore_index=True), "thesis:4.1")
+    return side_by_side(_stack(rows), "thesis:4.1")
 
 
 def table_42(zoo: Zoo, arch: str, errors: Sequence[str], lam: float, method: str = "gradcam",
@@ -275,7 +291,7 @@ def table_42(zoo: Zoo, arch: str, errors: Sequence[str], lam: float, method: str
         raise ConfigError(f"error_lambdas names error function(s) {unknown} that are not in errors={list(errors)}")
     rows = [_rows(zoo, zoo.baseline(arch), [method])]
     rows += [_rows(zoo, zoo.get(arch, float(lams.get(e, lam)), e), [method]) for e in errors]
-    return side_by_side(pd.concat(rows, ignore_index=True), "thesis:4.2")
+    return side_by_side(_stack(rows), "thesis:4.2")
 
 
 def table_43(zoo: Zoo, arch: str, lambdas: Sequence[float], method: str = "gradcam") -> pd.DataFrame:
@@ -283,7 +299,7 @@ def table_43(zoo: Zoo, arch: str, lambdas: Sequence[float], method: str = "gradc
     filled where our lambda is one of the thesis' values."""
     rows = [_rows(zoo, zoo.baseline(arch), [method])]
     rows += [_rows(zoo, zoo.get(arch, lam, "cosine"), [method]) for lam in lambdas if float(lam) != 0]
-    return side_by_side(pd.concat(rows, ignore_index=True), "thesis:4.3", match_lambda=True)
+    return side_by_side(_stack(rows), "thesis:4.3", match_lambda=True)
 
 
 @runs_on_model("x01", "y", like="x01")
@@ -418,7 +434,8 @@ def claims(t41: pd.DataFrame, training: pd.DataFrame, tol: float) -> dict:
         b, c = base[base.model == model], cos[cos.model == model]
         acc.append(abs(c["top1 reproduced"].iloc[0] - b["top1 reproduced"].iloc[0]) <= tol)
         bg, cg = b[b.method == "Grad-CAM"], c[c.method == "Grad-CAM"]
-        ad_gc.append(ahead(*mean_and_spread(cg, "AD"), *mean_and_spread(bg, "AD"), higher=False)
+        ad_gc.append(row_ahead(t41, "AD", {"model": model, "regularizer": REG_LABELS["cosine"], "method": "Grad-CAM"},
+                               {"model": model, "regularizer": REG_LABELS["none"], "method": "Grad-CAM"}, higher=False)
                      if len(bg) and len(cg) else False)
         ad_mean.append(c["AD reproduced"].mean() < b["AD reproduced"].mean())
     col = "cos(∇L, guided ∇L) on test"

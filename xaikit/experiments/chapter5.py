@@ -195,19 +195,21 @@ def ablation_table(study: Study, sets: Sequence[EvalSet], change: Mapping, pid: 
             vlab, (vm, vo) = variant(base, **change)
             vals = {}
             for which, (lab, mm, oo) in {"default": (base, m, o), variant_name: (vlab, vm, vo)}.items():
-                vals[which] = _adcc(study, es, lab, mm, oo, pid, "ablation")["ADCC"]
+                a = _adcc(study, es, lab, mm, oo, pid, "ablation")
+                vals.update({f"ADCC {which}": a["ADCC"], f"ADCC {which} {SPREAD}": a.get(f"ADCC {SPREAD}", float("nan")),
+                             "n": a["n"]})
             rows.append({"model": es.key, "paper model": paper_model(es.key), "method": base, "method_id": m,
-                         "kernel": _kernel(m, o), "ADCC default": vals["default"],
-                         f"ADCC {variant_name}": vals[variant_name]})
+                         "kernel": _kernel(m, o), **vals})
     table = pd.DataFrame(rows)
+    keys = ["model", "paper model", "method", "method_id", "kernel"]
     out = []
     for which in ("default", variant_name):
-        part = compare(table[["model", "paper model", "method", "method_id", "kernel", f"ADCC {which}"]].rename(
-            columns={f"ADCC {which}": "ADCC"}).assign(variant=which), pid, dict(PKEYS, variant="variant"), ["ADCC"],
-            relabel=None)
-        out.append(part.rename(columns={"ADCC published": f"ADCC {which} published",
-                                        "ADCC reproduced": f"ADCC {which} reproduced"}).drop(columns="variant"))
-    res = out[0].merge(out[1], on=["model", "paper model", "method", "method_id", "kernel"])
+        cols = {f"ADCC {which}": "ADCC", f"ADCC {which} {SPREAD}": f"ADCC {SPREAD}"}
+        part = compare(table[keys + ["n", *cols]].rename(columns=cols).assign(variant=which), pid,
+                       dict(PKEYS, variant="variant"), ["ADCC"], relabel=None)
+        out.append(part.rename(columns={f"ADCC {w}": f"ADCC {which} {w}" for w in ("published", "reproduced", SPREAD)})
+                   .drop(columns=["variant"] + (["n"] if out else [])))  # n (the same images) once
+    res = out[0].merge(out[1], on=keys)
     res["diff published"] = res[f"ADCC {variant_name} published"] - res["ADCC default published"]
     res["diff reproduced"] = res[f"ADCC {variant_name} reproduced"] - res["ADCC default reproduced"]
     res = res.drop(columns=["method_id", "kernel"]).round(2)

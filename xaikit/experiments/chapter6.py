@@ -46,8 +46,8 @@ from .params import param
 from .protocols import protocol
 from .specs import ModelSpec, load_model
 from .grid import method_rows
-from .study import (SPREAD, EvalSet, Study, bootstrap_halfwidth, compare, config_hash, fingerprint, label, means,
-                    paper_model, verdict)
+from .study import (PER_IMAGE, SPREAD, EvalSet, PerImage, Study, bootstrap_halfwidth, compare, config_hash, fingerprint,
+                    keep_per_image, label, means, paper_model, per_image, verdict)
 
 METHODS = ["gradcam", "gradcampp", "rise", "scorecam", "groupcam"]
 #: at the small tiers, which column of the paper each of our models stands beside
@@ -121,8 +121,10 @@ def _io_means(study: Study, es: EvalSet, table: Mapping, tag: str, pid: str = "g
     f = _with_overall(study.evaluate(es, table, ["insertion", "deletion"], metric_options=_io(study.cfg, es, pid),
                                      target=p.target, tag=tag))
     names = {"I": "insertion", "D": "deletion"}
-    return means(f, ["I", "D", "overall"]).rename(columns={**names, **{f"{k} {SPREAD}": f"{v} {SPREAD}"
-                                                                     for k, v in names.items()}})
+    out = means(f, ["I", "D", "overall"]).rename(columns={**names, **{f"{k} {SPREAD}": f"{v} {SPREAD}"
+                                                                    for k, v in names.items()}})
+    # the per-image values behind the means (the claims pair them by image), under the table's metric names
+    return keep_per_image(out, f.assign(metric=f.metric.replace(names)), ["insertion", "deletion", "overall"])
 
 
 #: the columns of an :func:`_io_means` row that the sweeps keep: ``n`` and each mean with its 95 % half-width
@@ -132,11 +134,14 @@ IO_COLUMNS = ["n"] + [c for m in ("insertion", "deletion", "overall") for c in (
 # ---------------------------------------------------------------------------------------- tables
 def insertion_deletion_table(study: Study, sets: Sequence[EvalSet], names: Sequence[str]) -> pd.DataFrame:
     """Table 1: insertion (↑), deletion (↓), over-all (↑) AUC in percent per model and method."""
-    wide = pd.concat([_io_means(study, es, rows(study.cfg, names), "io") for es in sets], ignore_index=True)
+    parts = [_io_means(study, es, rows(study.cfg, names), "io") for es in sets]
+    wide = pd.concat(parts, ignore_index=True)
     wide.insert(1, "paper model", wide.model.map({es.name: paper_model(es.key, STAND_INS) for es in sets}))
-    return compare(wide, "groupcam:1", KEYS, ["insertion", "deletion", "overall"],
-                   order={"model": list(dict.fromkeys(wide.model)), "method": list(names)},
-                   protocol=protocol("groupcam:1", study.cfg.protocol))
+    out = compare(wide, "groupcam:1", KEYS, ["insertion", "deletion", "overall"],
+                  order={"model": list(dict.fromkeys(wide.model)), "method": list(names)},
+                  protocol=protocol("groupcam:1", study.cfg.protocol))
+    out.attrs[PER_IMAGE] = PerImage(pd.concat([per_image(p) for p in parts], ignore_index=True))
+    return out
 
 
 def _groupcam(study: Study, **opts) -> dict:
@@ -214,11 +219,13 @@ def pointing_table(study: Study, es: EvalSet, names: Sequence[str], tolerance: f
     tol = float(tolerance if tolerance is not None else 15.0 * H / 224)
     p = protocol("groupcam:4", study.cfg.protocol)
     imgs, maps, t = study.maps(es, rows(study.cfg, names, "groupcam:4"), target=p.target)
-    per, means_ = {}, []
+    per, means_, hits_by_image = {}, [], []
     for m, sal in maps.items():
         r = pointing_game(sal, es.data.boxes, t, box_labels=es.data.box_labels, tolerance=tol)
         hits = pointing_game(sal, es.data.boxes, t, box_labels=es.data.box_labels, tolerance=tol, reduce=False)
         per[label(m)] = r["per_category"]
+        hits_by_image.append(pd.DataFrame({"model": es.name, "method": label(m), "image": list(es.data.names),
+                                       "SP": hits.detach().float().cpu().numpy()}))
         # SP is the mean over categories (the paper); n and the 95 % interval from the per-image hits
         means_.append({"model": es.name, "paper model": "resnet50", "method": m,
                        "n": int((~torch.isnan(hits)).sum()), "SP": r["SP"], f"SP {SPREAD}": bootstrap_halfwidth(hits)})
@@ -227,8 +234,11 @@ def pointing_table(study: Study, es: EvalSet, names: Sequence[str], tolerance: f
     table = pd.DataFrame({meth: [d.get(c, float("nan")) for c in cats] for meth, d in per.items()},
                          index=[inf.class_name(c) for c in cats])
     table.index.name = "category"
-    return table.round(1), compare(pd.DataFrame(means_), "groupcam:4", KEYS, ["SP"], order={"method": list(names)},
-                                   protocol=p)
+    out = compare(pd.DataFrame(means_), "groupcam:4", KEYS, ["SP"], order={"method": list(names)}, protocol=p)
+    # the claim pairs the methods' per-image hits (1 / 0, NaN where the image has no box of its class): the
+    # statistic behind SP's ± (SP itself averages the categories)
+    out.attrs[PER_IMAGE] = PerImage(pd.concat(hits_by_image, ignore_index=True))
+    return table.round(1), out
 
 
 # --------------------------------------------------------------------------------------- figures

@@ -199,19 +199,28 @@ def bootstrap_halfwidth_of(statistic: Callable, columns: Sequence, resamples: in
     of a number computed from several means, like ADCC as the harmonic mean of dataset means.
     ``columns``: equal-length per-image arrays (a row with a NaN in any column is skipped); ``statistic``
     takes one ``(resamples,)`` array per column and returns ``(resamples,)`` values."""
+    lo, hi = bootstrap_interval_of(statistic, columns, resamples, seed, level)
+    return (hi - lo) / 2
+
+
+def bootstrap_interval_of(statistic: Callable, columns: Sequence, resamples: int = BOOTSTRAP, seed: int = 0,
+                          level: float = 0.95) -> tuple[float, float]:
+    """``(lo, hi)``: the percentile bootstrap interval of ``statistic(*column means)``, the rows (images)
+    resampled jointly, as :func:`bootstrap_halfwidth_of`; ``(s, s)`` for a single row, NaNs for none."""
     # per-image values as tensors (a metric's, wherever computed) or arrays
     v = np.stack([np.asarray(c.detach().float().cpu() if isinstance(c, torch.Tensor) else c, dtype=np.float64)
                   for c in columns])
     v = v[:, np.isfinite(v).all(0)]
     n = v.shape[1]
     if n == 0:
-        return float("nan")
+        return float("nan"), float("nan")
     if n == 1:
-        return 0.0
+        one = float(np.asarray(statistic(*[c[None] for c in v]), dtype=np.float64).reshape(-1)[0])
+        return one, one
     idx = np.random.default_rng(seed).integers(0, n, size=(int(resamples), n))
     s = np.asarray(statistic(*[c[idx].mean(1) for c in v]), dtype=np.float64)
     lo, hi = np.quantile(s, [(1 - level) / 2, (1 + level) / 2])
-    return float(hi - lo) / 2
+    return float(lo), float(hi)
 
 
 def means(frame: pd.DataFrame, metrics: Sequence[str], by: Sequence[str] = ("model", "method"),
@@ -393,17 +402,78 @@ def ahead(a: float, a_hw: float, b: float, b_hw: float, higher: bool = True):
     return WITHIN_NOISE
 
 
+#: ``table.attrs`` key of the per-image values behind a table's means (:func:`keep_per_image`), which
+#: :func:`verdict` pairs image by image
+PER_IMAGE = "per_image"
+
+
+class PerImage:
+    """The per-image values behind a table's means, as kept in ``table.attrs[PER_IMAGE]`` (``.frame``). A holder
+    rather than the frame itself: pandas compares the attrs of the frames it concatenates with ``==``, which a
+    DataFrame inside them turns into an error; a holder compares by identity (different holders: pandas drops
+    the attrs, as for any differing attrs)."""
+
+    __slots__ = ("frame",)
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+
+    def __repr__(self) -> str:
+        return f"PerImage({len(self.frame)} rows: {list(self.frame.columns)})"
+
+
+def per_image(table: pd.DataFrame) -> pd.DataFrame | None:
+    """The per-image values a table keeps (:func:`keep_per_image`), or None."""
+    held = table.attrs.get(PER_IMAGE)
+    return held.frame if isinstance(held, PerImage) else None
+
+
+def keep_per_image(table: pd.DataFrame, frame: pd.DataFrame, metrics: Sequence[str],
+                   by: Sequence[str] = ("model", "method"), relabel: bool = True) -> pd.DataFrame:
+    """``table`` (changed in place and returned) with the per-image values behind its means of ``metrics`` in
+    ``table.attrs[PER_IMAGE]``: a frame of the ``by`` columns (the method spelled as the table shows it,
+    :func:`label`, unless ``relabel=False``: the result rows' names), ``image`` and one column per metric, from
+    the tidy results ``frame``. :func:`verdict` pairs them by image."""
+    f = frame[frame.metric.isin(metrics)]
+    wide = f.pivot_table(index=[*by, "image"], columns="metric", values="value", aggfunc="mean",
+                         sort=False).reset_index()
+    wide.columns.name = None
+    if relabel and "method" in wide.columns:
+        wide["method"] = wide["method"].map(label)
+    table.attrs[PER_IMAGE] = PerImage(wide)
+    return table
+
+
+def paired_ahead(a: pd.Series, b: pd.Series, higher: bool = True, level: float = 0.95):
+    """Is ``a`` ahead of ``b``, two methods' per-image values (Series indexed by image) paired by image? True
+    when the percentile bootstrap interval (``level``, images resampled, :func:`bootstrap_interval_of`) of the
+    mean difference lies wholly on ``a``'s side of 0, False when wholly on ``b``'s, :data:`WITHIN_NOISE` when
+    it holds 0 (a tie included); None when no image has both values."""
+    j = pd.concat([a.rename("a"), b.rename("b")], axis=1, join="inner").dropna()
+    if j.empty:
+        return None
+    s = 1.0 if higher else -1.0
+    lo, hi = bootstrap_interval_of(lambda x, y: s * (x - y), [j["a"].to_numpy(), j["b"].to_numpy()], level=level)
+    if lo > 0:
+        return True
+    if hi < 0:
+        return False
+    return WITHIN_NOISE
+
+
 def verdict(table: pd.DataFrame, metric: str, higher: bool, method: str, exclude: Sequence[str] = ("Fake-CAM",),
             by: str | None = "model"):
-    """Does ``method`` have the best ``metric`` (among rows not in ``exclude``) in every ``by`` group, judged
-    with the 95 % intervals that :func:`means` puts beside the means (``<metric> ±``)?
+    """Does ``method`` have the best ``metric`` (among rows not in ``exclude``) in every ``by`` group, beyond
+    the noise of a mean over a few images?
 
-    Per group: True when ``method``'s mean is best and its interval clears every other method's; False when
-    another method's interval lies wholly beyond ``method``'s (the table contradicts the claim beyond noise);
-    :data:`WITHIN_NOISE` otherwise (they overlap: the ranking is within noise). Groups combine with
-    :func:`combine`. Intervals of separate means are compared (a conservative rule: the images are shared, so a
-    paired interval of the difference would be narrower). A table without ``±`` columns is judged by the means
-    alone (True / False, ties False)."""
+    Where the table keeps its per-image values (:func:`keep_per_image`, :func:`per_image`), ``method``
+    is compared with each other method image by image (:func:`paired_ahead`: the 95 % bootstrap interval of the
+    mean difference): the images are shared, so a difference that is consistent over them is a lead even when
+    the two methods' own intervals overlap, and a consistent deficit is a loss. Otherwise the separate 95 %
+    intervals that :func:`means` puts beside the means (``<metric> ±``) are compared (:func:`ahead`, the
+    conservative rule). Per group: True when ``method`` is ahead of every other method, False when another is
+    ahead of it, :data:`WITHIN_NOISE` otherwise; groups combine with :func:`combine`. A table with neither is
+    judged by the means alone (True / False, ties False)."""
     t = table[~table.method.isin(exclude)]
     groups = [g for _, g in t.groupby(by, sort=False)] if by and by in t.columns else [t]
     out = []
@@ -411,10 +481,32 @@ def verdict(table: pd.DataFrame, metric: str, higher: bool, method: str, exclude
         me, others = g[g.method == method], g[g.method != method]
         if me.empty:
             raise ConfigError(f"verdict: no row of method {method!r} in the table; rows: {sorted(set(g.method))}")
-        if others.empty:
-            out.append(True)
-            continue
-        mine = mean_and_spread(me, metric)
-        out.append(combine(*[ahead(*mine, *mean_and_spread(r, metric), higher) for _, r in others.iterrows()]))
+        where = {by: g[by].iloc[0]} if by and by in g.columns else {}
+        out.append(combine(*[row_ahead(table, metric, {**where, "method": method}, {**where, "method": o}, higher)
+                             for o in others.method]) if len(others) else True)
     return combine(*out)
+
+
+def _pick(frame: pd.DataFrame, where: Mapping) -> pd.DataFrame:
+    keep = np.ones(len(frame), dtype=bool)
+    for k, v in where.items():
+        keep &= (frame[k] == v).to_numpy()
+    return frame[keep]
+
+
+def row_ahead(table: pd.DataFrame, metric: str, a: Mapping, b: Mapping, higher: bool = True):
+    """Is the row of ``table`` picked by the column values ``a`` (``{"model": ..., "method": "Grad-CAM", "pool":
+    "CA"}``) ahead of the row picked by ``b`` in ``metric``? Paired by image (:func:`paired_ahead`) where the table
+    keeps per-image values (:func:`keep_per_image`) with those columns and both rows have images in common, else
+    by the two rows' 95 % intervals (:func:`ahead`; a row without an interval: by the means)."""
+    per = per_image(table)
+    if per is not None and metric in per.columns and all(k in per.columns for k in (*a, *b)):
+        v = paired_ahead(_pick(per, a).groupby("image")[metric].mean(), _pick(per, b).groupby("image")[metric].mean(),
+                         higher)
+        if v is not None:
+            return v
+    ra, rb = _pick(table, a), _pick(table, b)
+    if ra.empty or rb.empty:
+        raise ConfigError(f"no row of the table has {dict(a) if ra.empty else dict(b)}")
+    return ahead(*mean_and_spread(ra, metric), *mean_and_spread(rb, metric), higher)
 
