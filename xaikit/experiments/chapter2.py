@@ -19,8 +19,9 @@ from ..reports.figures import curves, overlay, saliency_colorbar
 from .common import ModelParams, PhotoParams, SyntheticParams
 from .params import param
 from .protocols import protocol
-from .study import (SPREAD, EvalSet, Study, ahead, best, combine, compare, concat_compared, keep_per_image, label,
-                    mean_and_spread, means, paired_ahead, paper_model, per_image, row_titles, verdict)
+from .study import (SPREAD, EvalSet, Study, ahead, best, bootstrap_halfwidth, combine, compare, concat_compared,
+                    keep_per_image, label, mean_and_spread, means, paired_ahead, paper_model, per_image, row_titles,
+                    verdict)
 
 CNN_METHODS = ["fakecam", "gradcam", "gradcampp", "scorecam", "ablationcam", "xgradcam", "layercam",
                "extremal", "opticam"]
@@ -160,13 +161,19 @@ def _box_study(study: Study, es: EvalSet, methods: Sequence[str]) -> pd.DataFram
     masks = {"S": "S", "B&S": "B_and_S", "S-B": "S_minus_B"}
     out_rows = []
     first = list(dict.fromkeys(f.method))[:1]
+    io = ("AD", "AG", "AI")
+
+    def row(g, which, **keys):  # n, each mean and its 95 % half-width (NaN values skipped, as means() does)
+        v = {m: g[(g.which == which) & (g.m == m)].value for m in io}
+        return {**keys, "n": int(max(x.notna().sum() for x in v.values())),
+                **{c: val for m in io for c, val in ((m, v[m].mean()), (f"{m} {SPREAD}", bootstrap_halfwidth(v[m])))}}
+
     for method, g in f.groupby("method", sort=False):
-        means = g.groupby(["which", "m"]).value.mean()
         if method in first:  # S := B and S := I∖B do not depend on the method
             for which, mid in (("S:=B", "box"), ("S:=I-B", "box_complement")):
-                out_rows.append({"method": mid, "mask": "S", **{m: means.get((which, m)) for m in ("AD", "AG", "AI")}})
+                out_rows.append(row(g, which, method=mid, mask="S"))
         for which, mask in masks.items():
-            out_rows.append({"method": method, "mask": mask, **{m: means.get((which, m)) for m in ("AD", "AG", "AI")}})
+            out_rows.append(row(g, which, method=method, mask=mask))
     wide = pd.DataFrame(out_rows)
     wide.insert(0, "paper model", paper_model(es.key, STAND_INS))
     wide.insert(0, "model", es.name)

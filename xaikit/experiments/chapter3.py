@@ -37,8 +37,8 @@ from .params import param
 from .protocols import protocol
 from .specs import ModelSpec, load_model
 from .store import config_hash
-from .study import (PER_IMAGE, SPREAD, EvalSet, PerImage, Study, combine, compare, concat_compared, fingerprint,
-                    keep_per_image, label, means, paper_model, per_image, row_ahead)
+from .study import (PER_IMAGE, SPREAD, EvalSet, PerImage, Study, bootstrap_halfwidth, combine, compare,
+                    concat_compared, fingerprint, keep_per_image, label, means, paper_model, per_image, row_ahead)
 
 METHODS = ["gradcam", "gradcampp", "scorecam"]
 #: synthetic settings standing in for the thesis' datasets
@@ -216,10 +216,17 @@ def accuracy(model, dataset, batch_size: int = 256) -> dict:
         scores.append(logits_of(model, model.xaikit.normalize(b.images)).cpu())
         labels.append(b.labels)
     s, y = torch.cat(scores), torch.cat(labels)
+    hit = (y.gather(1, s.argmax(1, keepdim=True))[:, 0] > 0) if y.dim() == 2 else s.argmax(1) == y
+    out = _top1(hit)
     if y.dim() == 2:
-        return {"top1": float(100 * (y.gather(1, s.argmax(1, keepdim=True)) > 0).float().mean()),
-                "mAP": mean_average_precision(s, y)}
-    return {"top1": float(100 * (s.argmax(1) == y).float().mean())}
+        out["mAP"] = mean_average_precision(s, y)
+    return out
+
+
+def _top1(hit: torch.Tensor) -> dict:
+    """``top1`` (percent) of per-image hits, with ``n`` and the 95 % bootstrap half-width ``top1 ±``."""
+    c = 100 * hit.float()
+    return {"top1": float(c.mean()), "n": int(c.numel()), f"top1 {SPREAD}": bootstrap_halfwidth(c)}
 
 
 def saliency(study: Study, es: EvalSet, methods: Sequence[str]) -> pd.DataFrame:
@@ -307,7 +314,7 @@ def complexity_table(study: Study, specs: Sequence[str], lite_spec: str | None =
         for pool, model in (("gap", backbone(cfg, spec)), ("ca", s)):
             out.append({"model": ModelSpec.parse(spec).arch, "paper model": paper_model(spec, STAND_INS),
                         "pool": pool, "stream": "trained" if pool == "ca" else "", "input px": size,
-                        **_complexity_row(c, pool), "top1": accuracy(model, te)["top1"]})
+                        **_complexity_row(c, pool), **_accuracy_row(accuracy(model, te))})
     if lite_spec:
         gap = backbone(cfg, lite_spec)
         data = photo_data(11, size=gap.xaikit.input_size)
@@ -318,9 +325,13 @@ def complexity_table(study: Study, specs: Sequence[str], lite_spec: str | None =
             c = stream_complexity(model if init else stream(cfg, lite_spec, init="gap", train=False), input_size=224)
             out.append({"model": ModelSpec.parse(lite_spec).arch, "paper model": "", "pool": pool,
                         "stream": "" if init is None else f"untrained, init={init}", "input px": 224,
-                        **_complexity_row(c, pool), "top1": float(100 * (predict(model, x) == y).float().mean())})
+                        **_complexity_row(c, pool), **_accuracy_row(_top1(predict(model, x) == y))})
     t = compare(pd.DataFrame(out), "thesis:3.3", {"paper model": "model", "pool": "pool"}, metrics, relabel=None)
     return t.assign(pool=t.pool.str.upper())
+
+
+def _accuracy_row(a: dict) -> dict:
+    return {"n": a["n"], "top1": a["top1"], f"top1 {SPREAD}": a[f"top1 {SPREAD}"]}
 
 
 def _complexity_row(c: dict, pool: str) -> dict:
@@ -337,7 +348,7 @@ def _variant_rows(study: Study, spec: str, methods: Sequence[str], variants, pid
         s = stream(cfg, spec, **kw)
         base = {"model": ModelSpec.parse(spec).arch, "paper model": VARIANT_PAPER_MODEL, pid_key: val}
         acc_rows.append({**base, "method": "none", "params_M": sum(p.numel() for p in s.stream_parameters()) / 1e6,
-                         "top1": accuracy(s, te)["top1"]})
+                         **_accuracy_row(accuracy(s, te))})
         if methods:
             w = saliency(study, eval_set(cfg, spec, s, "imagenet", f"{pid_key}={val}"), methods)
             sal_rows += [{**base, "method": r.method, "n": r["n"], **{c: r[c] for m in SAL for c in (m, f"{m} {SPREAD}")}}
