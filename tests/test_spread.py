@@ -185,3 +185,14 @@ def test_row_ahead_picks_rows_by_several_columns_and_pairs_their_images():
     assert row_ahead(t, "AG", gap, ca) is False
     with pytest.raises(ConfigError, match="no row of the table"):
         row_ahead(t, "AG", {**ca, "pool": "PROJ"}, gap)
+
+
+def test_proportion_halfwidth_is_the_bootstrap_of_the_hits():
+    from xaikit.experiments import proportion_halfwidth
+
+    assert proportion_halfwidth(50.0, 2) == 50.0                     # hits 100, 0: the interval is [0, 100]
+    assert proportion_halfwidth(100.0, 40) == 0.0 and proportion_halfwidth(0.0, 40) == 0.0
+    hits = np.r_[np.full(30, 100.0), np.zeros(70)]
+    assert proportion_halfwidth(30.0, 100) == bootstrap_halfwidth(hits)
+    assert proportion_halfwidth(30.0, 100) == pytest.approx(1.96 * np.sqrt(30 * 70 / 100), rel=0.15)  # binomial
+    assert np.isnan(proportion_halfwidth(float("nan"), 10)) and np.isnan(proportion_halfwidth(50.0, 0))

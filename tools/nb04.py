@@ -127,8 +127,9 @@ towards −1; the "trained networks" table below reports the mean cosine for eve
 """),
 ("md", """
 ## Table 4.1 — standard vs cosine-regularized training, every CAM method
-`top1` is the test accuracy of the network (same for every method row); λ is ours, `paper λ` the thesis'.
-Axiom-CAM is XGrad-CAM.
+`top1` is the test accuracy of the network (same for every method row), `top1 ±` its 95 % interval over the
+`test_images`; `n` counts the evaluation images behind the saliency metrics and their `±`. λ is ours, `paper λ`
+the thesis'. Axiom-CAM is XGrad-CAM.
 """),
 ("code", """
 t41 = ch4.table_41(zoo, models, methods)

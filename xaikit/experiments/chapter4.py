@@ -33,7 +33,7 @@ from .common import dataset_root, rows_for, scene
 from .params import ChapterParams, param
 from .store import config_hash
 from .study import (PER_IMAGE, SPREAD, EvalSet, PerImage, Study, combine, compare, keep_per_image, label, means,
-                    per_image, row_ahead)
+                    per_image, proportion_halfwidth, row_ahead)
 
 METHODS = ["gradcam", "gradcampp", "scorecam", "ablationcam", "xgradcam"]
 #: the thesis calls XGrad-CAM "Axiom-CAM"
@@ -221,7 +221,10 @@ def _rows(zoo: Zoo, t: Trained, methods: Sequence[str]) -> pd.DataFrame:
     f = f.replace({"metric": {"I": "insertion", "D": "deletion"}})
     wide = means(f, SALIENCY, by=("method",))
     wide = wide.set_index("method").reindex([m for m in methods if m in set(wide.method)]).reset_index()
-    out = wide.assign(model=t.arch, regularizer=t.regularizer, lam=t.lam, top1=t.top1)
+    # top-1 over the test images (a training-log number: its interval from the hit count and n)
+    n_test = t.history["epochs"][-1].get("test_n") or len(datasets(cfg)[1])
+    out = wide.assign(model=t.arch, regularizer=t.regularizer, lam=t.lam, top1=t.top1,
+                      **{f"top1 {SPREAD}": proportion_halfwidth(t.top1, n_test)})
     # the per-image values under the shown table's keys (side_by_side): the claims pair two models image by image
     shown = f.assign(method=f.method.map(mlabel), model=t.arch, regularizer=REG_LABELS.get(t.regularizer, t.regularizer),
                      **{"λ": t.lam})
@@ -251,8 +254,8 @@ def side_by_side(rows: pd.DataFrame, pid: str, match_lambda: bool = False) -> pd
     spread = [c for c in r.columns if c == "n" or c.endswith(f" {SPREAD}")]
     sal = compare(r[list(keys) + spread + SALIENCY], pid, keys, SALIENCY, relabel=None)
     per_method_top1 = not (pub[pub.metric == "top1"].method == "none").all()
-    top = compare((r if per_method_top1 else r.assign(method="none"))[list(keys) + ["top1"]], pid, keys, ["top1"],
-                  relabel=None)
+    top_cols = list(keys) + ["top1"] + ([f"top1 {SPREAD}"] if f"top1 {SPREAD}" in r.columns else [])
+    top = compare((r if per_method_top1 else r.assign(method="none"))[top_cols], pid, keys, ["top1"], relabel=None)
     out = pd.DataFrame({"model": r.model, "paper model": r["paper model"],
                         "regularizer": r.regularizer.map(lambda g: REG_LABELS.get(g, g)), "λ": r["λ"]})
     if not match_lambda and "lambda" in pub.columns:
@@ -262,7 +265,8 @@ def side_by_side(rows: pd.DataFrame, pid: str, match_lambda: bool = False) -> pd
     # n and each metric's 95 % half-width (study.means) beside its mean, as every chapter's tables
     shown = ([c for c in ("n",) if c in sal.columns]
              + [c for m in SALIENCY for c in (f"{m} published", f"{m} reproduced", f"{m} {SPREAD}") if c in sal.columns])
-    out = pd.concat([out, top[["top1 published", "top1 reproduced"]], sal[shown]], axis=1)
+    out = pd.concat([out, top[[c for c in ("top1 published", "top1 reproduced", f"top1 {SPREAD}") if c in top]],
+                     sal[shown]], axis=1)
     # metrics to 2 decimals; λ as given (the thesis' 0.0075 is not 0.01)
     out = out.round({c: 2 for c in out.columns if c.endswith((" published", " reproduced", f" {SPREAD}"))})
     out.attrs.update(published_id=pid, published_empty=top.attrs["published_empty"] + sal.attrs["published_empty"],

@@ -47,7 +47,7 @@ from .protocols import protocol
 from .specs import ModelSpec, load_model
 from .grid import method_rows
 from .study import (PER_IMAGE, SPREAD, EvalSet, PerImage, Study, bootstrap_halfwidth, compare, config_hash, fingerprint,
-                    keep_per_image, label, means, paper_model, per_image, verdict)
+                    keep_per_image, label, means, paper_model, per_image, proportion_halfwidth, verdict)
 
 METHODS = ["gradcam", "gradcampp", "rise", "scorecam", "groupcam"]
 #: at the small tiers, which column of the paper each of our models stands beside
@@ -406,6 +406,7 @@ def finetune(study: Study, snapshots: list | None = None) -> tuple[pd.DataFrame,
                         augment=ModelSpec.parse(cfg.finetune_model).pretrained)
     out = [{"model": "base (before fine-tuning)", "training": "none", "paper model": "resnet50", "epochs": 0,
             "top1": top1_of(base, test) * 100}]
+    n = len(test)
     base_fp = fingerprint(base)
     for kind in ("plain", "groupcam"):
         model = copy.deepcopy(base)
@@ -427,6 +428,7 @@ def finetune(study: Study, snapshots: list | None = None) -> tuple[pd.DataFrame,
         out.append({"model": f"fine-tuned, {'Group-CAM-masked' if kind == 'groupcam' else 'plain'} images",
                     "training": kind, "paper model": "resnet50", "epochs": cfg.finetune_epochs,
                     "top1": top1_of(model, test) * 100, "time_s": seconds})
+    out = [{**r, "n": n, f"top1 {SPREAD}": proportion_halfwidth(r["top1"], n)} for r in out]  # over the test images
     table = compare(pd.DataFrame(out), "groupcam:7", {"training": "training", "paper model": "model"}, ["top1"],
                     relabel=None)
     return table.drop(columns=["training"]), base

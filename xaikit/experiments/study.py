@@ -192,6 +192,17 @@ def bootstrap_halfwidth(values, resamples: int = BOOTSTRAP, seed: int = 0, level
     return bootstrap_halfwidth_of(lambda m: m, [values], resamples, seed, level)  # the mean itself
 
 
+def proportion_halfwidth(percent: float, n: int, resamples: int = BOOTSTRAP, seed: int = 0,
+                         level: float = 0.95) -> float:
+    """The ``±`` of a percentage over ``n`` images known only as a number (a top-1 accuracy from a training log):
+    :func:`bootstrap_halfwidth` of its k = round(percent * n / 100) hits and n - k misses (the bootstrap of a
+    mean of 0/1 values depends on k and n alone). NaN for an unknown percentage or no image."""
+    if not n or not np.isfinite(percent):
+        return float("nan")
+    k = int(round(float(percent) * int(n) / 100))
+    return bootstrap_halfwidth(np.r_[np.full(k, 100.0), np.zeros(int(n) - k)], resamples, seed, level)
+
+
 def bootstrap_halfwidth_of(statistic: Callable, columns: Sequence, resamples: int = BOOTSTRAP, seed: int = 0,
                            level: float = 0.95) -> float:
     """Half-width of the percentile bootstrap interval of ``statistic(*column means)``, the images resampled

@@ -398,7 +398,7 @@ def train_interpretable(model: nn.Module, train_dataset, test_dataset=None, lam:
                "train_acc": 100.0 * tot["correct"] / tot["n"]}
         if test_dataset is not None:
             ev = evaluate(model, test_dataset, eval_batch_size, norm, dev)
-            row.update(test_acc=ev["acc"], test_loss=ev["loss"])
+            row.update(test_acc=ev["acc"], test_loss=ev["loss"], test_n=ev["n"])
         row["time_s"] = time.perf_counter() - t0
         history["epochs"].append(row)
         if ckpt is not None and rank == 0:
