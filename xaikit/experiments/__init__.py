@@ -10,10 +10,10 @@ from .params import ChapterParams, parameters_cell
 from .specs import ModelSpec, load_model, synthetic_model
 from .store import MapCache, ResultStore, config_hash
 from .study import (WITHIN_NOISE, EvalSet, Study, ahead, best, bootstrap_halfwidth, bootstrap_halfwidth_of, combine, compare, fingerprint, label, means,
-                    keep_per_image, paired_ahead, paper_model, per_image, proportion_halfwidth, row_ahead, row_titles, verdict)
+                    hold_per_image, keep_per_image, paired_ahead, paper_model, per_image, proportion_halfwidth, row_ahead, row_titles, verdict)
 
 __all__ = ["evaluate", "summarize", "shard", "dist_info", "ResultStore", "MapCache", "config_hash",
-           "METRIC_COLUMNS", "Study", "EvalSet", "compare", "means", "best", "verdict", "combine", "ahead", "paired_ahead", "row_ahead", "keep_per_image", "per_image", "WITHIN_NOISE", "bootstrap_halfwidth", "bootstrap_halfwidth_of", "proportion_halfwidth", "label", "fingerprint", "paper_model",
+           "METRIC_COLUMNS", "Study", "EvalSet", "compare", "means", "best", "verdict", "combine", "ahead", "paired_ahead", "row_ahead", "keep_per_image", "hold_per_image", "per_image", "WITHIN_NOISE", "bootstrap_halfwidth", "bootstrap_halfwidth_of", "proportion_halfwidth", "label", "fingerprint", "paper_model",
            "ModelSpec", "load_model", "ChapterParams", "ModelParams", "PhotoParams", "SyntheticParams",
            "parameters_cell", "resolve_eval_set", "synthetic_model", "synthetic_eval_data", "photo_data",
            "imagenet_data", "dataset_root", "rows_for", "row_titles", "count_passes"]

@@ -37,8 +37,8 @@ from .params import param
 from .protocols import protocol
 from .specs import ModelSpec, load_model
 from .store import config_hash
-from .study import (PER_IMAGE, SPREAD, EvalSet, PerImage, Study, bootstrap_halfwidth, combine, compare,
-                    concat_compared, fingerprint, keep_per_image, label, means, paper_model, per_image, row_ahead)
+from .study import (SPREAD, EvalSet, Study, bootstrap_halfwidth, combine, compare, concat_compared, fingerprint,
+                    hold_per_image, keep_per_image, label, means, paper_model, per_image, row_ahead)
 
 METHODS = ["gradcam", "gradcampp", "scorecam"]
 #: synthetic settings standing in for the thesis' datasets
@@ -262,9 +262,7 @@ def gap_vs_ca_table(study: Study, specs: Sequence[str], methods: Sequence[str], 
                 SAL, order={"model": list(dict.fromkeys(wide.model)), "method": list(methods), "pool": ["gap", "ca"]},
                 protocol=protocol(published_id, cfg.protocol))
     # "paper dataset": the published table's dataset our stand-in is compared with (synthetic images at ci/default)
-    t = t.assign(pool=t.pool.str.upper()).rename(columns={"dataset": "paper dataset"})
-    t.attrs[PER_IMAGE] = PerImage(pd.concat(per, ignore_index=True))
-    return t
+    return hold_per_image(t.assign(pool=t.pool.str.upper()).rename(columns={"dataset": "paper dataset"}), per)
 
 
 def setting_table(study: Study, spec: str, methods: Sequence[str],

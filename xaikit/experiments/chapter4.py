@@ -32,8 +32,8 @@ from ..training.interpretable import step_cost, train_interpretable
 from .common import dataset_root, rows_for, scene
 from .params import ChapterParams, param
 from .store import config_hash
-from .study import (PER_IMAGE, SPREAD, EvalSet, PerImage, Study, combine, compare, keep_per_image, label, means,
-                    per_image, proportion_halfwidth, row_ahead)
+from .study import (SPREAD, EvalSet, Study, combine, compare, hold_per_image, keep_per_image, label, means, per_image,
+                    proportion_halfwidth, row_ahead)
 
 METHODS = ["gradcam", "gradcampp", "scorecam", "ablationcam", "xgradcam"]
 #: the thesis calls XGrad-CAM "Axiom-CAM"
@@ -233,11 +233,7 @@ def _rows(zoo: Zoo, t: Trained, methods: Sequence[str]) -> pd.DataFrame:
 
 def _stack(rows: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """Rows of several trained models (:func:`_rows`) as one frame, with their per-image values."""
-    out = pd.concat(rows, ignore_index=True)
-    per = [per_image(r) for r in rows]
-    if all(p is not None for p in per):
-        out.attrs[PER_IMAGE] = PerImage(pd.concat(per, ignore_index=True))
-    return out
+    return hold_per_image(pd.concat(rows, ignore_index=True), [per_image(r) for r in rows])
 
 
 def side_by_side(rows: pd.DataFrame, pid: str, match_lambda: bool = False) -> pd.DataFrame:
@@ -271,9 +267,7 @@ def side_by_side(rows: pd.DataFrame, pid: str, match_lambda: bool = False) -> pd
     out = out.round({c: 2 for c in out.columns if c.endswith((" published", " reproduced", f" {SPREAD}"))})
     out.attrs.update(published_id=pid, published_empty=top.attrs["published_empty"] + sal.attrs["published_empty"],
                      directions={**top.attrs.get("directions", {}), **sal.attrs.get("directions", {})})
-    if per_image(rows) is not None:
-        out.attrs[PER_IMAGE] = rows.attrs[PER_IMAGE]
-    return out
+    return hold_per_image(out, [per_image(rows)])
 
 
 # ------------------------------------------------------------------------------------ tables

@@ -46,7 +46,7 @@ from .params import param
 from .protocols import protocol
 from .specs import ModelSpec, load_model
 from .grid import method_rows
-from .study import (PER_IMAGE, SPREAD, EvalSet, PerImage, Study, bootstrap_halfwidth, compare, config_hash, fingerprint,
+from .study import (SPREAD, EvalSet, Study, bootstrap_halfwidth, compare, config_hash, fingerprint, hold_per_image,
                     keep_per_image, label, means, paper_model, per_image, proportion_halfwidth, verdict)
 
 METHODS = ["gradcam", "gradcampp", "rise", "scorecam", "groupcam"]
@@ -140,8 +140,7 @@ def insertion_deletion_table(study: Study, sets: Sequence[EvalSet], names: Seque
     out = compare(wide, "groupcam:1", KEYS, ["insertion", "deletion", "overall"],
                   order={"model": list(dict.fromkeys(wide.model)), "method": list(names)},
                   protocol=protocol("groupcam:1", study.cfg.protocol))
-    out.attrs[PER_IMAGE] = PerImage(pd.concat([per_image(p) for p in parts], ignore_index=True))
-    return out
+    return hold_per_image(out, [per_image(p) for p in parts])
 
 
 def _groupcam(study: Study, **opts) -> dict:
@@ -237,8 +236,7 @@ def pointing_table(study: Study, es: EvalSet, names: Sequence[str], tolerance: f
     out = compare(pd.DataFrame(means_), "groupcam:4", KEYS, ["SP"], order={"method": list(names)}, protocol=p)
     # the claim pairs the methods' per-image hits (1 / 0, NaN where the image has no box of its class): the
     # statistic behind SP's ± (SP itself averages the categories)
-    out.attrs[PER_IMAGE] = PerImage(pd.concat(hits_by_image, ignore_index=True))
-    return table.round(1), out
+    return table.round(1), hold_per_image(out, hits_by_image)
 
 
 # --------------------------------------------------------------------------------------- figures

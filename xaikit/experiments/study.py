@@ -439,6 +439,16 @@ def per_image(table: pd.DataFrame) -> pd.DataFrame | None:
     return held.frame if isinstance(held, PerImage) else None
 
 
+def hold_per_image(table: pd.DataFrame, frames: Sequence[pd.DataFrame | None]) -> pd.DataFrame:
+    """``table`` (changed in place and returned) holding the per-image ``frames`` stacked (those of the parts it
+    was built from, each with the table's key columns, ``image`` and its metric columns); left as it is when any
+    part has none."""
+    frames = list(frames)
+    if frames and all(f is not None for f in frames):
+        table.attrs[PER_IMAGE] = PerImage(pd.concat(frames, ignore_index=True))
+    return table
+
+
 def keep_per_image(table: pd.DataFrame, frame: pd.DataFrame, metrics: Sequence[str],
                    by: Sequence[str] = ("model", "method"), relabel: bool = True) -> pd.DataFrame:
     """``table`` (changed in place and returned) with the per-image values behind its means of ``metrics`` in
@@ -451,8 +461,7 @@ def keep_per_image(table: pd.DataFrame, frame: pd.DataFrame, metrics: Sequence[s
     wide.columns.name = None
     if relabel and "method" in wide.columns:
         wide["method"] = wide["method"].map(label)
-    table.attrs[PER_IMAGE] = PerImage(wide)
-    return table
+    return hold_per_image(table, [wide])
 
 
 def paired_ahead(a: pd.Series, b: pd.Series, higher: bool = True, level: float = 0.95):
