@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 
 import xaikit as xk
+from xaikit.training.grouped_conv import grouped_double_backward
 
 from xaikit.errors import ConfigError, InputError
 from xaikit.attributors.guided import GuidedWarning, guided_gradient
@@ -103,7 +104,8 @@ def _two_forward_reference(m, x, y, lam, error):
     parameter gradients, the teacher and dL_C/dx."""
     teacher = guided_gradient(m, x, target=y, score="loss", warn=False)
     xi = x.detach().requires_grad_(True)
-    l_c = nn.functional.cross_entropy(m(xi), y)
+    with grouped_double_backward(m):  # as regularized_loss (test_grouped_double_backward_... checks it alone)
+        l_c = nn.functional.cross_entropy(m(xi), y)
     (d,) = torch.autograd.grad(l_c, xi, create_graph=True)
     loss = l_c + lam * gradient_error(d, teacher, error).mean()
     grads = torch.autograd.grad(loss, [p for p in m.parameters()])
@@ -139,6 +141,48 @@ def test_one_forward_equals_a_forward_for_the_teacher_and_one_for_the_loss(arch)
     for a, b in zip(m.modules(), ref_model.modules()):
         if isinstance(a, nn.BatchNorm2d):
             assert torch.equal(a.running_mean, b.running_mean) and int(a.num_batches_tracked) == 1
+
+
+@pytest.mark.parametrize("stride,padding,dilation,groups", [(1, 1, 1, 4), (2, 1, 1, 4), (1, 2, 2, 2), (2, 0, 1, 4)])
+def test_grouped_conv_first_and_second_derivatives(stride, padding, dilation, groups):
+    from xaikit.training.grouped_conv import _Conv
+
+    g = torch.Generator().manual_seed(stride * 10 + padding)
+    x = torch.randn(2, 4, 7, 7, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(4, 4 // groups, 3, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    conf = ((stride,) * 2, (padding,) * 2, (dilation,) * 2, groups)
+    f = lambda x, w: _Conv.apply(x, w, conf)  # noqa: E731
+    assert torch.autograd.gradcheck(f, (x, w)) and torch.autograd.gradgradcheck(f, (x, w))
+    assert torch.equal(f(x, w), nn.functional.conv2d(x, w, None, stride, padding, dilation, groups))
+
+
+def test_grouped_double_backward_equals_pytorchs_and_is_restored():
+    """MobileNet-V2's depthwise convolutions through regularized_loss: the parameter gradients with the batched
+    double backward (.grouped_conv) equal PyTorch's own (which loops over the groups) in float64; the plain
+    gradients (lambda = 0, no swap) and the forward are unchanged; the modules are restored on exit."""
+    import copy
+    from unittest import mock
+
+    from xaikit.training import grouped_conv as G
+
+    torch.manual_seed(0)
+    m = xk.models.load("mobilenetv2_cifar", weights="random", num_classes=4, width_mult=0.25).double().train()
+    convs = G.grouped_convs(m)
+    assert convs and all(c.groups == c.in_channels > 1 for c in convs)  # the depthwise ones, and only those
+    x = torch.randn(4, 3, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    y = torch.tensor([0, 1, 2, 3])
+    ref = copy.deepcopy(m)
+    loss, parts = regularized_loss(m, x, y, 0.7, "cosine", warn=False)
+    grads = torch.autograd.grad(loss, list(m.parameters()))
+    with mock.patch.object(G, "grouped_convs", lambda model: []):  # PyTorch's double backward throughout
+        loss_ref, parts_ref = regularized_loss(ref, x, y, 0.7, "cosine", warn=False)
+        grads_ref = torch.autograd.grad(loss_ref, list(ref.parameters()))
+    assert torch.equal(loss, loss_ref) and torch.equal(parts["grad"], parts_ref["grad"])  # forward, dL_C/dx
+    assert all(torch.allclose(a, b, rtol=1e-9, atol=1e-12) for a, b in zip(grads, grads_ref))
+    assert all("forward" not in c.__dict__ for c in convs)  # restored
+    with pytest.raises(RuntimeError), G.grouped_double_backward(m):
+        raise RuntimeError("inside the block")
+    assert all("forward" not in c.__dict__ for c in convs)  # restored on error too
 
 
 @pytest.mark.parametrize("error", ["mse", "cosine", "hi"])
