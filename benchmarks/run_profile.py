@@ -24,12 +24,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def notebooks(reports: Path) -> list[tuple[str, float]]:
-    """(notebook, wall seconds) from each report's provenance."""
+def notebooks(reports: Path) -> list[tuple[str, float, str]]:
+    """(notebook, wall seconds, commit) from each report's provenance."""
     out = []
     for prov in sorted(reports.glob("0*/provenance.json")):
         d = json.loads(prov.read_text())
-        out.append((prov.parent.name, float(d.get("wall_s") or 0)))
+        git = d.get("git") or {}
+        out.append((prov.parent.name, float(d.get("wall_s") or 0), str(git.get("commit", "") if isinstance(git, dict) else git)[:7]))
     return out
 
 
@@ -99,8 +100,8 @@ def main(argv=None) -> int:
     lines = ["# Where the time of a profile run goes", "",
              f"Read back from `{a.reports.name}/` and the run's cache by `benchmarks/run_profile.py` (nothing rerun).", "",
              "Wall seconds of each notebook's cells (the runner's times add the kernel's start, a few seconds).", "",
-             "| notebook | wall s |", "|---|---:|"]
-    lines += [f"| {n} | {s:.0f} |" for n, s in nbs] + [f"| **sum** | **{sum(s for _, s in nbs):.0f}** |", ""]
+             "| notebook | wall s | commit |", "|---|---:|---|"]
+    lines += [f"| {n} | {s:.0f} | {c} |" for n, s, c in nbs] + [f"| **sum** | **{sum(s for _, s, _ in nbs):.0f}** | |", ""]
     cs = cells(a.reports)
     if cs:
         lines += ["## Longest cells", "", "| s | notebook | cell |", "|---:|---|---|"]
