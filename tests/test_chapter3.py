@@ -96,3 +96,17 @@ def test_stream_checkpoints_are_keyed_by_the_backbone_they_were_trained_on(monke
                                  synthetic_scene={"background": "photos"}), "resnet18_cifar@synthetic")
     assert seen[3] != seen[0]  # other training scenes, other checkpoint
     ch3._CACHE.clear()
+
+
+def test_map_interval_is_the_bootstrap_of_map_itself():
+    import numpy as np
+
+    from xaikit.experiments.chapter3 import map_halfwidth, mean_average_precision
+
+    g = torch.Generator().manual_seed(0)
+    s, y = torch.randn(60, 5, generator=g), (torch.rand(60, 5, generator=g) < 0.2).long()
+    idx = np.random.default_rng(0).integers(0, 60, size=(1000, 60))  # the same seeded draws, one mAP at a time
+    lo, hi = np.quantile([mean_average_precision(s[i], y[i]) for i in idx], [0.025, 0.975])
+    assert map_halfwidth(s, y) == pytest.approx((hi - lo) / 2, abs=1e-9)
+    assert map_halfwidth(y.float(), y) == 0.0  # scores that rank every positive first: mAP 100 in every resample
+    assert map_halfwidth(s[:1], y[:1]) == 0.0 and np.isnan(map_halfwidth(s[:0], y[:0]))

@@ -15,6 +15,7 @@ import textwrap
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import Subset
@@ -37,7 +38,7 @@ from .params import param
 from .protocols import protocol
 from .specs import ModelSpec, load_model
 from .store import config_hash
-from .study import (SPREAD, EvalSet, Study, bootstrap_halfwidth, combine, compare, concat_compared, fingerprint,
+from .study import (BOOTSTRAP, SPREAD, EvalSet, Study, bootstrap_halfwidth, combine, compare, concat_compared, fingerprint,
                     hold_per_image, keep_per_image, label, means, paper_model, per_image, row_ahead)
 
 METHODS = ["gradcam", "gradcampp", "scorecam"]
@@ -208,6 +209,24 @@ def mean_average_precision(scores: torch.Tensor, labels: torch.Tensor) -> float:
     return float(100 * ap[pos > 0].mean())
 
 
+def map_halfwidth(scores: torch.Tensor, labels: torch.Tensor, resamples: int = BOOTSTRAP, seed: int = 0,
+                  level: float = 0.95) -> float:
+    """Half-width of the percentile bootstrap interval of :func:`mean_average_precision`, the images resampled
+    (seeded; every resample's mAP at once): mAP is no mean over images, so it is recomputed per resample."""
+    n = scores.shape[0]
+    if n < 2:
+        return 0.0 if n else float("nan")
+    idx = torch.as_tensor(np.random.default_rng(seed).integers(0, n, size=(int(resamples), n)))
+    s, rel = scores.float()[idx], (labels > 0).float()[idx]                               # (R, n, C)
+    rel = rel.gather(1, s.argsort(1, descending=True))
+    prec = rel.cumsum(1) / torch.arange(1, n + 1, dtype=torch.float32)[None, :, None]
+    pos = rel.sum(1)
+    ap = torch.where(pos > 0, (prec * rel).sum(1) / pos.clamp_min(1), torch.nan)
+    m = 100 * ap.nanmean(1).numpy()
+    lo, hi = np.quantile(m, [(1 - level) / 2, (1 + level) / 2])
+    return float(hi - lo) / 2
+
+
 def accuracy(model, dataset, batch_size: int = 256) -> dict:
     """``top1`` (percent; multi-label: the top class is a positive) and, for multi-hot labels, ``mAP``."""
     scores, labels = [], []
@@ -220,6 +239,7 @@ def accuracy(model, dataset, batch_size: int = 256) -> dict:
     out = _top1(hit)
     if y.dim() == 2:
         out["mAP"] = mean_average_precision(s, y)
+        out[f"mAP {SPREAD}"] = map_halfwidth(s, y)
     return out
 
 
@@ -279,19 +299,21 @@ def recognition_table(study: Study, spec: str, settings: Sequence[str] = ("voc20
         _, te = datasets(cfg, spec, setting)
         metric = "mAP" if setting == "voc2012" else "top1"
         for pool, model in (("gap", backbone(cfg, spec, setting)), ("ca", stream(cfg, spec, setting))):
+            a = accuracy(model, te)
             out.append({"model": ModelSpec.parse(spec).arch, "paper model": VARIANT_PAPER_MODEL, "dataset": setting,
-                        "pool": pool, "method": "none", "metric": metric, "value": accuracy(model, te)[metric]})
+                        "pool": pool, "method": "none", "metric": metric, "n": a["n"], "value": a[metric],
+                        SPREAD: a[f"{metric} {SPREAD}"]})
     df = pd.DataFrame(out)
     parts = []
     for metric, g in df.groupby("metric", sort=False):
-        t = compare(g.drop(columns="metric").rename(columns={"value": metric}), "thesis:3.2",
-                    {"paper model": "model", "dataset": "dataset", "pool": "pool", "method": "method"}, [metric],
-                    relabel=None)
-        parts.append(t.rename(columns={f"{metric} published": "published", f"{metric} reproduced": "reproduced"})
-                     .assign(metric=metric))
+        t = compare(g.drop(columns="metric").rename(columns={"value": metric, SPREAD: f"{metric} {SPREAD}"}),
+                    "thesis:3.2", {"paper model": "model", "dataset": "dataset", "pool": "pool", "method": "method"},
+                    [metric], relabel=None)
+        parts.append(t.rename(columns={f"{metric} published": "published", f"{metric} reproduced": "reproduced",
+                                       f"{metric} {SPREAD}": SPREAD}).assign(metric=metric))
     t = concat_compared(parts)
     t = t.assign(pool=t.pool.str.upper())
-    return t[["model", "paper model", "dataset", "pool", "metric", "published", "reproduced"]].rename(
+    return t[["model", "paper model", "dataset", "pool", "metric", "n", "published", "reproduced", SPREAD]].rename(
         columns={"dataset": "paper dataset"})
 
 
