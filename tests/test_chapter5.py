@@ -103,3 +103,21 @@ def test_claims_within_noise_and_table_spread(tiny, tmp_path):
     t1 = ch5.adcc_table(_study(tmp_path), [tiny])
     assert (t1["n"] == 2).all() and {f"{k} ±" for k in ch5.ADCC_METRICS} <= set(t1.columns)
     assert (t1.filter(like="±") >= 0).all().all()
+
+
+def test_adcc_difference_interval_is_paired():
+    import numpy as np
+
+    from xaikit.experiments.chapter5 import _adcc_diff_halfwidth
+
+    rng = np.random.default_rng(0)
+    per = pd.DataFrame({"Coherency": rng.uniform(40, 90, 30), "Complexity": rng.uniform(10, 40, 30),
+                        "Drop": rng.uniform(5, 50, 30)}, index=[f"{i:02d}" for i in range(30)])
+    per["ADCC"] = rng.uniform(40, 80, 30)
+    a = {"_per_image": per, "_of_means": False}
+    # per-image ADCC: b = a + 2 on every image -> a difference of exactly 2 in every resample
+    assert _adcc_diff_halfwidth(a, {"_per_image": per.assign(ADCC=per.ADCC + 2), "_of_means": False}) == pytest.approx(0.0, abs=1e-9)
+    assert _adcc_diff_halfwidth(a, {"_per_image": per.assign(ADCC=rng.uniform(40, 80, 30)), "_of_means": False}) > 1
+    # ADCC of means (vitcam's aggregate): the same images' values give a zero difference whatever the resample
+    m = {"_per_image": per, "_of_means": True}
+    assert _adcc_diff_halfwidth(m, {"_per_image": per.copy(), "_of_means": True}) == 0.0

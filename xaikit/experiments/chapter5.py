@@ -116,12 +116,26 @@ def _adcc(study: Study, es: EvalSet, label: str, method: str, options: Mapping, 
     mean["n"] = len(per_image)
     for k in per_image.columns:
         mean[f"{k} {SPREAD}"] = bootstrap_halfwidth(per_image[k])
-    if mo["adcc"].get("preset") == "vit_reciprocam":  # aggregate="dataset"
+    mean["_per_image"], mean["_of_means"] = per_image, mo["adcc"].get("preset") == "vit_reciprocam"
+    if mean["_of_means"]:  # aggregate="dataset"
         mean["ADCC"] = M.adcc_of_means(mean["Coherency"], mean["Complexity"], mean["Drop"])
         # its interval: the images resampled jointly, ADCC recomputed from each resample's three means
         mean[f"ADCC {SPREAD}"] = bootstrap_halfwidth_of(
             M.adcc_of_means, [per_image["Coherency"], per_image["Complexity"], per_image["Drop"]])
     return mean
+
+
+def _adcc_diff_halfwidth(a: Mapping, b: Mapping) -> float:
+    """95 % half-width of ADCC(b) - ADCC(a), two :func:`_adcc` results on the same images, resampled jointly
+    (paired): of the difference of the per-image means, or of ADCC recomputed from each resample's means."""
+    j = a["_per_image"].join(b["_per_image"], lsuffix=" a", rsuffix=" b", how="inner")
+    if a["_of_means"]:
+        parts = ("Coherency", "Complexity", "Drop")
+        def diff(c1, x1, d1, c2, x2, d2):
+            return M.adcc_of_means(c2, x2, d2) - M.adcc_of_means(c1, x1, d1)
+
+        return bootstrap_halfwidth_of(diff, [j[f"{k} a"] for k in parts] + [j[f"{k} b"] for k in parts])
+    return bootstrap_halfwidth_of(lambda x, y: y - x, [j["ADCC a"], j["ADCC b"]])
 
 
 # ---------------------------------------------------------------------------------------- tables
@@ -193,11 +207,12 @@ def ablation_table(study: Study, sets: Sequence[EvalSet], change: Mapping, pid: 
         for base in bases:
             m, o = VARIANTS[base]
             vlab, (vm, vo) = variant(base, **change)
-            vals = {}
+            vals, got = {}, {}
             for which, (lab, mm, oo) in {"default": (base, m, o), variant_name: (vlab, vm, vo)}.items():
-                a = _adcc(study, es, lab, mm, oo, pid, "ablation")
+                a = got[which] = _adcc(study, es, lab, mm, oo, pid, "ablation")
                 vals.update({f"ADCC {which}": a["ADCC"], f"ADCC {which} {SPREAD}": a.get(f"ADCC {SPREAD}", float("nan")),
                              "n": a["n"]})
+            vals[f"diff {SPREAD}"] = _adcc_diff_halfwidth(got["default"], got[variant_name])
             rows.append({"model": es.key, "paper model": paper_model(es.key), "method": base, "method_id": m,
                          "kernel": _kernel(m, o), **vals})
     table = pd.DataFrame(rows)
@@ -212,6 +227,7 @@ def ablation_table(study: Study, sets: Sequence[EvalSet], change: Mapping, pid: 
     res = out[0].merge(out[1], on=keys)
     res["diff published"] = res[f"ADCC {variant_name} published"] - res["ADCC default published"]
     res["diff reproduced"] = res[f"ADCC {variant_name} reproduced"] - res["ADCC default reproduced"]
+    res = res.merge(table[keys + [f"diff {SPREAD}"]], on=keys, how="left")  # paired: the images resampled jointly
     res = res.drop(columns=["method_id", "kernel"]).round(2)
     res.attrs["protocol"] = protocol(pid, study.cfg.protocol).caption()
     return res
