@@ -70,8 +70,10 @@ def test_pointing_table_per_category_and_mean(small, tmp_path):
     data = load_batch(synthetic(n=6, num_classes=4, size=32, seed=2, split="test"))
     es = EvalSet("resnet18_cifar@synthetic", small, data, "synthetic")
     cats, mean = ch6.pointing_table(_study(tmp_path), es, ["gradcam", "groupcam"])
-    assert list(cats.columns) == ["Grad-CAM", "Group-CAM"]
-    assert ((cats >= 0) & (cats <= 100)).all().all()
+    assert list(cats.columns) == ["n", "Grad-CAM", "Group-CAM"]
+    assert ((cats[["Grad-CAM", "Group-CAM"]] >= 0) & (cats[["Grad-CAM", "Group-CAM"]] <= 100)).all().all()
+    # n per category: the images explained for it that have a box of it, together the mean's n
+    assert (cats.n >= 1).all() and cats.n.sum() == mean.n.iloc[0]
     # the mean over categories of the per-category table is the reported mean
     for m in ("Grad-CAM", "Group-CAM"):
         row = mean[mean.method == m].iloc[0]

@@ -200,7 +200,7 @@ def time_table(study: Study, es: EvalSet, names: Sequence[str]) -> pd.DataFrame:
             cam(x[i:i + 1], t[i:i + 1])
             synchronize(x.device)  # CUDA runs asynchronously: time the work, not its launch
             ts.append(time.perf_counter() - t0)
-        out.append({"model": es.name, "paper model": "resnet50", "method": m, "time_s": sum(ts) / len(ts),
+        out.append({"model": es.name, "paper model": "resnet50", "method": m, "n": n, "time_s": sum(ts) / len(ts),
                     "passes": int(passes["forward"] + passes["backward"])})
     df = pd.DataFrame(out)
     res = compare(df.drop(columns="passes"), "groupcam:3", KEYS, ["time_s"], order={"method": list(names)}, digits=4,
@@ -224,13 +224,18 @@ def pointing_table(study: Study, es: EvalSet, names: Sequence[str], tolerance: f
         hits = pointing_game(sal, es.data.boxes, t, box_labels=es.data.box_labels, tolerance=tol, reduce=False)
         per[label(m)] = r["per_category"]
         hits_by_image.append(pd.DataFrame({"model": es.name, "method": label(m), "image": list(es.data.names),
-                                       "SP": hits.detach().float().cpu().numpy()}))
+                                           "SP": hits.detach().float().cpu().numpy()}))
         # SP is the mean over categories (the paper); n and the 95 % interval from the per-image hits
         means_.append({"model": es.name, "paper model": "resnet50", "method": m,
                        "n": int((~torch.isnan(hits)).sum()), "SP": r["SP"], f"SP {SPREAD}": bootstrap_halfwidth(hits)})
     inf = es.model.xaikit
     cats = sorted({c for d in per.values() for c in d})
-    table = pd.DataFrame({meth: [d.get(c, float("nan")) for c in cats] for meth, d in per.items()},
+    # n: the images that count for a category (a box of it, and it is the class explained), as the hits above
+    hit = torch.as_tensor(hits).reshape(-1)
+    tt = torch.as_tensor(t).reshape(-1).cpu()
+    n_of = {c: int(((tt == c) & ~torch.isnan(hit.cpu())).sum()) for c in cats}
+    table = pd.DataFrame({"n": [n_of[c] for c in cats],
+                          **{meth: [d.get(c, float("nan")) for c in cats] for meth, d in per.items()}},
                          index=[inf.class_name(c) for c in cats])
     table.index.name = "category"
     out = compare(pd.DataFrame(means_), "groupcam:4", KEYS, ["SP"], order={"method": list(names)}, protocol=p)
