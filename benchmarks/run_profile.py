@@ -81,7 +81,7 @@ def training_seconds(cache: Path) -> list[tuple[float, str]]:
         eps = h.get("epochs", []) if isinstance(h, dict) else []
         if eps and all("time_s" in e for e in eps):
             c = h.get("config", {})
-            how = "baseline (λ = 0)" if not c.get("lam") else f"λ = {c.get('lam')}, {c.get('error', '?')}"
+            how = "baseline, λ = 0" if not c.get("lam") else f"λ = {c.get('lam')}, {c.get('error', '?')}"
             out.append((sum(e["time_s"] for e in eps),
                         f"{pt.stem.split('-')[0]} interpretable-gradient training ({how}, {len(eps)} epochs)"))
     return sorted(out, reverse=True)
