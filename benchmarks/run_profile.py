@@ -30,7 +30,8 @@ def notebooks(reports: Path) -> list[tuple[str, float, str]]:
     for prov in sorted(reports.glob("0*/provenance.json")):
         d = json.loads(prov.read_text())
         git = d.get("git") or {}
-        out.append((prov.parent.name, float(d.get("wall_s") or 0), str(git.get("commit", "") if isinstance(git, dict) else git)[:7]))
+        commit = git.get("commit", "") if isinstance(git, dict) else git
+        out.append((prov.parent.name, float(d.get("wall_s") or 0), str(commit)[:7]))
     return out
 
 

@@ -206,7 +206,8 @@ def ablation(study: Study, es: EvalSet, reference: Sequence[str]) -> pd.DataFram
     wide = means(f, ["AD", "AG", "AI"], by=("method",))
     parts = wide.method.str.split(":", expand=True).reindex(columns=[0, 1, 2])
     wide = wide.assign(method=parts[0], objective=parts[1].fillna("none"), normalization=parts[2].fillna("none"))
-    wide = wide[["method", "objective", "normalization", "n", "AD", "AG", "AI"] + [f"{m} {SPREAD}" for m in ("AD", "AG", "AI")]]
+    wide = wide[["method", "objective", "normalization", "n", "AD", "AG", "AI"]
+                + [f"{m} {SPREAD}" for m in ("AD", "AG", "AI")]]
     out = compare(wide, "thesis:2.8", ["method", "objective", "normalization"], ["AD", "AG", "AI"],
                   order={"method": list(reference) + ["opticam"]}, protocol=protocol("thesis:2.8", cfg.protocol))
     for c in ("objective", "normalization"):

@@ -38,8 +38,8 @@ from .params import param
 from .protocols import protocol
 from .specs import ModelSpec, load_model
 from .store import config_hash
-from .study import (BOOTSTRAP, SPREAD, EvalSet, Study, bootstrap_halfwidth, combine, compare, concat_compared, fingerprint,
-                    hold_per_image, keep_per_image, label, means, paper_model, per_image, row_ahead)
+from .study import (BOOTSTRAP, SPREAD, EvalSet, Study, bootstrap_halfwidth, combine, compare, concat_compared,
+                    fingerprint, hold_per_image, keep_per_image, label, means, paper_model, per_image, row_ahead)
 
 METHODS = ["gradcam", "gradcampp", "scorecam"]
 #: synthetic settings standing in for the thesis' datasets
@@ -371,8 +371,8 @@ def _variant_rows(study: Study, spec: str, methods: Sequence[str], variants, pid
                          **_accuracy_row(accuracy(s, te))})
         if methods:
             w = saliency(study, eval_set(cfg, spec, s, "imagenet", f"{pid_key}={val}"), methods)
-            sal_rows += [{**base, "method": r.method, "n": r["n"], **{c: r[c] for m in SAL for c in (m, f"{m} {SPREAD}")}}
-                         for _, r in w.iterrows()]
+            sal_rows += [{**base, "method": r.method, "n": r["n"],
+                          **{c: r[c] for m in SAL for c in (m, f"{m} {SPREAD}")}} for _, r in w.iterrows()]
     keys = {"paper model": "model", pid_key: pid_key, "method": "method"}
     if "method" not in P.table(pid).columns:  # Table 3.4 has accuracy rows only
         del keys["method"]
