@@ -227,7 +227,9 @@ def ablation_table(study: Study, sets: Sequence[EvalSet], change: Mapping, pid: 
     res = out[0].merge(out[1], on=keys)
     res["diff published"] = res[f"ADCC {variant_name} published"] - res["ADCC default published"]
     res["diff reproduced"] = res[f"ADCC {variant_name} reproduced"] - res["ADCC default reproduced"]
+    attrs = dict(res.attrs)  # compare()'s (the published table joined): a merge with a plain frame drops them
     res = res.merge(table[keys + [f"diff {SPREAD}"]], on=keys, how="left")  # paired: the images resampled jointly
+    res.attrs.update(attrs)
     res = res.drop(columns=["method_id", "kernel"]).round(2)
     res.attrs["protocol"] = protocol(pid, study.cfg.protocol).caption()
     return res
