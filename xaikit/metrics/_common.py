@@ -68,14 +68,15 @@ def check_model(model, name: str = "model") -> nn.Module:
     return model
 
 
-def runner(model: nn.Module, x: torch.Tensor, twin, metric: str = "metric") -> nn.Module:
+def runner(model: nn.Module, x: torch.Tensor, twin, metric: str = "metric", setting: str | None = None) -> nn.Module:
     """The module the metric's forwards go through: when ``twin``, :func:`xaikit.models.inference_twin` of
     ``model`` (BatchNorm folded, channels-last, checked against the model on ``x``) at the metric precision
     (:func:`xaikit.config.metric_setting`: under the default ``"auto"``, bf16 where the device runs it natively
     and only after it matched fp32 on ``metric``'s own first perturbed images, :func:`xaikit.models.fast.metric_runner`;
-    an explicit bf16/fp16 as asked), else the model (in fp32).
+    an explicit bf16/fp16 as asked), else the model (in fp32). ``setting``: a precision that overrides the
+    metric precision (``"fp32"``: the metrics kept at fp32 whatever the setting, :mod:`xaikit.metrics.recognition`).
     Call it inside :func:`eval_guard` (a model in train mode has no twin)."""
-    return metric_runner(model, x, metric) if check_bool("twin", twin) else model
+    return metric_runner(model, x, metric, setting) if check_bool("twin", twin) else model
 
 
 def unchecked_logits(out, batch: int, where: str = "model(x)") -> torch.Tensor:
