@@ -167,3 +167,29 @@ def test_composite_puts_the_centre_halves_side_by_side():
     c = ch6.composite(a, b)
     assert c.shape == (1, 3, 4, 8)
     assert c[0, 0, 0].tolist() == [2, 3, 4, 5, 12, 13, 14, 15]  # the centre half of each photo
+
+
+@pytest.mark.parametrize("warm_up_s, calls", [(1e9, 3), (0.0, 2)])
+def test_time_table_keeps_a_long_first_call_as_the_first_image(small, tmp_path, monkeypatch, warm_up_s, calls):
+    """Table 3 times ``time_images`` images one at a time after a warm-up call; a warm-up longer than WARM_UP_S
+    is the first image's time (2 images: 3 calls with a short warm-up, 2 with a long one)."""
+    made = []
+
+    def counting(*a, **k):
+        cam = create(*a, **k)
+        made.append(0)
+        i = len(made) - 1
+
+        def call(x, t):
+            made[i] += 1
+            return cam(x, t)
+        return call
+
+    create = ch6.attributors.create
+    monkeypatch.setattr(ch6.attributors, "create", counting)
+    monkeypatch.setattr(ch6, "WARM_UP_S", warm_up_s)
+    data = load_batch(synthetic(n=2, num_classes=4, size=32, seed=2, split="test"))
+    es = EvalSet("resnet18_cifar@synthetic", small, data, "synthetic")
+    t3 = ch6.time_table(_study(tmp_path, time_images=2), es, ["gradcam", "groupcam"])
+    assert made == [calls, calls]
+    assert list(t3["n"]) == [2, 2] and (t3["time_s reproduced"] > 0).all()

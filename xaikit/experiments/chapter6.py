@@ -38,6 +38,7 @@ from ..data.subsets import stratified_indices
 from ..data.synthetic import synthetic
 from ..errors import InputError
 from ..metrics.localization import pointing_game
+from ..models.fast import inference_twin
 from ..reports.figures import curves, overlay, saliency_colorbar
 from ..training.finetune import FinetuneConfig, finetune as finetune_run
 from ..training.small import evaluate as top1_of
@@ -180,21 +181,36 @@ def theta_table(study: Study, es: EvalSet, thetas: Sequence[float], groups: int 
     return pd.DataFrame(out).round(2)
 
 
+#: a first call (Table 3's warm-up) longer than this many seconds counts as the first timed image: what a first
+#: call adds once (hooks, allocations; the inference twin is built before any method is timed) is milliseconds,
+#: under 1 % of such a call, and repeating it cost 17 s of the default profile (Score-CAM and RISE on Lite0)
+WARM_UP_S = 1.0
+
+
 def time_table(study: Study, es: EvalSet, names: Sequence[str]) -> pd.DataFrame:
     """Table 3: wall-clock seconds per image (one image at a time, after one warm-up call), next to the
-    paper's (RTX 2080Ti) numbers, and the network passes per image behind them (machine-independent)."""
+    paper's (RTX 2080Ti) numbers, and the network passes per image behind them (machine-independent).
+
+    The model's inference twin (BatchNorm folded, precision checked) is built first, so no method is charged
+    for it; a warm-up call longer than :data:`WARM_UP_S` is kept as the first image's time instead of being
+    repeated."""
     cfg = study.cfg
     n = min(cfg.time_images, len(es.data))
     x = on_model(es.model, es.model.xaikit.normalize(es.data.images[:n]))  # timed calls start on the device
     p = protocol("groupcam:3", cfg.protocol)
     t = resolve_targets(es.model, x, es.data.labels[:n], p.target)
+    inference_twin(es.model, x[:1])  # cached: the perturbation methods' forwards find it built
     out = []
     for m, (method, o) in rows(cfg, names, "groupcam:3").items():
         cam = attributors.create(method, es.model, **o)
         with count_passes(es.model) as passes:  # warm-up (RISE draws its masks, allocator warms)
+            synchronize(x.device)
+            t0 = time.perf_counter()
             cam(x[:1], t[:1])
-        ts = []
-        for i in range(n):
+            synchronize(x.device)
+            first = time.perf_counter() - t0
+        ts = [first] if first > WARM_UP_S else []
+        for i in range(len(ts), n):
             synchronize(x.device)
             t0 = time.perf_counter()
             cam(x[i:i + 1], t[i:i + 1])
