@@ -207,6 +207,12 @@ def test_jobs_run_notebooks_side_by_side_with_shared_cores(tmp_path, monkeypatch
     assert rec["run"]["longest_s"] == 999.0 and rec["run"]["wall_s"] < 999
     assert xr._last_wall(tmp_path / "_ci" / "01_pass") == 999.0
     assert xr._last_wall(tmp_path / "_ci" / "no_such_notebook") == 0.0
+    # a cold run that took at least half the weight (faster code, a faster machine) becomes the weight
+    rec = json.loads((tmp_path / "_ci" / "01_pass" / "provenance.json").read_text())
+    rec["run"].update(wall_s=600.0, longest_s=999.0)
+    (tmp_path / "_ci" / "01_pass" / "provenance.json").write_text(json.dumps(rec))
+    assert xr._last_wall(tmp_path / "_ci" / "01_pass") == 600.0
+    assert xr._weight(400.0, 999.0) == 999.0 and xr._weight(500.0, 999.0) == 500.0 and xr._weight(5.0, 0.0) == 5.0
     assert "01_pass" in (tmp_path / "_ci" / "index.md").read_text()
     with pytest.raises(SystemExit):
         xr.main(["--profile", str(PROFILE), "--jobs", "0"])

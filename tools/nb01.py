@@ -19,7 +19,7 @@ published numbers), Tables 1.2/1.3 as **xaikit's own catalogue** of the methods 
 | profile | Table 1.1 accuracy | catalogue run at | figures at | expensive methods |
 |---|---|---|---|---|
 | `ci` (the defaults below) | bundled EfficientNet-Lite0 on the ten-crop views of the labelled bundled photos | 64 px | 64 px | few iterations / masks; Score-CAM at an earlier, narrower layer |
-| `default` | same | 128 px | 224 px | the methods' own defaults |
+| `default` | same | 128 px | 224 px | the methods' own defaults, but Extremal Perturbation 100 of its 800 iterations and RISE 1000 of its 4000 masks (38 s and 15 s per image at their defaults here: the cost column shows the families' ratios either way) |
 | `full` | + ImageNet validation for every Table 1.1 network (`imagenet_root`, local weights) | 224 px | 224 px | defaults |
 
 Parameters and GFLOPs do not depend on the profile: they are counted at 224 px on the architectures built on
@@ -165,8 +165,9 @@ rep.table(t12, "1.2", caption="Saliency methods implemented by xaikit, measured 
 Layer-CAM) need one forward and one backward pass per image; Score-CAM needs one forward pass per channel of its
 layer (hundreds), RISE one per mask (`n_masks`), and the optimization methods (Opti-CAM, Extremal) one forward and
 backward per iteration. CAM and Score-CAM need no gradient at all. Every row should run and give a map in [0, 1]
-(a claim). Times are for a 64 px image on this machine with the reduced options of `catalogue_options`, so only
-their ratios mean something; the thesis' own Table 1.2 is a list of references, not measurements.
+(a claim). Times are for one `catalogue_size` image on this machine with the options of `catalogue_options` (the
+`options` column: fewer iterations and masks make a method proportionally cheaper), so only their ratios mean
+something; the thesis' own Table 1.2 is a list of references, not measurements.
 """),
 ("md", """
 ## Table 1.3 — the evaluation metrics xaikit implements

@@ -175,17 +175,29 @@ def _swap_in(stage: Path, dest: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+#: a run that took at least this fraction of a notebook's scheduling weight did the notebook's work (an empty or
+#: cold cache) and its time becomes the weight; a shorter one was a warm rerun and leaves the weight as it was
+COLD_FRACTION = 0.5
+
+
+def _weight(wall: float, previous: float) -> float:
+    """The scheduling weight after a run of ``wall`` seconds, the weight being ``previous`` before it."""
+    return wall if wall >= COLD_FRACTION * previous else max(wall, previous)
+
+
 def _last_wall(folder: Path) -> float:
-    """The scheduling weight of a notebook (0 when unknown): the longest any recorded run of its report took
-    (``run.longest_s``, else the last run's ``wall_s``).  Not the last run's time alone: a rerun on a warm cache
-    takes seconds, and ordering by it started the two longest notebooks of the default profile last (25 min
-    instead of ~23 on 2 cores)."""
+    """The scheduling weight of a notebook (0 when unknown): the time of its latest run that did its work
+    (``run.wall_s``, unless that run was a warm rerun, shorter than :data:`COLD_FRACTION` of the weight before
+    it, ``run.longest_s``).  Not the last run's time alone: a rerun on a warm cache takes seconds, and ordering
+    by it started the two longest notebooks of the default profile last (25 min instead of ~23 on 2 cores).  Not
+    the longest run ever either: that kept the weights of slower code and machines (the default profile's
+    order then ended 13 s later than the one its latest cold run gives)."""
     rec = prov.read_json(folder / "provenance.json")
     run = rec.get("run") if isinstance(rec, dict) else None
     if not isinstance(run, dict):
         return 0.0
     try:
-        return max(float(run.get("wall_s") or 0), float(run.get("longest_s") or 0))
+        return _weight(float(run.get("wall_s") or 0), float(run.get("longest_s") or 0))
     except (TypeError, ValueError):
         return 0.0
 
@@ -279,7 +291,7 @@ def run_notebook(path: Path, params: dict, out_dir: Path, reports_root: Path,
                    "git": prov.git_info(), "versions": prov.versions(), "device": prov.device_info()}
         rec["run"] = {"status": status, "error": res.error, "cell": res.cell, "started": started,
                       "finished": prov.now(), "wall_s": round(wall, 3), "injected": params,
-                      "longest_s": round(max(wall, _last_wall(out_dir)), 3),  # scheduling weight (_last_wall)
+                      "longest_s": round(_weight(wall, _last_wall(out_dir)), 3),  # scheduling weight (_last_wall)
                       "cell_timings": timings, "source": str(path)}
         if status != "passed":
             rec["run"].update(partial=True, complete_report=kept)
@@ -337,7 +349,7 @@ def run(profile: str = "default", patterns: Sequence[str] | None = None, dry_run
     None keeps the environment's (default ``"auto"``: bf16 for the perturbation methods on a CUDA device that
     supports it or a CPU that runs bf16 natively, fp32 elsewhere; the metrics in bf16 only where their own check
     passes). ``jobs``: notebooks run side by side, each in its own process with ``cores // jobs`` threads (queued
-    so that the lanes end together by the longest recorded runs, :func:`lane_order`); a model two of them need is
+    so that the lanes end together by the recorded cold runs, :func:`lane_order`); a model two of them need is
     trained once (:func:`xaikit.config.file_lock`). The threads follow the ``jobs`` asked for, also when fewer
     notebooks are chosen, so a notebook rerun alone evaluates with the threads it had in the full run (training
     always runs on one thread, :func:`xaikit.config.training_threads`, since SGD amplifies the rounding of a
@@ -435,7 +447,7 @@ def run(profile: str = "default", patterns: Sequence[str] | None = None, dry_run
             import multiprocessing as mp
 
             # each notebook in a process of its own (a kernel's environment is set in its runner's
-            # os.environ), queued in the order whose lanes end first by the longest recorded runs (_last_wall)
+            # os.environ), queued in the order whose lanes end first by the recorded cold runs (_last_wall)
             queue = lane_order([_last_wall(root / t[0].stem) for t in tasks], jobs)
             tasks = [tasks[i] for i in queue]
             pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"))
