@@ -48,7 +48,7 @@ from .protocols import protocol
 from .specs import ModelSpec, load_model
 from .grid import method_rows
 from .study import (SPREAD, EvalSet, Study, bootstrap_halfwidth, compare, config_hash, fingerprint, hold_per_image,
-                    keep_per_image, label, means, paper_model, per_image, proportion_halfwidth, verdict)
+                    keep_per_image, label, means, paper_model, per_image, proportion_halfwidth, row_ahead, verdict)
 
 METHODS = ["gradcam", "gradcampp", "rise", "scorecam", "groupcam"]
 #: at the small tiers, which column of the paper each of our models stands beside
@@ -409,6 +409,10 @@ def finetune_data(cfg: Params):
     return train, Subset(test, stratified_indices([r["label"] for r in test.records], cfg.finetune_test, cfg.seed))
 
 
+#: the rows of Table 7's fine-tuned models (:func:`finetune`), by training kind
+FINETUNED = {"plain": "fine-tuned, plain images", "groupcam": "fine-tuned, Group-CAM-masked images"}
+
+
 def finetune(study: Study, snapshots: list | None = None) -> tuple[pd.DataFrame, torch.nn.Module]:
     """§5 at the profile's scale: fine-tune two copies of ``finetune_model`` with identical seed, data order
     and schedule (:func:`xaikit.training.finetune.finetune`: SGD, momentum 0.9, weight decay 1e-4, lr divided
@@ -444,7 +448,7 @@ def finetune(study: Study, snapshots: list | None = None) -> tuple[pd.DataFrame,
         else:
             finetune_run(model, train, config=fc, checkpoint_dir=ckdir)
             seconds = time.perf_counter() - t0
-        out.append({"model": f"fine-tuned, {'Group-CAM-masked' if kind == 'groupcam' else 'plain'} images",
+        out.append({"model": FINETUNED[kind],
                     "training": kind, "paper model": "resnet50", "epochs": cfg.finetune_epochs,
                     "top1": top1_of(model, test) * 100, "time_s": seconds})
     out = [{**r, "n": n, f"top1 {SPREAD}": proportion_halfwidth(r["top1"], n)} for r in out]  # over the test images
@@ -514,13 +518,16 @@ def finetune_figure(study: Study, base: torch.nn.Module, snapshots: Sequence, n:
 
 
 # ---------------------------------------------------------------------------------------- claims
-def claims(t1: pd.DataFrame, t3: pd.DataFrame, t4: pd.DataFrame | None = None) -> dict:
+def claims(t1: pd.DataFrame, t3: pd.DataFrame, t4: pd.DataFrame | None = None,
+           t7: pd.DataFrame | None = None) -> dict:
     """The paper's claims as it states them, on the reproduced tables (every compared method, RISE included):
     §4.3 "Group-CAM outperforms other related approaches in terms of insertion and over-all AUC" and
     "exceeds other methods in terms of deletion AUC except for XRAI" (XRAI is not implemented here); §4.4
     "Group-CAM beats all the other compared approaches" in the pointing game; Table 3: Grad-CAM and
     Group-CAM run in less than a second per image, and (machine-independent, what that time stands on)
-    Group-CAM needs fewer network passes than the region-based RISE and Score-CAM."""
+    Group-CAM needs fewer network passes than the region-based RISE and Score-CAM; §5 (``t7``, :func:`finetune`)
+    "fine-tune with Group-CAM can contribute to 0.59% (76.74% vs. 76.15%) improvement in terms of Top-1
+    accuracy", judged by the two top-1 values' 95 % intervals over the test images (:func:`ahead`)."""
     pp = t3.set_index("method")["passes"]
     ts = t3.set_index("method")["time_s reproduced"]
     region = [m for m in ("RISE", "Score-CAM") if m in pp.index]
@@ -539,4 +546,7 @@ def claims(t1: pd.DataFrame, t3: pd.DataFrame, t4: pd.DataFrame | None = None) -
     if t4 is not None and len(t4):
         out["Group-CAM beats all the other methods in the pointing game"] = verdict(t4, "SP", True, "Group-CAM",
                                                                                    exclude=(), by=None)
+    if t7 is not None and len(t7):
+        out["fine-tuning on Group-CAM-masked images improves top-1 over plain fine-tuning (§5)"] = row_ahead(
+            t7, "top1", {"model": FINETUNED["groupcam"]}, {"model": FINETUNED["plain"]})
     return out
