@@ -254,8 +254,9 @@ other row on the same images, image by image: *True* when the 95 % bootstrap int
 difference lies wholly on the leader's side of zero, *False* when it lies wholly on the other side, *within noise*
 when it holds zero (this scale can neither confirm nor refute it). Paired differences are what the shared images
 allow: two methods whose own intervals (the `±` columns) overlap can still differ consistently on every image.
-The fine-tuning claim (§5: +0.59 points top-1 on ImageNet) compares Table 7's two top-1 intervals over the test
-images; a gain of half a point needs tens of thousands of test images to show, so at this scale expect *within noise*.
+The fine-tuning claim (§5: +0.59 points top-1 on ImageNet) pairs the two fine-tuned models on the same test
+images, image by image (hit or miss); a gain of half a point needs thousands of test images to show, so at this
+scale expect *within noise*.
 """),
 ("claims", """
 claims = rep.claims(ch6.claims(t1, t3, t4, t7))

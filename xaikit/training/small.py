@@ -168,16 +168,23 @@ def _loss(logits, y, label_smoothing):
     return F.cross_entropy(logits, y, label_smoothing=label_smoothing)
 
 
-def _correct(logits, y) -> int:
+def _hits(logits, y) -> torch.Tensor:
+    """(B,) bool: the top-1 class is the label (multi-label data: one of the present classes)."""
     pred = logits.argmax(1)
     if _is_multilabel(y):  # top-1 prediction is one of the present classes
-        return int(y.gather(1, pred[:, None]).gt(0).sum())
-    return int((pred == y).sum())
+        return y.gather(1, pred[:, None]).gt(0)[:, 0]
+    return pred == y
+
+
+def _correct(logits, y) -> int:
+    return int(_hits(logits, y).sum())
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, dataset, batch_size: int = 256, device=None) -> float:
-    """Top-1 accuracy in [0, 1] of ``model`` on ``dataset`` (images normalized with ``model.xaikit``).
+def evaluate(model: nn.Module, dataset, batch_size: int = 256, device=None, per_image: bool = False):
+    """Top-1 accuracy in [0, 1] of ``model`` on ``dataset`` (images normalized with ``model.xaikit``); with
+    ``per_image`` the (N,) float tensor of each image's hit (1.0 / 0.0, in the dataset's order, on the CPU), whose
+    mean is that accuracy: two models evaluated on the same set are then compared image by image.
 
     Multi-label data: fraction of images whose top-1 class is one of their labels.
     """
@@ -187,7 +194,7 @@ def evaluate(model: nn.Module, dataset, batch_size: int = 256, device=None) -> f
     was = model.training
     model.eval()
     n = len(dataset)
-    correct = 0
+    hits = []
     for i in range(0, n, batch_size):
         idx = range(i, min(n, i + batch_size))
         if hasattr(dataset, "tensors"):  # synthetic: fast path
@@ -196,9 +203,10 @@ def evaluate(model: nn.Module, dataset, batch_size: int = 256, device=None) -> f
 
             b = load_batch(dataset, idx)
             x, y = b.images, b.labels
-        correct += _correct(model(inf.normalize(x.to(dev))), y.to(dev))
+        hits.append(_hits(model(inf.normalize(x.to(dev))), y.to(dev)).cpu())
     model.train(was)
-    return correct / max(1, n)
+    h = torch.cat(hits).float() if hits else torch.zeros(0)
+    return h if per_image else int(h.sum()) / max(1, n)
 
 
 def train(arch: str = "resnet18_cifar", *, num_classes: int | None = None, size: int | None = None,
