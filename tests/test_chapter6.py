@@ -199,6 +199,8 @@ def test_finetune_snapshots_record_every_epoch_and_do_not_change_the_run(tmp_pat
     again, _ = ch6.finetune(study, snapshots=(snaps2 := []))
     pd.testing.assert_series_equal(again["top1 reproduced"], with_snaps["top1 reproduced"])
     assert again["time_s"].iloc[-1] == with_snaps["time_s"].iloc[-1]  # the recorded training seconds
+    # the plain run too: its epochs' recorded seconds, not the milliseconds of reading its checkpoint
+    assert plain["time_s"].iloc[1] == with_snaps["time_s"].iloc[1] == again["time_s"].iloc[1] > 0.05
     assert [e for e, _ in snaps2] == [0, 1, 2] and all(torch.equal(snaps2[-1][1][k], v) for k, v in snaps[-1][1].items())
 
 

@@ -448,8 +448,9 @@ def finetune(study: Study, snapshots: list | None = None) -> tuple[pd.DataFrame,
                                     lambda on_epoch: finetune_run(model, train, config=fc, on_epoch=on_epoch,
                                                                   transform=lambda x, y, m: groupcam_augment(m, x, y)))
         else:
-            finetune_run(model, train, config=fc, checkpoint_dir=ckdir)
-            seconds = time.perf_counter() - t0
+            history = finetune_run(model, train, config=fc, checkpoint_dir=ckdir)
+            # the epochs' recorded seconds: a rerun reads the finished run from its checkpoint in milliseconds
+            seconds = sum(float(h.get("time_s") or 0.0) for h in history) or (time.perf_counter() - t0)
         hits[FINETUNED[kind]] = top1_of(model, test, per_image=True) * 100
         out.append({"model": FINETUNED[kind],
                     "training": kind, "paper model": "resnet50", "epochs": cfg.finetune_epochs,
