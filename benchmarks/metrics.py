@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 import xaikit as xk
-from xaikit.metrics._common import gaussian_blur
+from xaikit.core.conventions import gaussian_blur
 
 
 def ref_single(model, x01, sal, t, steps, insert, substrate):
