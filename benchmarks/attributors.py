@@ -95,7 +95,7 @@ def main():
     args = ap.parse_args()
     torch.manual_seed(0)
     model = xk.models.load("tf_efficientnet_lite0", weights="bundled")
-    x = model.xaikit.normalize(load_batch(xk.data.samples(names=NAMES, size=224)).images)
+    x = model.xaikit.normalize(load_batch(xk.data.samples(names=NAMES, size=224)).to("cpu").images)  # moved: the CPU model
     with torch.no_grad():
         target = model(x).argmax(1)
     lines = [
@@ -162,10 +162,10 @@ def main():
         ts = {"ours": [], "ref": []}
         for _ in range(args.rounds):  # interleaved: a slow spell of a shared machine hits both
             if ours_fast:
-                low, t = timed(lambda: a.explain(xi, tg))
+                low, t = timed(lambda: a.explain(xi, tg).maps)
             else:
                 with xk.models.fast.disabled():
-                    low, t = timed(lambda: a.explain(xi, tg))
+                    low, t = timed(lambda: a.explain(xi, tg).maps)
             ts["ours"].append(t)
             ref, t = gradcam_pkg(cls, ref_model, get_layer(model, layer), xi, tg)
             ts["ref"].append(t)

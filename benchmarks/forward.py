@@ -1,6 +1,6 @@
 """Forward-pass time per image by memory layout and chunk size (CPU): the measurement behind
 ``xk.models.load(channels_last=True)``, the inference twin (``xk.models.inference_twin``: BatchNorm
-folded, channels-last) and :func:`xaikit.config.auto_batch`.
+folded, channels-last) and :func:`xaikit.core.conventions.auto_batch`.
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/forward.py [--rounds 4]
 
@@ -57,8 +57,8 @@ def main():
             p, c, tw = (statistics.median(res[k, bs]) for k in ("plain", "cl", "twin"))
             lines.append(f"| {name} | {px} | {bs} | {p:.2f} | {c:.2f} | {tw:.2f} | {p / tw:.2f}x |")
             print(lines[-1], flush=True)
-    lines += ["", f"`xk.config.auto_batch`: {xk.config.auto_batch((224, 224))} images per chunk at 224 px, "
-              f"{xk.config.auto_batch((32, 32))} at 32 px (CPU). Load average at start {load0:.1f}, "
+    lines += ["", f"`xk.core.conventions.auto_batch`: {xk.core.conventions.auto_batch((224, 224))} images per chunk at 224 px, "
+              f"{xk.core.conventions.auto_batch((32, 32))} at 32 px (CPU). Load average at start {load0:.1f}, "
               f"at end {os.getloadavg()[0]:.1f}.", ""]
     Path(a.out).write_text("\n".join(lines))
 

@@ -83,9 +83,9 @@ def main():
 
     def batched(bs):
         def run():
-            i = xk.metrics.insertion(model, x, sal, t, steps=a.steps, batch_size=bs, return_curves=True)
-            d = xk.metrics.deletion(model, x, sal, t, steps=a.steps, batch_size=bs, return_curves=True)
-            return i, d
+            i = xk.metrics.insertion_curves(model, x, sal, t, steps=a.steps, batch_size=bs)
+            d = xk.metrics.deletion_curves(model, x, sal, t, steps=a.steps, batch_size=bs)
+            return {"curves": i.curves, "auc": i.auc}, {"curves": d.curves, "auc": d.auc}
         return run
 
     def on_model(run):  # the same batched call with every forward pass on the model (no inference twin)
@@ -139,7 +139,7 @@ def main():
         f"EfficientNet-Lite0 (bundled ImageNet weights), {len(items)} bundled photos at 224 px, "
         f"{a.steps} steps ({math.ceil(224 * 224 / a.steps)} px/step), insertion from blur (11, σ 5) + deletion to "
         f"black: {forwards} image evaluations per method. Batched = `xk.metrics.insertion/deletion` "
-        f"(batch_size={a.batch_size or xk.config.auto_batch((224, 224))}, the auto chunk). The reference loops use the same model.",
+        f"(batch_size={a.batch_size or xk.core.conventions.auto_batch((224, 224))}, the auto chunk). The reference loops use the same model.",
         "",
         f"Machine: {cpu}, {os.cpu_count()} logical CPUs, "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, torch threads {torch.get_num_threads()}, "
