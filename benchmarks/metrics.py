@@ -83,9 +83,8 @@ def main():
 
     def batched(bs):
         def run():
-            i = xk.metrics.insertion_curves(model, x, sal, t, steps=a.steps, batch_size=bs)
-            d = xk.metrics.deletion_curves(model, x, sal, t, steps=a.steps, batch_size=bs)
-            return {"curves": i.curves, "auc": i.auc}, {"curves": d.curves, "auc": d.auc}
+            return (xk.metrics.insertion_curves(model, x, sal, t, steps=a.steps, batch_size=bs),
+                    xk.metrics.deletion_curves(model, x, sal, t, steps=a.steps, batch_size=bs))
         return run
 
     def on_model(run):  # the same batched call with every forward pass on the model (no inference twin)
@@ -119,13 +118,12 @@ def main():
                 res[name] = out
     ins, dele = res["batched"]
     res = {k: (statistics.median(times[k]),
-               v[0]["curves"] if isinstance(v[0], dict) else v[0],
-               v[1]["curves"] if isinstance(v[1], dict) else v[1]) for k, v in res.items()}
+               getattr(v[0], "curves", v[0]), getattr(v[1], "curves", v[1])) for k, v in res.items()}
     tb = res["batched"][0]
     for name, (sec, ci, cd) in res.items():
         dc = max((ci - res["batched"][1]).abs().max().item(), (cd - res["batched"][2]).abs().max().item())
-        da = max((xk.metrics.auc(ci) - ins["auc"]).abs().max().item(),
-                 (xk.metrics.auc(cd) - dele["auc"]).abs().max().item())
+        da = max((xk.metrics.auc(ci) - ins.auc).abs().max().item(),
+                 (xk.metrics.auc(cd) - dele.auc).abs().max().item())
         rows.append(f"| {name} | {sec:.1f} | {sec / tb:.2f} | {dc:.2e} | {da:.2e} |")
     forwards = 2 * len(items) * (a.steps + 1)
     cpu = platform.processor() or platform.machine()
@@ -149,7 +147,7 @@ def main():
         "|---|---|---|---|---|",
         *rows,
         "",
-        f"Mean insertion AUC {ins['auc'].mean():.4f}, mean deletion AUC {dele['auc'].mean():.4f} "
+        f"Mean insertion AUC {ins.auc.mean():.4f}, mean deletion AUC {dele.auc.mean():.4f} "
         "(random smooth maps, predicted class).",
         "",
         "*batched* runs the forward passes on the model's inference twin (`xk.models.inference_twin`: "

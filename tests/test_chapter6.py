@@ -106,6 +106,15 @@ def test_claims_follow_the_tables():
     assert [k for k, v in c.items() if not v] == [k for k in c if "AUC" not in k]
 
 
+#: Group-CAM §5's claim, and a Table 3 / Table 1 that let ch6.claims run
+FT_KEY = "fine-tuning on Group-CAM-masked images improves top-1 over plain fine-tuning (§5)"
+T3 = pd.DataFrame({"method": ["Grad-CAM", "Group-CAM"], "passes": [1, 34], "time_s reproduced": [0.01, 0.2]})
+
+
+def _t1_small():
+    return _t1({"Grad-CAM": 40, "Group-CAM": 55})
+
+
 @pytest.mark.parametrize("gc, gc_hw, plain, plain_hw, expected", [
     (60.0, 2.0, 50.0, 2.0, True), (40.0, 2.0, 50.0, 2.0, False), (50.0, 4.5, 50.6, 4.4, "within noise")])
 def test_finetune_claim_compares_the_two_top1_intervals(gc, gc_hw, plain, plain_hw, expected):
@@ -113,11 +122,8 @@ def test_finetune_claim_compares_the_two_top1_intervals(gc, gc_hw, plain, plain_
     Table 7's 95 % intervals: ahead when they do not overlap, within noise when they do."""
     t7 = pd.DataFrame({"model": ["base (before fine-tuning)", ch6.FINETUNED["plain"], ch6.FINETUNED["groupcam"]],
                        "top1 reproduced": [40.0, plain, gc], "top1 ±": [2.0, plain_hw, gc_hw]})
-    t3 = pd.DataFrame({"method": ["Grad-CAM", "Group-CAM"], "passes": [1, 34], "time_s reproduced": [0.01, 0.2]})
-    c = ch6.claims(_t1({"Grad-CAM": 40, "Group-CAM": 55}), t3, None, t7)
-    key = "fine-tuning on Group-CAM-masked images improves top-1 over plain fine-tuning (§5)"
-    assert c[key] == expected
-    assert key not in ch6.claims(_t1({"Grad-CAM": 40, "Group-CAM": 55}), t3)
+    assert ch6.claims(_t1_small(), T3, None, t7)[FT_KEY] == expected
+    assert FT_KEY not in ch6.claims(_t1_small(), T3)
 
 
 def test_finetune_claim_pairs_the_test_images():
@@ -132,11 +138,9 @@ def test_finetune_claim_pairs_the_test_images():
                        "top1 reproduced": [48.0, 60.0], "top1 ±": [14.0, 14.0]})
     frame = pd.concat([pd.DataFrame({"model": m, "image": range(100), "metric": "top1", "value": h.numpy()})
                        for m, h in ((ch6.FINETUNED["plain"], plain), (ch6.FINETUNED["groupcam"], gc))])
-    t3 = pd.DataFrame({"method": ["Grad-CAM", "Group-CAM"], "passes": [1, 34], "time_s reproduced": [0.01, 0.2]})
-    key = "fine-tuning on Group-CAM-masked images improves top-1 over plain fine-tuning (§5)"
-    assert ch6.claims(_t1({"Grad-CAM": 40, "Group-CAM": 55}), t3, None, t7)[key] == "within noise"
+    assert ch6.claims(_t1_small(), T3, None, t7)[FT_KEY] == "within noise"
     paired = keep_per_image(t7.copy(), frame, ["top1"], by=("model",), relabel=False)
-    assert ch6.claims(_t1({"Grad-CAM": 40, "Group-CAM": 55}), t3, None, paired)[key] is True
+    assert ch6.claims(_t1_small(), T3, None, paired)[FT_KEY] is True
 
 
 def test_evaluate_per_image_hits_average_to_the_accuracy(small):

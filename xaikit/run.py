@@ -182,7 +182,7 @@ COLD_FRACTION = 0.5
 
 def _weight(wall: float, previous: float) -> float:
     """The scheduling weight after a run of ``wall`` seconds, the weight being ``previous`` before it."""
-    return wall if wall >= COLD_FRACTION * previous else max(wall, previous)
+    return wall if wall >= COLD_FRACTION * previous else previous
 
 
 def _last_wall(folder: Path) -> float:

@@ -201,21 +201,20 @@ def time_table(study: Study, es: EvalSet, names: Sequence[str]) -> pd.DataFrame:
     t = resolve_targets(es.model, x, es.data.labels[:n], p.target)
     inference_twin(es.model, x[:1])  # cached: the perturbation methods' forwards find it built
     out = []
+    def seconds(cam, i: int) -> float:
+        """Wall seconds of ``cam`` on image ``i`` alone."""
+        synchronize(x.device)
+        t0 = time.perf_counter()
+        cam(x[i:i + 1], t[i:i + 1])
+        synchronize(x.device)  # CUDA runs asynchronously: time the work, not its launch
+        return time.perf_counter() - t0
+
     for m, (method, o) in rows(cfg, names, "groupcam:3").items():
         cam = attributors.create(method, es.model, **o)
         with count_passes(es.model) as passes:  # warm-up (RISE draws its masks, allocator warms)
-            synchronize(x.device)
-            t0 = time.perf_counter()
-            cam(x[:1], t[:1])
-            synchronize(x.device)
-            first = time.perf_counter() - t0
+            first = seconds(cam, 0)
         ts = [first] if first > WARM_UP_S else []
-        for i in range(len(ts), n):
-            synchronize(x.device)
-            t0 = time.perf_counter()
-            cam(x[i:i + 1], t[i:i + 1])
-            synchronize(x.device)  # CUDA runs asynchronously: time the work, not its launch
-            ts.append(time.perf_counter() - t0)
+        ts += [seconds(cam, i) for i in range(len(ts), n)]
         out.append({"model": es.name, "paper model": "resnet50", "method": m, "n": n, "time_s": sum(ts) / len(ts),
                     "passes": int(passes["forward"] + passes["backward"])})
     df = pd.DataFrame(out)
